@@ -1,0 +1,41 @@
+"""hierclass: robust hierarchical classification.
+
+Invariances split the label set into disjoint equivalence classes; routers send each input to
+its class, leaves predict inside it, and randomized-smoothing certificates grow because fewer
+labels compete. See ``docs/`` and ``DESIGN.md`` for the map of the library.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# Public names and the module that defines each. Imported lazily so that `import hierclass`
+# stays cheap and a notebook only pays for the parts it uses.
+_EXPORTS = {
+    "LabelPartition": "hierclass.partition",
+    "Node": "hierclass.nodes",
+    "Router": "hierclass.nodes",
+    "Leaf": "hierclass.nodes",
+    "RenormalizedLeaf": "hierclass.nodes",
+    "RuleRouter": "hierclass.nodes",
+    "Hierarchy": "hierclass.hierarchy",
+    "Smooth": "hierclass.smoothing",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hierclass' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

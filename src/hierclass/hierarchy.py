@@ -1,0 +1,388 @@
+"""The hierarchy: a tree of routers over leaves, routing each sample on its own (§IV-A, Fig. 3)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Union
+
+import torch
+from torch import nn
+
+from hierclass.batch import Batch, batch_device, batch_size, check_batch, index_batch
+from hierclass.nodes import Leaf, Node, Router, SingletonLeaf
+
+NodePath = tuple[int, ...]
+Child = Union[Leaf, "Hierarchy", None]
+
+
+class Hierarchy:
+    """A tree of classifiers: a router at each internal node, a leaf per equivalence class.
+
+    Parameters
+    ----------
+    root : Router
+        The node that sends each sample to one of ``root.partition``'s classes.
+    children : sequence or mapping
+        ``children[i]`` handles class ``i`` of ``root.partition`` (a mapping may key children
+        by class name or id). Each child is a :class:`~hierclass.nodes.Leaf` over exactly that
+        class's labels, a nested :class:`Hierarchy` whose labels are that class's labels, or
+        ``None`` for a class of one label (a leaf by itself).
+
+    Notes
+    -----
+    Routing is per sample: each node runs only on the samples routed to it, so a sample's
+    output never depends on the rest of the batch (for models in ``eval`` mode; batch
+    normalisation in training mode mixes samples by design). The hierarchy is a plain object;
+    its nodes are ``nn.Module``\\ s.
+
+    Examples
+    --------
+    >>> from hierclass import LabelPartition, Router, RenormalizedLeaf
+    >>> p = LabelPartition({"low": [0, 1, 2], "high": [3, 4]})
+    >>> flat = nn.Linear(6, 5)
+    >>> h = Hierarchy(Router(nn.Linear(6, 2), p),
+    ...               [RenormalizedLeaf(flat, [0, 1, 2]), RenormalizedLeaf(flat, [3, 4])])
+    >>> x = torch.randn(4, 6)
+    >>> h(x).shape, h.predict(x).shape, h.route(x).shape
+    (torch.Size([4, 5]), torch.Size([4]), torch.Size([4, 1]))
+    """
+
+    def __init__(self, root: Router, children: Sequence[Child] | Mapping[Any, Child]):
+        if not isinstance(root, Router):
+            raise TypeError(f"root must be a Router (or RuleRouter), got {type(root).__name__}")
+        partition = root.partition
+        if isinstance(children, Mapping):
+            ordered: list[Child] = [None] * partition.num_classes
+            for key, child in children.items():
+                ordered[partition.class_index(key)] = child
+            missing = [
+                partition.names[i]
+                for i, c in enumerate(ordered)
+                if c is None and len(partition.classes[i]) > 1
+            ]
+            if missing:
+                raise ValueError(f"no child given for classes {missing}")
+            children = ordered
+        if isinstance(children, (str, bytes)) or not isinstance(children, Sequence):
+            raise TypeError(
+                f"children must be a sequence or mapping, got {type(children).__name__}"
+            )
+        if len(children) != partition.num_classes:
+            raise ValueError(
+                f"the root's partition has {partition.num_classes} classes "
+                f"{list(partition.names)} but {len(children)} children were given"
+            )
+        resolved: list[Leaf | Hierarchy] = []
+        for i, child in enumerate(children):
+            labels = partition.classes[i]
+            name = partition.names[i]
+            if child is None:
+                if len(labels) != 1:
+                    raise ValueError(
+                        f"class {name!r} has labels {list(labels)}; only a one-label class "
+                        "may have no child"
+                    )
+                child = SingletonLeaf(labels[0])
+            if isinstance(child, Hierarchy):
+                child_labels = child.labels
+            elif isinstance(child, Leaf):
+                child_labels = child.labels
+            elif isinstance(child, Router):
+                raise TypeError(
+                    f"child {name!r} is a bare Router; wrap it with its children in a Hierarchy"
+                )
+            else:
+                raise TypeError(
+                    f"child {name!r} must be a Leaf, a Hierarchy or None, got "
+                    f"{type(child).__name__}"
+                )
+            if sorted(child_labels) != list(labels):
+                raise ValueError(
+                    f"child {name!r} covers labels {sorted(child_labels)} but the partition's "
+                    f"class {name!r} is {list(labels)}"
+                )
+            resolved.append(child)
+        self.root = root
+        self.children: tuple[Leaf | Hierarchy, ...] = tuple(resolved)
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def partition(self):
+        """The root's partition."""
+        return self.root.partition
+
+    @property
+    def labels(self) -> tuple[int, ...]:
+        """All labels the tree predicts (sorted)."""
+        return self.root.partition.labels
+
+    @property
+    def num_labels(self) -> int:
+        """Width of the full-label outputs: ``max(label) + 1``."""
+        return self.root.partition.num_labels
+
+    @property
+    def depth(self) -> int:
+        """Number of routers on the longest root-to-leaf path."""
+        return 1 + max((c.depth for c in self.children if isinstance(c, Hierarchy)), default=0)
+
+    def nodes(self) -> list[tuple[NodePath, Node]]:
+        """Every node with its path (class ids from the root), depth first; the root is ``()``.
+
+        Examples
+        --------
+        >>> from hierclass import LabelPartition, Router, Leaf
+        >>> h = Hierarchy(Router(nn.Linear(2, 2), LabelPartition([[0, 1], [2]])),
+        ...               [Leaf(nn.Linear(2, 2), [0, 1]), None])
+        >>> [(path, type(n).__name__) for path, n in h.nodes()]
+        [((), 'Router'), ((0,), 'Leaf'), ((1,), 'SingletonLeaf')]
+        """
+        out: list[tuple[NodePath, Node]] = [((), self.root)]
+        for i, child in enumerate(self.children):
+            if isinstance(child, Hierarchy):
+                out.extend(((i,) + path, node) for path, node in child.nodes())
+            else:
+                out.append(((i,), child))
+        return out
+
+    def leaves(self) -> list[tuple[NodePath, Leaf]]:
+        """The leaves with their paths."""
+        return [(p, n) for p, n in self.nodes() if isinstance(n, Leaf)]
+
+    def node_at(self, path: Sequence[int]) -> Node:
+        """The node at ``path`` (a router or a leaf)."""
+        path = tuple(path)
+        if not path:
+            return self.root
+        head, rest = path[0], path[1:]
+        if not 0 <= head < len(self.children):
+            raise ValueError(f"path {path}: class id {head} outside 0..{len(self.children) - 1}")
+        child = self.children[head]
+        if isinstance(child, Hierarchy):
+            return child.node_at(rest)
+        if rest:
+            raise ValueError(f"path {path} goes below a leaf")
+        return child
+
+    def path_of_label(self, label: int) -> NodePath:
+        """Class ids along the route that leads to ``label``'s leaf."""
+        cls = self.partition.class_of(int(label))
+        child = self.children[cls]
+        if isinstance(child, Hierarchy):
+            return (cls,) + child.path_of_label(label)
+        return (cls,)
+
+    def modules(self) -> Iterator[nn.Module]:
+        """Distinct ``nn.Module`` nodes (shared models are visited once by ``parameters``)."""
+        for _, node in self.nodes():
+            yield node
+
+    def parameters(self) -> Iterator[nn.Parameter]:
+        """Distinct parameters of all nodes (a flat model shared by leaves counts once)."""
+        seen: set[int] = set()
+        for node in self.modules():
+            for p in node.parameters():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    yield p
+
+    def to(self, *args: Any, **kwargs: Any) -> Hierarchy:
+        """Move every node (like ``nn.Module.to``); returns ``self``."""
+        for node in self.modules():
+            node.to(*args, **kwargs)
+        return self
+
+    def train(self, mode: bool = True) -> Hierarchy:
+        """Set every node's training mode; returns ``self``."""
+        for node in self.modules():
+            node.train(mode)
+        return self
+
+    def eval(self) -> Hierarchy:
+        """Evaluation mode for every node; returns ``self``."""
+        return self.train(False)
+
+    @property
+    def training(self) -> bool:
+        return any(node.training for node in self.modules())
+
+    # ------------------------------------------------------------------ inference
+    def __call__(self, x: Batch) -> torch.Tensor:
+        return self.forward(x)
+
+    def forward(self, x: Batch) -> torch.Tensor:
+        """Probabilities over all labels ``[B, num_labels]``, zero outside the chosen class.
+
+        Each sample's row is its leaf's softmax placed at the leaf's labels (Fig. 3).
+        """
+        probs, _, _ = self._run(x)
+        return probs
+
+    def predict(self, x: Batch) -> torch.Tensor:
+        """Predicted global label of each sample, ``LongTensor [B]``."""
+        _, labels, _ = self._run(x)
+        return labels
+
+    def route(self, x: Batch) -> torch.Tensor:
+        """Class id chosen at each level, ``LongTensor [B, depth]``; ``-1`` below a leaf."""
+        _, _, route = self._run(x)
+        return route
+
+    def predict_with_route(self, x: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Labels ``[B]`` and routes ``[B, depth]`` from one pass."""
+        _, labels, route = self._run(x)
+        return labels, route
+
+    def _run(self, x: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        n = check_batch(x)
+        device = batch_device(x)
+        probs = torch.zeros(n, self.num_labels, device=device)
+        labels = torch.full((n,), -1, dtype=torch.long, device=device)
+        route = torch.full((n, self.depth), -1, dtype=torch.long, device=device)
+        rows = torch.arange(n, device=device)
+        self._descend(x, rows, probs, labels, route, level=0)
+        return probs, labels, route
+
+    def _descend(self, x, rows, probs, labels, route, level) -> None:
+        choice = self.root(x).argmax(dim=1)
+        route[rows, level] = choice
+        for k, child in enumerate(self.children):
+            picked = (choice == k).nonzero().flatten()
+            if picked.numel() == 0:
+                continue
+            x_k = index_batch(x, picked)
+            rows_k = rows[picked.to(rows.device)]
+            if isinstance(child, Hierarchy):
+                child._descend(x_k, rows_k, probs, labels, route, level + 1)
+                continue
+            p = torch.softmax(child(x_k), dim=1).to(probs.dtype)
+            index = torch.tensor(child.labels, device=probs.device)
+            probs[rows_k.unsqueeze(1), index.unsqueeze(0)] = p
+            labels[rows_k] = index[p.argmax(dim=1)]
+
+    def soft_forward(self, x: Batch) -> torch.Tensor:
+        """Differentiable surrogate ``P(label) = P(route) * P(label | leaf)``, ``[B, num_labels]``.
+
+        Every node runs on every sample; the probability of a label is the product of the
+        router probabilities along its path times its leaf's probability. Joint attacks use
+        it to trade off misrouting against misclassifying inside the class.
+        """
+        n = check_batch(x)
+        return self._soft(x, n)
+
+    def _soft(self, x: Batch, n: int) -> torch.Tensor:
+        route_p = torch.softmax(self.root(x), dim=1)
+        out = torch.zeros(n, self.num_labels, device=route_p.device, dtype=route_p.dtype)
+        for k, child in enumerate(self.children):
+            if isinstance(child, Hierarchy):
+                inner = child._soft(x, n)
+                width = min(inner.shape[1], out.shape[1])
+                out[:, :width] = out[:, :width] + route_p[:, k : k + 1] * inner[:, :width]
+            else:
+                leaf_p = torch.softmax(child(x), dim=1)
+                index = torch.tensor(child.labels, device=out.device)
+                out = out.index_add(1, index, route_p[:, k : k + 1] * leaf_p)
+        return out
+
+    def node_outputs(self, x: Batch) -> dict[NodePath, torch.Tensor]:
+        """Each node's probabilities on every sample: ``{path: [B, node.num_outputs]}``."""
+        check_batch(x)
+        return {path: torch.softmax(node(x), dim=1) for path, node in self.nodes()}
+
+    # ------------------------------------------------------------------ training sets
+    def node_dataset(
+        self, x: Batch, y: torch.Tensor, path: Sequence[int] = ()
+    ) -> tuple[Batch, torch.Tensor]:
+        """Training set of the node at ``path``: the samples whose label lies below it.
+
+        Returns ``(x_subset, targets)``: coarse class ids for a router, local label indices
+        (positions in ``leaf.labels``) for a leaf.
+
+        Examples
+        --------
+        >>> from hierclass import LabelPartition, Router, Leaf
+        >>> h = Hierarchy(Router(nn.Linear(2, 2), LabelPartition([[0, 2], [1]])),
+        ...               [Leaf(nn.Linear(2, 2), [2, 0]), None])
+        >>> y = torch.tensor([0, 1, 2, 2])
+        >>> h.node_dataset(torch.zeros(4, 2), y)[1]
+        tensor([0, 1, 0, 0])
+        >>> h.node_dataset(torch.zeros(4, 2), y, path=(0,))[1]
+        tensor([1, 0, 0])
+        """
+        if not isinstance(y, torch.Tensor) or y.dtype != torch.long:
+            raise TypeError(f"y must be a LongTensor of labels, got {getattr(y, 'dtype', type(y))}")
+        n = batch_size(x)
+        if y.shape != (n,):
+            raise ValueError(f"y must have shape [{n}] to match x, got {list(y.shape)}")
+        bad = y[(y < 0) | (y >= self.num_labels)]
+        if bad.numel():
+            raise ValueError(f"labels {bad.unique().tolist()} outside 0..{self.num_labels - 1}")
+        node = self.node_at(path)
+        lookup = torch.full((self.num_labels,), -1, dtype=torch.long)
+        if isinstance(node, Router):
+            for label in node.labels:
+                lookup[label] = node.partition.class_of(label)
+        else:
+            for local, label in enumerate(node.labels):
+                lookup[label] = local
+        targets = lookup.to(y.device)[y]
+        keep = (targets >= 0).nonzero().flatten()
+        return index_batch(x, keep), targets[keep]
+
+    def router_targets(self, y: torch.Tensor) -> torch.Tensor:
+        """The root's coarse targets (class id of each label)."""
+        return self.partition.class_of(y)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Save to a directory: ``hierarchy.json`` (the tree) and ``weights.pt`` (tensors).
+
+        Models are rebuilt on :meth:`load` by name (``hierclass.models``) or by a
+        ``model_factory``; rules by the ``rules`` mapping. Nothing pickled is executed.
+        """
+        from hierclass.persistence import save_hierarchy
+
+        return save_hierarchy(self, path)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        model_factory: Any = None,
+        rules: Mapping[str, Any] | None = None,
+        map_location: str | torch.device = "cpu",
+    ) -> Hierarchy:
+        """Load a hierarchy saved by :meth:`save` (``torch.load(weights_only=True)``).
+
+        Parameters
+        ----------
+        path : str or Path
+            Directory written by :meth:`save`.
+        model_factory : callable or mapping, optional
+            For models not built by name: ``model_factory(entry) -> nn.Module`` receives the
+            model's JSON entry (``index``, ``class``, ``spec``); a mapping is keyed by index.
+        rules : mapping, optional
+            Rule name -> callable for each :class:`~hierclass.nodes.RuleRouter`.
+        """
+        from hierclass.persistence import load_hierarchy
+
+        return load_hierarchy(
+            path, model_factory=model_factory, rules=rules, map_location=map_location
+        )
+
+    # ------------------------------------------------------------------ display
+    def __repr__(self) -> str:
+        lines = ["Hierarchy", f"└─ {self.root.describe()}"]
+        self._draw(lines, prefix="   ")
+        return "\n".join(lines)
+
+    def _draw(self, lines: list[str], prefix: str) -> None:
+        for i, child in enumerate(self.children):
+            last = i == len(self.children) - 1
+            branch = "└─" if last else "├─"
+            name = self.partition.names[i]
+            node = child.root if isinstance(child, Hierarchy) else child
+            lines.append(f"{prefix}{branch} {name}: {node.describe()}")
+            if isinstance(child, Hierarchy):
+                child._draw(lines, prefix + ("   " if last else "│  "))

@@ -1,0 +1,341 @@
+"""Nodes of a hierarchy: routers enforce an invariance, leaves predict inside a class.
+
+Nodes are plain :class:`torch.nn.Module` wrappers around any model or callable returning
+scores. Each node reads one input *modality*: with ``input_key=None`` the batch is a tensor,
+with ``input_key="lidar"`` the batch is a dict and the node reads ``x["lidar"]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from hierclass.batch import Batch, batch_size
+from hierclass.partition import LabelPartition
+
+
+class Node(nn.Module):
+    """Base class of routers and leaves: modality selection and output validation.
+
+    Subclasses set ``num_outputs`` and implement :meth:`scores`.
+    """
+
+    #: True for nodes whose output does not depend on perturbable inputs (rules, constants).
+    deterministic: bool = False
+
+    def __init__(self, input_key: str | None = None) -> None:
+        super().__init__()
+        if input_key is not None and not isinstance(input_key, str):
+            raise TypeError(f"input_key must be a str or None, got {type(input_key).__name__}")
+        self.input_key = input_key
+
+    # -- what subclasses provide
+    num_outputs: int
+    labels: tuple[int, ...]
+
+    def scores(self, xm: Any) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- shared machinery
+    def select(self, x: Batch) -> Any:
+        """The modality this node reads from a tensor-or-dict batch."""
+        if isinstance(x, Mapping):
+            if self.input_key is None:
+                raise TypeError(
+                    f"{self._name()} reads a plain tensor (input_key=None) but the batch is a "
+                    f"dict with keys {sorted(x)}; set input_key to one of them"
+                )
+            if self.input_key not in x:
+                raise ValueError(
+                    f"{self._name()} reads modality {self.input_key!r}, missing from the batch "
+                    f"(keys: {sorted(x)})"
+                )
+            return x[self.input_key]
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"a batch is a tensor or a dict of tensors, got {type(x).__name__}")
+        if self.input_key is not None:
+            raise ValueError(
+                f"{self._name()} reads modality {self.input_key!r} but the batch is a plain "
+                f"tensor; pass a dict {{{self.input_key!r}: tensor, ...}}"
+            )
+        return x
+
+    def forward(self, x: Batch) -> torch.Tensor:
+        """Scores ``[B, num_outputs]`` for a batch (tensor or dict of modalities)."""
+        xm = self.select(x)
+        out = self.scores(xm)
+        return self._check_scores(out, batch_size(x))
+
+    def _check_scores(self, out: Any, n: int) -> torch.Tensor:
+        if not isinstance(out, torch.Tensor):
+            raise TypeError(
+                f"{self._name()}'s model must return a tensor, got {type(out).__name__}"
+            )
+        if out.dim() != 2 or out.shape[0] != n or out.shape[1] != self.num_outputs:
+            raise ValueError(
+                f"{self._name()} expected scores of shape [{n}, {self.num_outputs}] from its "
+                f"model, got {list(out.shape)}"
+            )
+        return out
+
+    def _name(self) -> str:
+        return type(self).__name__
+
+    def describe(self) -> str:
+        """One line for the hierarchy's tree drawing."""
+        key = f"[{self.input_key}]" if self.input_key else ""
+        return f"{self._name()}{key}"
+
+
+def _check_model(model: Any, what: str) -> None:
+    if not callable(model):
+        raise TypeError(f"{what} must be an nn.Module or a callable, got {type(model).__name__}")
+
+
+def _check_float_input(node: Node, xm: Any) -> None:
+    if not isinstance(xm, torch.Tensor):
+        raise TypeError(f"{node._name()} expected a tensor input, got {type(xm).__name__}")
+    if not xm.is_floating_point():
+        raise TypeError(
+            f"{node._name()} expected a floating-point input tensor, got dtype {xm.dtype}"
+        )
+
+
+class Router(Node):
+    """A root or intermediate node: one score per child class of ``partition``.
+
+    Parameters
+    ----------
+    model : nn.Module or callable
+        Maps the node's modality ``[B, ...]`` to scores ``[B, partition.num_classes]``.
+    partition : LabelPartition
+        The equivalence classes of this node's children.
+    input_key : str, optional
+        Which modality of a dict batch the router reads (``None``: the batch is a tensor).
+
+    Examples
+    --------
+    >>> p = LabelPartition([[0, 1], [2]])
+    >>> r = Router(nn.Linear(4, 2), p)
+    >>> r(torch.zeros(5, 4)).shape
+    torch.Size([5, 2])
+    """
+
+    def __init__(self, model: Any, partition: LabelPartition, input_key: str | None = None):
+        super().__init__(input_key)
+        _check_model(model, "Router model")
+        if not isinstance(partition, LabelPartition):
+            raise TypeError(f"partition must be a LabelPartition, got {type(partition).__name__}")
+        self.model = model
+        self.partition = partition
+
+    @property
+    def num_outputs(self) -> int:  # type: ignore[override]
+        return self.partition.num_classes
+
+    @property
+    def labels(self) -> tuple[int, ...]:  # type: ignore[override]
+        return self.partition.labels
+
+    def scores(self, xm: Any) -> torch.Tensor:
+        _check_float_input(self, xm)
+        return self.model(xm)
+
+    def describe(self) -> str:
+        return f"{super().describe()} {self.partition.num_classes} classes"
+
+
+class RuleRouter(Router):
+    """Routes by a known, non-learned invariant read from metadata (e.g. location, §VI-A4).
+
+    ``rule(x_meta) -> LongTensor [B]`` of class ids. The scores are log-probabilities of a
+    one-hot choice (0 for the chosen class, ``-inf`` elsewhere). A rule router is never
+    attacked and never smoothed: it reads no perturbable modality.
+
+    Examples
+    --------
+    >>> p = LabelPartition({"highway": [0, 1], "town": [2, 3]})
+    >>> r = RuleRouter(lambda loc: (loc[:, 0] > 0).long(), p, input_key="location")
+    >>> r({"location": torch.tensor([[-1.0], [2.0]])}).argmax(1)
+    tensor([0, 1])
+    """
+
+    deterministic = True
+
+    def __init__(
+        self,
+        rule: Callable[[Any], torch.Tensor],
+        partition: LabelPartition,
+        input_key: str | None = None,
+    ):
+        super().__init__(rule, partition, input_key)
+
+    @property
+    def rule(self) -> Callable[[Any], torch.Tensor]:
+        return self.model
+
+    def scores(self, xm: Any) -> torch.Tensor:
+        ids = self.model(xm)
+        if not isinstance(ids, torch.Tensor) or ids.dtype not in (
+            torch.int64,
+            torch.int32,
+            torch.int16,
+            torch.int8,
+            torch.uint8,
+        ):
+            raise TypeError(
+                f"RuleRouter's rule must return an integer tensor of class ids, got "
+                f"{ids.dtype if isinstance(ids, torch.Tensor) else type(ids).__name__}"
+            )
+        ids = ids.long().reshape(-1)
+        k = self.partition.num_classes
+        if bool(((ids < 0) | (ids >= k)).any()):
+            bad = ids[(ids < 0) | (ids >= k)].unique().tolist()
+            raise ValueError(f"RuleRouter's rule returned class ids {bad} outside 0..{k - 1}")
+        out = torch.full((ids.shape[0], k), float("-inf"), device=ids.device)
+        out[torch.arange(ids.shape[0], device=ids.device), ids] = 0.0
+        return out
+
+    def describe(self) -> str:
+        name = getattr(self.model, "__name__", type(self.model).__name__)
+        return f"{super().describe()} (rule {name})"
+
+
+class Leaf(Node):
+    """Predicts inside one equivalence class (the *retraining* approach, §VI-A3).
+
+    Parameters
+    ----------
+    model : nn.Module or callable
+        Maps the node's modality to scores ``[B, len(labels)]``, in the order of ``labels``.
+    labels : sequence of int
+        Global label ids of the class; ``labels[i]`` is the model's output ``i``.
+    input_key : str, optional
+        Which modality the leaf reads.
+
+    Subclass it for custom leaves: override :meth:`scores` (``xm -> [B, len(labels)]``).
+
+    Examples
+    --------
+    >>> leaf = Leaf(nn.Linear(4, 3), labels=[2, 5, 7])
+    >>> leaf(torch.zeros(2, 4)).shape, leaf.labels
+    (torch.Size([2, 3]), (2, 5, 7))
+    """
+
+    def __init__(self, model: Any, labels: Sequence[int], input_key: str | None = None):
+        super().__init__(input_key)
+        if model is not None:
+            _check_model(model, f"{type(self).__name__} model")
+        self.model = model
+        self.labels = _check_labels(labels)
+
+    @property
+    def num_outputs(self) -> int:  # type: ignore[override]
+        return len(self.labels)
+
+    def scores(self, xm: Any) -> torch.Tensor:
+        _check_float_input(self, xm)
+        return self.model(xm)
+
+    def describe(self) -> str:
+        return f"{super().describe()} labels {list(self.labels)}"
+
+
+class RenormalizedLeaf(Leaf):
+    """A leaf from a flat classifier: its softmax renormalised over ``labels`` (no training).
+
+    The output is ``log_softmax(flat_logits[:, labels])``, the log of the flat softmax
+    renormalised over the class. Its argmax is the flat argmax restricted to ``labels``, so a
+    smoothed renormalised leaf is an ordinary smoothed classifier (Cohen's bound holds).
+
+    Parameters
+    ----------
+    flat_model : nn.Module or callable
+        The flat classifier, returning logits over all labels ``[B, num_labels]``.
+    labels : sequence of int
+        Global label ids kept by this leaf.
+    input_key : str, optional
+        Which modality the flat model reads.
+
+    Examples
+    --------
+    >>> flat = nn.Linear(4, 10)
+    >>> leaf = RenormalizedLeaf(flat, [1, 4, 7, 9])
+    >>> p = leaf(torch.randn(3, 4)).exp()
+    >>> torch.allclose(p.sum(1), torch.ones(3))
+    True
+    """
+
+    def __init__(self, flat_model: Any, labels: Sequence[int], input_key: str | None = None):
+        super().__init__(flat_model, labels, input_key)
+        self.register_buffer(
+            "_index", torch.tensor(self.labels, dtype=torch.long), persistent=False
+        )
+
+    @property
+    def flat_model(self) -> Any:
+        return self.model
+
+    def scores(self, xm: Any) -> torch.Tensor:
+        _check_float_input(self, xm)
+        return self.from_flat_logits(self.model(xm))
+
+    def from_flat_logits(self, flat_logits: torch.Tensor) -> torch.Tensor:
+        """The leaf's log-probabilities from already computed flat logits ``[B, M]``."""
+        if flat_logits.dim() != 2 or flat_logits.shape[1] <= max(self.labels):
+            raise ValueError(
+                f"RenormalizedLeaf over labels {list(self.labels)} needs flat logits "
+                f"[B, M] with M > {max(self.labels)}, got {list(flat_logits.shape)}"
+            )
+        index = self._index.to(flat_logits.device)
+        return torch.log_softmax(flat_logits.index_select(1, index), dim=1)
+
+
+class SingletonLeaf(Leaf):
+    """The leaf of a one-label class: always predicts that label, reads nothing.
+
+    Its certified radius is infinite: no perturbation changes a constant.
+
+    Examples
+    --------
+    >>> SingletonLeaf(4)(torch.zeros(2, 3))
+    tensor([[0.],
+            [0.]])
+    """
+
+    deterministic = True
+
+    def __init__(self, label: int, input_key: str | None = None):
+        super().__init__(None, [label], input_key)
+
+    def select(self, x: Batch) -> Any:
+        return x  # reads no modality; only the batch size matters
+
+    def scores(self, xm: Any) -> torch.Tensor:
+        n = batch_size(xm)
+        device = xm.device if isinstance(xm, torch.Tensor) else next(iter(xm.values())).device
+        return torch.zeros(n, 1, device=device)
+
+
+def _check_labels(labels: Any) -> tuple[int, ...]:
+    if isinstance(labels, (torch.Tensor, np.ndarray)):
+        labels = labels.tolist()
+    if isinstance(labels, (str, bytes)) or not isinstance(labels, Sequence):
+        raise TypeError(f"labels must be a sequence of int, got {type(labels).__name__}")
+    out = []
+    for label in labels:
+        if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
+            raise TypeError(f"labels must be ints, got {label!r}")
+        if label < 0:
+            raise ValueError(f"labels must be >= 0, got {label}")
+        out.append(int(label))
+    if not out:
+        raise ValueError("a leaf needs at least one label, got none")
+    if len(set(out)) != len(out):
+        dup = sorted({lab for lab in out if out.count(lab) > 1})
+        raise ValueError(f"a leaf's labels must be distinct; repeated: {dup}")
+    return tuple(out)
