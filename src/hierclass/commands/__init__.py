@@ -1,0 +1,1 @@
+"""Subcommands of the ``hierclass`` CLI; each module has ``add_parser`` and ``run``."""
