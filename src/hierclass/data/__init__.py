@@ -1,0 +1,72 @@
+"""Data for hierclass: embedded real sets, torchvision-backed full sets, case-study simulators.
+
+* Embedded (no files needed): :func:`load_digits`, :func:`load_mnist_subset`.
+* From a root directory you provide: :func:`load_mnist`, :func:`load_cifar10`,
+  :func:`load_gtsrb` (never download unless ``download=True``).
+* GTSRB class table and shape invariant: :mod:`hierclass.data.gtsrb`.
+* Simulators of the paper's case studies: :mod:`hierclass.data.roadsigns`,
+  :mod:`hierclass.data.speaker` (imported on first use).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .embedded import EmbeddedDataset, load_digits, load_mnist_subset
+from .gtsrb import (
+    GTSRB_CLASSES,
+    GTSRB_NAMES,
+    GTSRB_SHAPE_IDS,
+    GTSRB_SHAPE_OF,
+    SHAPES,
+    gtsrb_shape_partition,
+)
+from .torchvision_sets import CIFAR10_CLASSES, load_cifar10, load_gtsrb, load_mnist
+
+# Simulators are heavier and optional for most users: resolved lazily on attribute access.
+_LAZY = {
+    "RoadSignBatch": "hierclass.data.roadsigns",
+    "RoadSignSimulator": "hierclass.data.roadsigns",
+    "simulate_road_signs": "hierclass.data.roadsigns",
+    "speed_limit_partition": "hierclass.data.roadsigns",
+    "SpeakerBatch": "hierclass.data.speaker",
+    "SpeakerSimulator": "hierclass.data.speaker",
+    "simulate_speakers": "hierclass.data.speaker",
+}
+
+__all__ = [
+    "CIFAR10_CLASSES",
+    "EmbeddedDataset",
+    "GTSRB_CLASSES",
+    "GTSRB_NAMES",
+    "GTSRB_SHAPE_IDS",
+    "GTSRB_SHAPE_OF",
+    "RoadSignBatch",
+    "RoadSignSimulator",
+    "SHAPES",
+    "SpeakerBatch",
+    "SpeakerSimulator",
+    "gtsrb_shape_partition",
+    "load_cifar10",
+    "load_digits",
+    "load_gtsrb",
+    "load_mnist",
+    "load_mnist_subset",
+    "simulate_road_signs",
+    "simulate_speakers",
+    "speed_limit_partition",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hierclass.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
