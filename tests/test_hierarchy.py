@@ -193,3 +193,26 @@ def test_saving_a_plain_callable_model_is_a_type_error(tmp_path):
     h = Hierarchy(Router(lambda x: x, p), [None, None])
     with pytest.raises(TypeError, match="only nn.Module models can be saved"):
         h.save(tmp_path / "x")
+
+
+class ScaledLeaf(Leaf):
+    """A user's custom leaf: sharpens its model's scores."""
+
+    def scores(self, xm):
+        return 3.0 * self.model(xm)
+
+
+def test_custom_leaf_classes_survive_save_and_load(tmp_path):
+    torch.manual_seed(0)
+    p = LabelPartition([[0, 1], [2]])
+    h = Hierarchy(Router(nn.Linear(2, 2), p), [ScaledLeaf(nn.Linear(2, 2), [0, 1]), None]).eval()
+    h.save(tmp_path / "c")
+    factory = {0: nn.Linear(2, 2), 1: nn.Linear(2, 2)}
+    with pytest.raises(ValueError, match="custom leaf class 'ScaledLeaf'; pass node_classes"):
+        Hierarchy.load(tmp_path / "c", model_factory=factory)
+    loaded = Hierarchy.load(
+        tmp_path / "c", model_factory=factory, node_classes={"ScaledLeaf": ScaledLeaf}
+    )
+    assert isinstance(loaded.children[0], ScaledLeaf)
+    x = torch.randn(16, 2)
+    assert torch.allclose(loaded(x), h(x))

@@ -56,6 +56,15 @@ def check_batch(x: Batch) -> int:
     """Validate a batch at a public boundary: non-empty, no NaN, consistent sizes.
 
     Returns the batch size.
+
+    Examples
+    --------
+    >>> check_batch(torch.zeros(2, 3))
+    2
+    >>> check_batch(torch.tensor([[0.0], [float("nan")]]))
+    Traceback (most recent call last):
+    ...
+    ValueError: input contains NaN in samples [1]
     """
     n = batch_size(x)
     if n == 0:
@@ -69,7 +78,13 @@ def check_batch(x: Batch) -> int:
 
 
 def batch_device(x: Batch) -> torch.device:
-    """Device of the (first) tensor of a batch."""
+    """Device of the (first) tensor of a batch.
+
+    Examples
+    --------
+    >>> batch_device({"image": torch.zeros(1, 3)})
+    device(type='cpu')
+    """
     if isinstance(x, torch.Tensor):
         return x.device
     return next(iter(x.values())).device

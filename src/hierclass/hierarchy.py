@@ -352,6 +352,7 @@ class Hierarchy:
         model_factory: Any = None,
         rules: Mapping[str, Any] | None = None,
         map_location: str | torch.device = "cpu",
+        node_classes: Mapping[str, Any] | None = None,
     ) -> Hierarchy:
         """Load a hierarchy saved by :meth:`save` (``torch.load(weights_only=True)``).
 
@@ -364,11 +365,20 @@ class Hierarchy:
             model's JSON entry (``index``, ``class``, ``spec``); a mapping is keyed by index.
         rules : mapping, optional
             Rule name -> callable for each :class:`~hierclass.nodes.RuleRouter`.
+        map_location : str or torch.device
+            Where to put the tensors.
+        node_classes : mapping, optional
+            Class name -> class (or ``callable(model, labels, input_key)``) for each leaf of a
+            user-defined :class:`~hierclass.nodes.Leaf` subclass.
         """
         from hierclass.persistence import load_hierarchy
 
         return load_hierarchy(
-            path, model_factory=model_factory, rules=rules, map_location=map_location
+            path,
+            model_factory=model_factory,
+            rules=rules,
+            map_location=map_location,
+            node_classes=node_classes,
         )
 
     # ------------------------------------------------------------------ display

@@ -21,7 +21,17 @@ from hierclass.partition import LabelPartition
 class Node(nn.Module):
     """Base class of routers and leaves: modality selection and output validation.
 
-    Subclasses set ``num_outputs`` and implement :meth:`scores`.
+    Subclasses set ``num_outputs`` and ``labels`` and implement :meth:`scores`, which maps
+    the node's modality ``[B, ...]`` to scores ``[B, num_outputs]``.
+
+    Examples
+    --------
+    >>> class Constant(Node):
+    ...     num_outputs, labels = 2, (0, 1)
+    ...     def scores(self, xm):
+    ...         return torch.zeros(xm.shape[0], 2)
+    >>> Constant(input_key="a")({"a": torch.ones(3, 5)}).shape
+    torch.Size([3, 2])
     """
 
     #: True for nodes whose output does not depend on perturbable inputs (rules, constants).
@@ -217,7 +227,11 @@ class Leaf(Node):
     input_key : str, optional
         Which modality the leaf reads.
 
+    Notes
+    -----
     Subclass it for custom leaves: override :meth:`scores` (``xm -> [B, len(labels)]``).
+    A subclass is saved under its class name; pass it to
+    :meth:`Hierarchy.load <hierclass.hierarchy.Hierarchy.load>` as ``node_classes``.
 
     Examples
     --------

@@ -181,7 +181,7 @@ class LabelPartition:
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{n!r}: {list(g)}" for n, g in zip(self.names, self.classes))
-        return f"{type(self).__name__}({{{inner}}}, num_labels={len(self.labels)})"
+        return f"{type(self).__name__}({{{inner}}}, num_labels={self.num_labels})"
 
 
 class NestedPartition(LabelPartition):
@@ -231,6 +231,10 @@ class NestedPartition(LabelPartition):
     @property
     def labels(self) -> tuple[int, ...]:
         return self._labels
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{n!r}: {list(g)}" for n, g in zip(self.names, self.classes))
+        return f"{type(self).__name__}({{{inner}}}, labels={list(self._labels)})"
 
     def _lookup(self, labels: Any, table: torch.Tensor) -> Any:
         out = _lookup_table(labels, table, what="label")

@@ -19,7 +19,27 @@ WEIGHTS_FILE = "weights.pt"
 
 
 def save_hierarchy(hierarchy: Any, path: str | Path) -> Path:
-    """Write ``hierarchy.json`` and ``weights.pt`` into directory ``path``; returns it."""
+    """Write ``hierarchy.json`` and ``weights.pt`` into directory ``path``; returns it.
+
+    Distinct models are stored once (a flat model shared by renormalised leaves too), with
+    their ``hierclass.models`` spec when they have one.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from hierclass import Hierarchy, LabelPartition, Router, RenormalizedLeaf
+    >>> from hierclass.models import SmallCNN
+    >>> flat = SmallCNN(4, image_size=8).eval()
+    >>> p = LabelPartition([[0, 1], [2, 3]])
+    >>> h = Hierarchy(Router(SmallCNN(2, image_size=8).eval(), p),
+    ...               [RenormalizedLeaf(flat, [0, 1]), RenormalizedLeaf(flat, [2, 3])])
+    >>> folder = save_hierarchy(h, tempfile.mkdtemp())
+    >>> sorted(f.name for f in folder.iterdir())
+    ['hierarchy.json', 'weights.pt']
+    >>> x = torch.rand(3, 1, 8, 8)
+    >>> torch.equal(load_hierarchy(folder).predict(x), h.predict(x))
+    True
+    """
     path = Path(path)
     models: list[Any] = []  # distinct models, shared ones once (e.g. one flat model, many leaves)
     rules: list[str] = []
@@ -52,17 +72,18 @@ def save_hierarchy(hierarchy: Any, path: str | Path) -> Path:
             elif isinstance(child, SingletonLeaf):
                 children.append({"type": "SingletonLeaf", "labels": list(child.labels)})
             else:
-                kind = "RenormalizedLeaf" if isinstance(child, RenormalizedLeaf) else "Leaf"
-                if type(child) not in (Leaf, RenormalizedLeaf):
-                    kind = "Leaf"  # subclasses are rebuilt as a plain Leaf around their model
-                children.append(
-                    {
-                        "type": kind,
-                        "labels": list(child.labels),
-                        "input_key": child.input_key,
-                        "model": model_ref(child.model, f"{where}/{i} leaf"),
-                    }
-                )
+                # Built-in leaves by type; a user's subclass by its class name, rebuilt on load
+                # only from the node_classes the caller passes (no code is imported by name).
+                kind = type(child).__name__ if type(child) in (Leaf, RenormalizedLeaf) else None
+                entry = {
+                    "type": kind or "CustomLeaf",
+                    "labels": list(child.labels),
+                    "input_key": child.input_key,
+                    "model": model_ref(child.model, f"{where}/{i} leaf"),
+                }
+                if kind is None:
+                    entry["class"] = type(child).__qualname__
+                children.append(entry)
         return {"type": "Hierarchy", "root": root_spec, "children": children}
 
     spec = {"format": FORMAT, "tree": tree(hierarchy, "root")}
@@ -101,8 +122,26 @@ def load_hierarchy(
     model_factory: Any = None,
     rules: Mapping[str, Any] | None = None,
     map_location: str | torch.device = "cpu",
+    node_classes: Mapping[str, Any] | None = None,
 ) -> Any:
-    """Rebuild a hierarchy written by :func:`save_hierarchy`."""
+    """Rebuild a hierarchy written by :func:`save_hierarchy` (see :meth:`Hierarchy.load`).
+
+    Tensors are read with ``torch.load(weights_only=True)``; models are rebuilt by name from
+    ``hierclass.models`` or by ``model_factory``, rules come from ``rules`` and custom leaf
+    classes from ``node_classes`` (class name -> ``callable(model, labels, input_key)``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from torch import nn
+    >>> from hierclass import Hierarchy, LabelPartition, Router
+    >>> h = Hierarchy(Router(nn.Linear(3, 2), LabelPartition([[0], [1]])), [None, None])
+    >>> folder = save_hierarchy(h, tempfile.mkdtemp())
+    >>> loaded = load_hierarchy(folder, model_factory=lambda entry: nn.Linear(3, 2))
+    >>> x = torch.rand(4, 3)
+    >>> torch.equal(loaded.predict(x), h.predict(x))
+    True
+    """
     from hierclass.hierarchy import Hierarchy
 
     path = Path(path)
@@ -123,6 +162,7 @@ def load_hierarchy(
         model.eval()
 
     rules = dict(rules or {})
+    node_classes = dict(node_classes or {})
     missing = [name for name in spec.get("rules", []) if name not in rules]
     if missing:
         raise ValueError(
@@ -149,6 +189,14 @@ def load_hierarchy(
                 )
             elif kind == "Leaf":
                 children.append(Leaf(models[child["model"]], child["labels"], child["input_key"]))
+            elif kind == "CustomLeaf":
+                make = node_classes.get(child["class"])
+                if make is None:
+                    raise ValueError(
+                        f"the hierarchy has a custom leaf class {child['class']!r}; pass "
+                        f"node_classes={{{child['class']!r}: cls}} to rebuild it"
+                    )
+                children.append(make(models[child["model"]], child["labels"], child["input_key"]))
             else:
                 raise ValueError(f"unknown node type {kind!r} in {spec_path}")
         return Hierarchy(router, children)
