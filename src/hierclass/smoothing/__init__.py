@@ -1,0 +1,47 @@
+"""Randomized smoothing: Cohen et al.'s certifier, restricted and hierarchical certificates.
+
+``Smooth`` keeps the reference implementation's API (``predict``, ``certify``, ``ABSTAIN``);
+:mod:`~hierclass.smoothing.certificates` recomputes certificates from stored counts,
+:mod:`~hierclass.smoothing.hierarchical` certifies a :class:`~hierclass.Hierarchy`,
+:mod:`~hierclass.smoothing.results` writes resumable TSV records and
+:mod:`~hierclass.smoothing.analysis` turns them into curves and tables.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Smooth": "hierclass.smoothing.smooth",
+    "SmoothResult": "hierclass.smoothing.smooth",
+    "Certificate": "hierclass.smoothing.certificates",
+    "certify_counts": "hierclass.smoothing.certificates",
+    "ABSTAIN": "hierclass.smoothing.certificates",
+    "subsets_of_size": "hierclass.smoothing.subsets",
+    "clopper_pearson_lower": "hierclass.smoothing.bounds",
+    "clopper_pearson_upper": "hierclass.smoothing.bounds",
+    "certify_dataset": "hierclass.smoothing.runner",
+    "certify_hierarchy": "hierclass.smoothing.hierarchical",
+    "HierarchicalSmooth": "hierclass.smoothing.hierarchical",
+    "comparison_table": "hierclass.smoothing.analysis",
+    "certified_accuracy": "hierclass.smoothing.analysis",
+    "average_certified_radius": "hierclass.smoothing.analysis",
+    "ResultWriter": "hierclass.smoothing.results",
+    "read_results": "hierclass.smoothing.results",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hierclass.smoothing' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
