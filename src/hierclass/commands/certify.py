@@ -82,7 +82,30 @@ def save_model_file(model: torch.nn.Module, path: str | Path) -> Path:
 
 
 def load_model(spec: str, device: str | torch.device = "cpu") -> Any:
-    """A model or hierarchy from a CLI MODEL argument (see the module docstring)."""
+    """A model or hierarchy from a CLI MODEL argument (see the module docstring).
+
+    Parameters
+    ----------
+    spec : str
+        A ``Hierarchy.save`` directory, a :func:`save_model_file` ``.pt`` file, or
+        ``package.module:factory`` (a callable taking no arguments and returning a model).
+    device : str or torch.device
+        Where the model is loaded; ``nn.Module`` results are also put in eval mode.
+
+    Returns
+    -------
+    Hierarchy, nn.Module or callable
+
+    Examples
+    --------
+    >>> m = load_model("torch.nn:Identity")
+    >>> type(m).__name__, m.training
+    ('Identity', False)
+    >>> load_model("no/such/dir")
+    Traceback (most recent call last):
+    ...
+    ValueError: MODEL 'no/such/dir' is neither a directory, a file, nor module:factory
+    """
     path = Path(spec)
     if path.is_dir():
         from hierclass import Hierarchy
@@ -109,7 +132,7 @@ def load_model(spec: str, device: str | torch.device = "cpu") -> Any:
     raise ValueError(f"MODEL {spec!r} is neither a directory, a file, nor module:factory")
 
 
-def load_data(name: str, split: str) -> tuple[torch.Tensor, torch.Tensor, int]:
+def _load_data(name: str, split: str) -> tuple[torch.Tensor, torch.Tensor, int]:
     """``(x, y, num_classes)`` of an embedded data set split."""
     from hierclass.data import load_digits, load_mnist_subset
 
@@ -127,7 +150,7 @@ def _batch(text: str) -> int | str:
         raise ValueError(f"--batch must be a positive int or 'auto', got {text!r}") from None
 
 
-def shared_flat_model(hierarchy: Any) -> Any:
+def _shared_flat_model(hierarchy: Any) -> Any:
     """The flat model all renormalised leaves share, or None."""
     from hierclass.nodes import RenormalizedLeaf
 
@@ -152,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
         if distributed and device == "cuda":
             device = f"cuda:{torch.cuda.current_device()}"
         model = load_model(args.model, device)
-        x, y, num_classes = load_data(args.dataset, args.split)
+        x, y, num_classes = _load_data(args.dataset, args.split)
         indices = dataset_indices(
             len(y), skip=args.skip, max_count=None if args.max < 0 else args.max
         )
@@ -168,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
             verbose=verbose,
         )
         if isinstance(model, Hierarchy):
-            flat = shared_flat_model(model)
+            flat = _shared_flat_model(model)
             flat_out = args.flat_out or args.outfile.with_suffix(".flat.tsv")
 
             def job(ids, path, extra=()):

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from hierclass.discovery._validate import as_numpy, check_labels
 from hierclass.discovery.confusion import confusion_partition
@@ -245,6 +245,20 @@ class PartitionScore:
     rank : int
         1-based position in the ranking (0 for failed candidates).
     error : str or None
+
+    Examples
+    --------
+    Scores come out of :class:`PartitionSearch` (or :func:`search_partitions`):
+
+    >>> import torch
+    >>> centres = torch.tensor([[0.0], [0.3], [3.0]])
+    >>> model = lambda b: -torch.cdist(b, centres) ** 2
+    >>> s = search_partitions(model, [LabelPartition([[0, 2], [1]])], centres,
+    ...                       torch.arange(3), num_labels=3, sigma=0.25, n0=10, n=100)[0]
+    >>> s.rank, s.feasible, s.error, s.leaf_acr > s.flat_acr
+    (1, True, None, True)
+    >>> s.partition.classes
+    ((0, 2), (1,))
     """
 
     sources: tuple[str, ...]

@@ -72,6 +72,17 @@ class Certificate:
         The label subset certified within (None: all labels).
     alpha, sigma : float
         Failure probability and noise level the certificate is valid for.
+
+    Examples
+    --------
+    Certificates come from :func:`certify_counts` (or from ``Smooth.certify_detailed``):
+
+    >>> c = certify_counts([0, 99, 1], [5, 990, 5], alpha=0.001, sigma=0.25)
+    >>> c.label, c.abstained, c.radius > 0, c.method
+    (1, False, True, 'cohen')
+    >>> tie = certify_counts([50, 50, 0], [500, 500, 0], alpha=0.001, sigma=0.25)
+    >>> tie.label == ABSTAIN, tie.abstained, tie.radius
+    (True, True, 0.0)
     """
 
     label: int

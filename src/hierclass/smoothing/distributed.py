@@ -43,6 +43,14 @@ def init_from_env() -> bool:
 
     Picks NCCL when CUDA is available (and selects the GPU ``LOCAL_RANK``), gloo otherwise.
     Returns True when this process is part of a group with more than one process.
+
+    Examples
+    --------
+    A plain ``python`` process (no ``WORLD_SIZE`` set by ``torchrun``) joins nothing:
+
+    >>> import os
+    >>> init_from_env() if "WORLD_SIZE" not in os.environ else False
+    False
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from hierclass.smoothing.batch_size import resolve_batch_size
 from hierclass.smoothing.bounds import check_alpha, check_sigma
@@ -118,6 +118,23 @@ class HierarchyCertificate:
         The level each smoothed node was certified at.
     flat : Certificate or None
         The flat baseline's certificate from the same draws, when requested.
+
+    Examples
+    --------
+    A router that reads the input's two halves, and leaves whose logits are the input:
+
+    >>> from hierclass import LabelPartition, Router, RenormalizedLeaf, Hierarchy
+    >>> flat = lambda b: 4 * b
+    >>> halves = lambda b: torch.stack([b[:, :2].sum(1), b[:, 2:].sum(1)], 1)
+    >>> h = Hierarchy(Router(halves, LabelPartition([[0, 1], [2, 3]])),
+    ...               [RenormalizedLeaf(flat, [0, 1]), RenormalizedLeaf(flat, [2, 3])])
+    >>> hs = HierarchicalSmooth(h, sigma=0.25, flat=flat)
+    >>> c = hs.certify(torch.tensor([0.0, 0.0, 0.0, 1.0]), n0=50, n=500, alpha=0.01,
+    ...                batch_size=256)
+    >>> c.label, c.route, [n.path for n in c.nodes], c.flat.label
+    (3, (1,), [(), (1,)], 3)
+    >>> c.radius == min(n.radius for n in c.nodes) > 0
+    True
     """
 
     index: int
@@ -579,6 +596,20 @@ class HierarchyResults:
         The flat baseline on the same inputs and draws (columns of a flat run).
     certificates : list of HierarchyCertificate
         The full certificates of this run's inputs (not of rows resumed from a file).
+
+    Examples
+    --------
+    >>> from hierclass import LabelPartition, Router, RenormalizedLeaf, Hierarchy
+    >>> flat = lambda b: 4 * b
+    >>> halves = lambda b: torch.stack([b[:, :2].sum(1), b[:, 2:].sum(1)], 1)
+    >>> h = Hierarchy(Router(halves, LabelPartition([[0, 1], [2, 3]])),
+    ...               [RenormalizedLeaf(flat, [0, 1]), RenormalizedLeaf(flat, [2, 3])])
+    >>> res = certify_hierarchy(h, torch.eye(4), torch.arange(4), sigma=0.25, n0=20, n=200,
+    ...                         alpha=0.01, batch_size=256, flat=flat, verbose=False)
+    >>> res.hierarchy["predict"], res.flat["predict"], len(res.certificates)
+    (array([0, 1, 2, 3]), array([0, 1, 2, 3]), 4)
+    >>> res.table().splitlines()[-1].startswith("| all | 4 |")
+    True
     """
 
     hierarchy: ResultTable

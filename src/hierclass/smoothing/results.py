@@ -273,6 +273,32 @@ def merge_results(
     """Merge shard files into one, rows ordered like ``order`` (default: by ``idx``).
 
     Raises ``ValueError`` when shards disagree on the header or repeat an index.
+
+    Parameters
+    ----------
+    parts : sequence of path
+        Shard files written with the same columns (missing rows are fine, repeats are not).
+    out : path
+        The merged file (written atomically; it may be one of ``parts``).
+    order : sequence of int, optional
+        Row order by ``idx``; indices absent from every shard are skipped.
+
+    Returns
+    -------
+    ResultTable
+        The merged file, read back.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> d = tempfile.mkdtemp()
+    >>> a, b = os.path.join(d, "a.tsv"), os.path.join(d, "b.tsv")
+    >>> for path, ids in ((a, [0, 2]), (b, [1])):
+    ...     with ResultWriter(path, COHEN_COLUMNS) as w:
+    ...         for i in ids:
+    ...             w.write(dict(idx=i, label=i, predict=i, radius=0.5, correct=1, time=0.1))
+    >>> merge_results([a, b], os.path.join(d, "all.tsv"), order=[2, 1, 0])["idx"]
+    array([2, 1, 0])
     """
     header: list[str] | None = None
     lines: dict[int, str] = {}

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from hierclass.smoothing.results import (
     FLAT_COLUMNS,
@@ -22,7 +22,7 @@ from hierclass.smoothing.results import (
 )
 from hierclass.smoothing.smooth import BatchSize, Smooth
 
-__all__ = ["certify_dataset", "check_dataset", "dataset_indices"]
+__all__ = ["certify_dataset", "dataset_indices"]
 
 
 def show_progress(verbose: bool | None) -> bool:

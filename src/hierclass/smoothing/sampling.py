@@ -31,8 +31,6 @@ __all__ = [
     "STREAM_SELECT",
     "CountEngine",
     "NoiseStream",
-    "Request",
-    "Task",
     "block_draws",
     "block_seed",
 ]

@@ -71,6 +71,16 @@ class SmoothResult:
         Votes of the base classifier restricted to each subset (``argmax_{c in L}``).
     subset_certificates : dict
         ``(method, subset) -> Certificate`` for the requested methods.
+
+    Examples
+    --------
+    >>> s = Smooth(lambda b: torch.stack([b[:, 0], -b[:, 0]], 1), 2, sigma=0.5)
+    >>> r = s.certify_detailed(torch.tensor([1.0, 0.0]), n0=50, n=500, alpha=0.001,
+    ...                        batch_size=256)
+    >>> int(r.counts_select.sum()), int(r.counts.sum())
+    (50, 500)
+    >>> r.label, r.radius == r.certificate.radius > 0
+    (0, True)
     """
 
     index: int

@@ -1,0 +1,97 @@
+"""PGD throughput: hierclass.attacks.PGD vs torchattacks' PGD / PGDL2, side by side.
+
+Same model (the paper's SmallCNN on MNIST-5k images), same settings, same batches; runs are
+interleaved (ours, theirs, ours, theirs, ...) so machine noise hits both alike, and the
+report is the median of the per-pair time ratios. Also reports the adversarial accuracy each
+attack leaves on a briefly trained model (strength at equal settings).
+
+    python bench/bench_attacks.py            # full: 9 pairs per setting
+    python bench/bench_attacks.py --quick    # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torchattacks
+
+from hierclass.attacks import PGD
+from hierclass.data import load_mnist_subset
+from hierclass.models import SmallCNN
+from hierclass.training import fit
+
+
+def _timed(fn, *args) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process): CPU time is far less sensitive to other
+    jobs on a shared machine, wall time is what a user waits."""
+    tic, cpu = time.perf_counter(), time.process_time()
+    fn(*args)
+    return time.perf_counter() - tic, time.process_time() - cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny smoke run")
+    parser.add_argument(
+        "--threads", type=int, default=1,
+        help="torch threads (1 avoids OpenMP thrashing on a shared, oversubscribed machine)",
+    )  # fmt: skip
+    parser.add_argument("--pairs", type=int, default=15, help="interleaved timing pairs")
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--channels", type=int, nargs=3, default=(16, 32, 32))
+    parser.add_argument("--eval-size", type=int, default=500)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.quick:
+        args.pairs, args.batch, args.steps, args.eval_size = 2, 32, 3, 64
+
+    torch.manual_seed(0)
+    data = load_mnist_subset()
+    model = SmallCNN(10, channels=tuple(args.channels))
+    # A few epochs so the strength comparison is on a model worth attacking.
+    fit(model, data.x_train, data.y_train, epochs=2, lr=0.05, batch_size=64, verbose=False)
+    model.eval()
+    x, y = data.x_test[: args.batch], data.y_test[: args.batch]
+
+    settings = [("linf", 0.1, 0.02), ("l2", 1.0, 0.2)]
+    print(f"SmallCNN channels {tuple(args.channels)}, threads={torch.get_num_threads()}, "
+          f"batch={args.batch}, steps={args.steps}, pairs={args.pairs}")  # fmt: skip
+    print("| setting | ours (img/s) | torchattacks (img/s) | wall ratio theirs/ours (median, "
+          "min-max) | CPU ratio theirs/ours (median, min-max) | clean acc | adv acc ours | "
+          "adv acc theirs |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    for norm, eps, alpha in settings:
+        ours = PGD(model, eps, alpha, args.steps, norm=norm)
+        cls = torchattacks.PGD if norm == "linf" else torchattacks.PGDL2
+        theirs = cls(model, eps=eps, alpha=alpha, steps=args.steps, random_start=True)
+        ours(x, y), theirs(x, y)  # warm-up (allocator, kernels)
+        wall, cpu, t_ours, t_theirs = [], [], [], []
+        for _ in range(args.pairs):
+            a_wall, a_cpu = _timed(ours, x, y)
+            b_wall, b_cpu = _timed(theirs, x, y)
+            t_ours.append(a_wall)
+            t_theirs.append(b_wall)
+            wall.append(b_wall / a_wall)  # > 1: ours is faster
+            cpu.append(b_cpu / a_cpu)
+        eval_x, eval_y = data.x_test[: args.eval_size], data.y_test[: args.eval_size]
+        adv_ours = ours(eval_x, eval_y)
+        torch.manual_seed(1)
+        adv_theirs = theirs(eval_x, eval_y)  # torchattacks needs grad mode on (ours does not)
+        with torch.no_grad():
+            clean = (model(eval_x).argmax(1) == eval_y).float().mean()
+            acc_ours = (model(adv_ours).argmax(1) == eval_y).float().mean()
+            acc_theirs = (model(adv_theirs).argmax(1) == eval_y).float().mean()
+        n = x.shape[0]
+        print(f"| {norm} eps={eps} alpha={alpha} | {n / statistics.median(t_ours):.0f} | "
+              f"{n / statistics.median(t_theirs):.0f} | {statistics.median(wall):.3f} "
+              f"({min(wall):.2f}-{max(wall):.2f}) | {statistics.median(cpu):.3f} "
+              f"({min(cpu):.2f}-{max(cpu):.2f}) | {clean:.3f} | {acc_ours:.3f} | "
+              f"{acc_theirs:.3f} |", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,239 @@
+"""Hierarchical attacks on a hand-built tree whose robust samples are known analytically.
+
+Inputs are 4-d in [0, 1]. The root routes on x0 (class "low" = labels {0, 1} if x0 < 0.5),
+each leaf decides on x1 (local label 1 if x1 > 0.5), both with slope k = 10 and no other
+inputs. With eps = 0.1 (l-inf), a node is breakable exactly on samples whose coordinate is
+within 0.1 of 0.5; all other coordinates have zero weight, so nothing else moves.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from hierclass import Hierarchy, LabelPartition, Leaf, Router, RuleRouter
+from hierclass.attacks import (
+    PGD,
+    budgeted_attack,
+    evaluate_flat,
+    evaluate_hierarchy,
+    is_attackable,
+    joint_attack,
+    node_attacks,
+    robustness_table,
+    sequential_attack,
+)
+
+EPS = 0.1
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
+def _threshold(coord: int, d: int = 4, k: float = 10.0) -> nn.Linear:
+    """Two logits (-k (x_c - 0.5), k (x_c - 0.5)): picks 1 iff x_c > 0.5."""
+    lin = nn.Linear(d, 2)
+    with torch.no_grad():
+        lin.weight.zero_()
+        lin.weight[0, coord], lin.weight[1, coord] = -k, k
+        lin.bias.copy_(torch.tensor([k * 0.5, -k * 0.5]))
+    return lin
+
+
+def _tree(root_key=None, leaf_key=None, d=4) -> Hierarchy:
+    p = LabelPartition({"low": [0, 1], "high": [2, 3]})
+    return Hierarchy(
+        Router(_threshold(0, d), p, input_key=root_key),
+        [Leaf(_threshold(1, d), [0, 1], input_key=leaf_key),
+         Leaf(_threshold(1, d), [2, 3], input_key=leaf_key)],
+    )  # fmt: skip
+
+
+def _data():
+    """x0 far from 0.5 except in the 'weak root' rows; x1 weak in 'weak leaf' rows."""
+    # (x0, x1): per row, label = 2*(x0 > .5) + (x1 > .5)
+    rows = [
+        (0.1, 0.1), (0.1, 0.9), (0.9, 0.1), (0.9, 0.9),  # robust everywhere
+        (0.1, 0.45), (0.1, 0.55), (0.1, 0.42),  # weak at leaf "low" (3)
+        (0.9, 0.56),  # weak at leaf "high" (1)
+        (0.45, 0.1), (0.56, 0.9),  # weak at the root (2)
+    ]  # fmt: skip
+    x = torch.full((len(rows), 4), 0.3)
+    x[:, :2] = torch.tensor(rows)
+    y = 2 * (x[:, 0] > 0.5).long() + (x[:, 1] > 0.5).long()
+    return x, y
+
+
+def _pgd(model):
+    return PGD(model, EPS, alpha=0.025, steps=10, random_start=False)
+
+
+WEAK_LOW, WEAK_HIGH, WEAK_ROOT = [4, 5, 6], [7], [8, 9]
+
+
+def test_sequential_breaks_exactly_the_analytically_weak_samples():
+    x, y = _data()
+    h = _tree()
+    res = sequential_attack(h, x, y, _pgd)
+    assert res.natural.all()
+    broken = (~res.robust).nonzero().flatten().tolist()
+    assert broken == sorted(WEAK_LOW + WEAK_HIGH + WEAK_ROOT)
+    # The returned inputs really fool the hierarchy and stay in the threat model.
+    assert (h.predict(res.x_adv)[~res.robust] != y[~res.robust]).all()
+    assert (res.x_adv - x).abs().max() <= EPS + 1e-6
+    assert res.x_adv.min() >= 0 and res.x_adv.max() <= 1
+    assert torch.equal(res.x_adv[res.robust], x[res.robust])
+
+
+def test_budgeted_picks_the_node_that_hurts_most():
+    x, y = _data()
+    h = _tree()
+    per_node = node_attacks(h, x, y, _pgd)
+    n = len(y)
+    assert per_node[()].accuracy == pytest.approx(1 - len(WEAK_ROOT) / n)
+    assert per_node[(0,)].accuracy == pytest.approx(1 - len(WEAK_LOW) / n)
+    assert per_node[(1,)].accuracy == pytest.approx(1 - len(WEAK_HIGH) / n)
+    path, res = budgeted_attack(h, x, y, _pgd)
+    assert path == (0,) and res.accuracy == pytest.approx(1 - len(WEAK_LOW) / n)
+
+
+def test_report_matches_analytic_table_and_is_consistent():
+    x, y = _data()
+    h = _tree()
+    h.train()  # the report must evaluate in eval mode and hand the mode back
+    r = evaluate_hierarchy(h, x, y, _pgd)
+    assert h.root.training and all(node.training for _, node in h.nodes())
+    n = len(y)
+    assert r.natural_accuracy == 1.0
+    assert r.adversarial_accuracy == pytest.approx(1 - 6 / n)
+    assert r.sequential_accuracy == pytest.approx(1 - 6 / n)
+    assert r.budgeted_accuracy == pytest.approx(1 - 3 / n)
+    assert r.budgeted_node == "leaf low"
+    assert r.node_accuracy == pytest.approx(
+        {"root": 1 - 2 / n, "leaf low": 1 - 3 / n, "leaf high": 1 - 1 / n}
+    )
+    # Joint PGD on the soft surrogate also finds exactly the weak samples here.
+    assert r.joint_accuracy == pytest.approx(1 - 6 / n)
+    table = robustness_table({"Hierarchy": r})
+    assert table.splitlines()[2] == "| Hierarchy | 100.00 | 40.00 | 70.00 | leaf low |"
+
+
+def test_sequential_report_equals_survivor_only_sequential_attack():
+    torch.manual_seed(0)
+    d = 6
+    p = LabelPartition([[0, 1, 2], [3, 4]])
+    h = Hierarchy(
+        Router(nn.Sequential(nn.Linear(d, 8), nn.Tanh(), nn.Linear(8, 2)), p),
+        [Leaf(nn.Linear(d, 3), [0, 1, 2]), Leaf(nn.Linear(d, 2), [3, 4])],
+    )
+    x = torch.rand(64, d)
+    y = h.predict(x)  # every sample naturally correct, so every sample gets attacked
+    y[:5] = (y[:5] + 1) % 5  # ... except a few naturally wrong ones
+    seq = sequential_attack(h, x, y, _pgd)
+    report = evaluate_hierarchy(h, x, y, _pgd, joint=False)
+    assert report.sequential_accuracy == pytest.approx(seq.accuracy)
+    assert not seq.robust[:5].any()
+    assert math.isnan(report.joint_accuracy)
+    assert 0 < seq.accuracy < report.natural_accuracy  # the attack bites but not everywhere
+
+
+def test_joint_attack_stays_in_ball_and_fools_the_tree():
+    torch.manual_seed(1)
+    d = 6
+    p = LabelPartition([[0, 1, 2], [3, 4]])
+    h = Hierarchy(
+        Router(nn.Linear(d, 2), p),
+        [Leaf(nn.Linear(d, 3), [0, 1, 2]), Leaf(nn.Linear(d, 2), [3, 4])],
+    )
+    x = torch.rand(64, d)
+    y = h.predict(x)
+    res = joint_attack(h, x, y, lambda m: PGD(m, 0.2, 0.05, 10, seed=0))
+    assert res.natural.all() and res.accuracy < 0.9
+    assert (h.predict(res.x_adv)[~res.robust] != y[~res.robust]).all()
+    assert (res.x_adv - x).abs().max() <= 0.2 + 1e-6
+
+
+def test_nested_hierarchy_attacks_every_level():
+    p = LabelPartition({"low": [0, 1], "high": [2, 3]})
+    inner = Hierarchy(Router(_threshold(1), p.restrict("high", {"a": [2], "b": [3]})), [None, None])
+    h = Hierarchy(Router(_threshold(0), p), [Leaf(_threshold(1), [0, 1]), inner])
+    x, y = _data()
+    r = evaluate_hierarchy(h, x, y, _pgd)
+    # The inner router plays the "high" leaf's role; singleton leaves are never attacked.
+    assert set(r.node_accuracy) == {"root", "leaf low", "router high"}
+    assert r.adversarial_accuracy == pytest.approx(1 - 6 / len(y))
+    assert sequential_attack(h, x, y, _pgd).accuracy == pytest.approx(1 - 6 / len(y))
+
+
+def test_unperturbable_modality_is_never_attacked():
+    x, y = _data()
+    batch = {"image": x, "lidar": x.clone()}
+    # The root reads lidar, which the threat model says the adversary cannot touch.
+    h = _tree(root_key="lidar", leaf_key="image")
+    assert not is_attackable(h.root, batch, ["image"])
+    r = evaluate_hierarchy(h, batch, y, _pgd, perturbable=["image"])
+    assert "root" not in r.node_accuracy
+    assert r.adversarial_accuracy == pytest.approx(1 - 4 / len(y))  # weak-root rows survive
+    seq = sequential_attack(h, batch, y, _pgd, perturbable=["image"])
+    assert torch.equal(seq.x_adv["lidar"], batch["lidar"])
+    # Once lidar is perturbable the root falls too (joint off: two modalities).
+    r2 = evaluate_hierarchy(h, batch, y, _pgd, perturbable=["image", "lidar"], joint=False)
+    assert r2.adversarial_accuracy == pytest.approx(1 - 6 / len(y))
+    with pytest.raises(ValueError, match="one modality"):
+        joint_attack(h, batch, y, _pgd, perturbable=["image", "lidar"])
+
+
+def test_rule_router_is_never_attacked():
+    x, y = _data()
+    p = LabelPartition({"low": [0, 1], "high": [2, 3]})
+    rule = RuleRouter(lambda meta: (meta[:, 0] > 0.5).long(), p, input_key="meta")
+    h = Hierarchy(rule, [Leaf(_threshold(1), [0, 1], input_key="image"),
+                         Leaf(_threshold(1), [2, 3], input_key="image")])  # fmt: skip
+    batch = {"image": x, "meta": x[:, :1].clone()}
+    # Even when the threat model lists "meta", a rule is not a learned node to attack.
+    assert not is_attackable(rule, batch, ["image", "meta"])
+    r = evaluate_hierarchy(h, batch, y, _pgd, perturbable=["image"])
+    assert set(r.node_accuracy) == {"leaf low", "leaf high"}
+    assert r.adversarial_accuracy == pytest.approx(1 - 4 / len(y))
+
+
+def test_flat_report_budget_equals_adversarial():
+    x, y = _data()
+    flat = nn.Linear(4, 4)
+    with torch.no_grad():  # the same decision rule as the tree, as one flat linear model
+        flat.weight.zero_()
+        flat.weight[:, 0] = torch.tensor([-10.0, -10.0, 10.0, 10.0])
+        flat.weight[:, 1] = torch.tensor([-10.0, 10.0, -10.0, 10.0])
+        flat.bias.copy_(torch.tensor([10.0, 0.0, 0.0, -10.0]))
+    r = evaluate_flat(flat, x, y, _pgd, batch_size=3)
+    assert r.natural_accuracy == 1.0
+    assert r.budgeted_accuracy == r.adversarial_accuracy == pytest.approx(1 - 6 / len(y))
+    assert r.budgeted_node is None
+
+
+def test_bad_input_raises():
+    x, y = _data()
+    h = _tree()
+    with pytest.raises(ValueError, match="perturbable"):
+        evaluate_hierarchy(h, {"image": x}, y, _pgd)
+    with pytest.raises(ValueError, match="plain tensor"):
+        evaluate_hierarchy(h, x, y, _pgd, perturbable=["image"])
+    with pytest.raises(ValueError, match="not in the batch"):
+        sequential_attack(_tree(leaf_key="image", root_key="image"), {"image": x}, y, _pgd,
+                          perturbable=["lidar"])  # fmt: skip
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        sequential_attack(h, x + 1, y, _pgd)
+    with pytest.raises(ValueError, match="outside"):
+        sequential_attack(h, x, y + 4, _pgd)
+    with pytest.raises(ValueError, match="shape"):
+        node_attacks(h, x, y[:3], _pgd)
+    with pytest.raises(TypeError, match="make_attack"):
+        evaluate_hierarchy(h, x, y, "pgd")
