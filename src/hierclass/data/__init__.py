@@ -10,8 +10,7 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from hierclass._lazy import lazy_exports
 
 from .embedded import EmbeddedDataset, load_digits, load_mnist_subset
 from .gtsrb import (
@@ -30,6 +29,10 @@ _LAZY = {
     "RoadSignSimulator": "hierclass.data.roadsigns",
     "simulate_road_signs": "hierclass.data.roadsigns",
     "speed_limit_partition": "hierclass.data.roadsigns",
+    "speed_limit_rule": "hierclass.data.roadsigns",
+    "SPEED_LIMIT_LABELS": "hierclass.data.roadsigns",
+    "LOCATION_NAMES": "hierclass.data.roadsigns",
+    "GENDER_NAMES": "hierclass.data.speaker",
     "SpeakerBatch": "hierclass.data.speaker",
     "SpeakerSimulator": "hierclass.data.speaker",
     "simulate_speakers": "hierclass.data.speaker",
@@ -37,6 +40,9 @@ _LAZY = {
 
 __all__ = [
     "CIFAR10_CLASSES",
+    "GENDER_NAMES",
+    "LOCATION_NAMES",
+    "SPEED_LIMIT_LABELS",
     "EmbeddedDataset",
     "GTSRB_CLASSES",
     "GTSRB_NAMES",
@@ -56,17 +62,7 @@ __all__ = [
     "simulate_road_signs",
     "simulate_speakers",
     "speed_limit_partition",
+    "speed_limit_rule",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'hierclass.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)

@@ -1,0 +1,159 @@
+"""Smoke tests: every case-study example runs end to end with ``--quick`` and writes its outputs.
+
+The examples run in this process (one import of torch for all of them); each ``--quick`` run
+trains tiny models for an epoch or two, so the numbers are meaningless: these tests check the
+pipeline, the files and the tables' layout, not the paper's results.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pickle
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def load_example(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_quick(name: str, out: Path, capsys, *extra: str) -> str:
+    rc = load_example(name).main(["--quick", "--quiet", "--out", str(out), *extra])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    report = out / "results.md"
+    assert report.is_file() and str(report) in printed  # says where it wrote the table
+    pngs = sorted(out.glob("*.png"))
+    assert pngs and all(p.read_bytes()[:8] == PNG_MAGIC for p in pngs)
+    assert all(str(p) in printed for p in pngs)
+    return report.read_text(encoding="utf-8")
+
+
+def table_rows(text: str, heading: str) -> list[list[str]]:
+    """Body rows of the first markdown table after ``heading``."""
+    lines = text[text.index(heading) :].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in line.strip("|").split("|")])
+    return rows
+
+
+def test_road_signs_quick(tmp_path: Path, capsys) -> None:
+    text = run_quick("road_signs", tmp_path, capsys)
+    assert "Simulated sensors" in text
+    for heading in ("## Table IV: circle", "## Table V: triangle"):
+        rows = table_rows(text, heading)
+        assert [r[0] for r in rows] == ["0.25"]
+        assert len(rows[0]) == 11  # ours (7 columns) beside the paper's (4)
+        assert rows[0][-4:] != ["-"] * 4  # the paper's numbers for sigma=0.25 are filled in
+    assert table_rows(text, "## Fig. 8")
+    assert table_rows(text, "## Natural accuracy")[0][0] == "0.25"
+
+
+def test_speaker_identification_quick(tmp_path: Path, capsys) -> None:
+    text = run_quick("speaker_identification", tmp_path, capsys)
+    assert "Simulated data" in text
+    for heading in ("## Table VI: female", "## Table VII: male"):
+        rows = table_rows(text, heading)
+        assert [r[0] for r in rows] == ["0.05"] and len(rows[0]) == 10
+
+
+def test_label_set_size_quick(tmp_path: Path, capsys) -> None:
+    text = run_quick("label_set_size", tmp_path, capsys)
+    rows = table_rows(text, "| subset size")
+    # Quick mode certifies subsets of sizes 2, 5 and 10: C(9, k-1) of them contain the label.
+    assert [(r[0], r[1]) for r in rows] == [("2", "9"), ("5", "126"), ("10", "1")]
+
+
+def test_mnist_hierarchy_quick(tmp_path: Path, capsys) -> None:
+    text = run_quick("mnist_hierarchy", tmp_path, capsys)
+    rows = table_rows(text, "## Table I (hierclass)")
+    assert [r[0] for r in rows] == ["Baseline", "Hierarchy"]
+    for r in rows:
+        natural, adv, budget = (float(v) for v in r[1:4])
+        assert 0 <= adv <= budget <= natural <= 100
+    assert [r[0] for r in table_rows(text, "## Table IX")][-1] == "Baseline"
+
+
+def test_cifar10_without_data_explains_and_fails(tmp_path: Path, capsys) -> None:
+    rc = load_example("cifar10_hierarchy").main(
+        ["--quick", "--data-root", str(tmp_path / "missing"), "--out", str(tmp_path / "out")]
+    )
+    assert rc != 0
+    err = capsys.readouterr().err
+    assert "cifar-10-python.tar.gz" in err and "--data-root" in err
+    assert not (tmp_path / "out" / "results.md").exists()
+
+
+def write_tiny_cifar(root: Path, per_batch: int = 60) -> None:
+    """CIFAR-10's python format (protocol-2 pickles with str keys), tiny and synthetic."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        labels = rng.integers(0, 10, per_batch)
+        data = (rng.random((per_batch, 3072)) * 60 + labels[:, None] * 19).astype(np.uint8)
+        with open(folder / name, "wb") as fh:
+            pickle.dump({"data": data, "labels": labels.tolist()}, fh, protocol=2)
+
+
+def test_cifar10_quick_on_a_tiny_copy(tmp_path: Path, capsys) -> None:
+    write_tiny_cifar(tmp_path / "data")
+    text = run_quick(
+        "cifar10_hierarchy", tmp_path / "out", capsys,
+        "--data-root", str(tmp_path / "data"), "--no-verify",
+    )  # fmt: skip
+    assert [r[0] for r in table_rows(text, "## Table II (hierclass)")] == ["Baseline", "Hierarchy"]
+    for heading in ("## Table XI", "## Table XII"):
+        assert [r[0] for r in table_rows(text, heading)] == ["0.25"]
+
+
+def test_summarise_counts_only_certified_correct_samples() -> None:
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        common = load_example("_common")
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    mean, std, ca = common.summarise(np.array([True, False, True, True]), np.array([1, 9, 2, 3]))
+    assert (mean, ca) == (2.0, 0.75) and std == pytest.approx(np.std([1, 2, 3]))
+    assert np.isnan(common.summarise(np.array([False]), np.array([1.0]))[0])
+
+
+def write_tiny_gtsrb(root: Path) -> None:
+    """GTSRB's on-disk layout (ppm images per class folder; test images plus a CSV)."""
+    from PIL import Image
+
+    base = root / "gtsrb"
+    test_dir = base / "GTSRB" / "Final_Test" / "Images"
+    test_dir.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    rows = ["Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId"]
+    for c in range(43):
+        train_dir = base / "GTSRB" / "Training" / f"{c:05d}"
+        train_dir.mkdir(parents=True)
+        pixels = (rng.random((3, 12, 12, 3)) * 255).astype(np.uint8)
+        Image.fromarray(pixels[0]).save(train_dir / "00000_00000.ppm")
+        Image.fromarray(pixels[1]).save(train_dir / "00000_00001.ppm")
+        Image.fromarray(pixels[2]).save(test_dir / f"{c:05d}.ppm")
+        rows.append(f"{c:05d}.ppm;12;12;0;0;11;11;{c}")
+    (base / "GT-final_test.csv").write_text("\n".join(rows) + "\n")
+
+
+def test_road_signs_quick_with_real_gtsrb_layout(tmp_path: Path, capsys) -> None:
+    write_tiny_gtsrb(tmp_path / "data")
+    text = run_quick("road_signs", tmp_path / "out", capsys, "--gtsrb-root", str(tmp_path / "data"))
+    assert "Image leaves use real GTSRB images" in text
+    assert [r[0] for r in table_rows(text, "## Table IV: circle")] == ["0.25"]
