@@ -79,17 +79,18 @@ def run_demo(
     torch.manual_seed(seed)
     data = load_mnist_subset()
     partition = LabelPartition(DEMO_CLASSES, num_labels=10)
-    say = print
-    say(f"hierclass demo: {data.name}, {len(data.y_train)} train / {len(data.y_test)} test images")
-    say(f"partition: {partition}")
+    print(
+        f"hierclass demo: {data.name}, {len(data.y_train)} train / {len(data.y_test)} test images"
+    )
+    print(f"partition: {partition}")
 
     width = (16, 32, 32)  # narrow enough to train and certify in the demo's 3-minute budget
     flat = SmallCNN(10, channels=width)
     root_model = SmallCNN(partition.num_classes, channels=width)
     train = dict(epochs=epochs, lr=0.05, batch_size=64, noise_sigma=sigma, seed=seed)
-    say(f"training the flat classifier ({epochs} epochs, Gaussian noise sigma={sigma})")
+    print(f"training the flat classifier ({epochs} epochs, Gaussian noise sigma={sigma})")
     fit(flat, data.x_train, data.y_train, verbose=verbose, **train)
-    say("training the root on the two digit classes")
+    print("training the root on the two digit classes")
     fit(root_model, data.x_train, partition.class_of(data.y_train), verbose=verbose, **train)
     flat.eval()
     root_model.eval()
@@ -133,14 +134,14 @@ def run_demo(
             for r in rows
         ],
     )
-    say("\nNatural accuracy per equivalence class (MNIST-5k test split)\n")
-    say(accuracy_table)
+    print("\nNatural accuracy per equivalence class (MNIST-5k test split)\n")
+    print(accuracy_table)
 
     saved = hierarchy.save(out / "hierarchy")
     reloaded = Hierarchy.load(saved)
     with torch.inference_mode():
         reload_matches = bool(torch.equal(reloaded.predict(x_test), hier_pred))
-    say(f"\nsaved to {saved}; reloaded predictions match: {reload_matches}")
+    print(f"\nsaved to {saved}; reloaded predictions match: {reload_matches}")
 
     summary: dict[str, Any] = {
         "accuracy": rows,
@@ -153,15 +154,14 @@ def run_demo(
         flat,
         x_test,
         y_test,
-        partition,
         out,
-        sigma,
-        num_certify,
-        n0,
-        n,
-        alpha,
-        seed,
-        verbose,
+        sigma=sigma,
+        num_certify=num_certify,
+        n0=n0,
+        n=n,
+        alpha=alpha,
+        seed=seed,
+        verbose=verbose,
     )
     report += certified["report"]
     summary["certificates"] = certified["rows"]
@@ -169,25 +169,13 @@ def run_demo(
     (out / "report.md").write_text("\n".join(report) + "\n")
     summary["files"].append(str(out / "report.md"))
     summary["seconds"] = time.perf_counter() - start
-    say(f"\nwrote {', '.join(summary['files'])}")
-    say(f"demo finished in {summary['seconds']:.0f} s")
+    print(f"\nwrote {', '.join(summary['files'])}")
+    print(f"demo finished in {summary['seconds']:.0f} s")
     return summary
 
 
 def _certify_section(
-    hierarchy,
-    flat,
-    x_test,
-    y_test,
-    partition,
-    out,
-    sigma,
-    num_certify,
-    n0,
-    n,
-    alpha,
-    seed,
-    verbose,
+    hierarchy, flat, x_test, y_test, out, *, sigma, num_certify, n0, n, alpha, seed, verbose
 ) -> dict[str, Any]:
     """Certify flat vs hierarchy on a class-balanced test slice, from one set of draws."""
     from hierclass.plotting import plot_certified_accuracy
