@@ -332,3 +332,14 @@ def test_input_range_none_allows_point_clouds() -> None:
         model, x, torch.arange(16) % 2, epochs=1, batch_size=8, input_range=None, verbose=False
     )
     assert hist.epochs_completed == 1
+
+
+def test_a_lone_last_sample_joins_the_previous_batch_so_batch_norm_trains():
+    """PointNet's BatchNorm1d cannot train on a batch of one: n = batch_size + 1 must work."""
+    from hierclass.models import PointNet
+
+    torch.manual_seed(0)
+    model = PointNet(3, point_dims=(8, 16), head_dims=(8,))
+    x, y = torch.rand(9, 12, 3), torch.randint(0, 3, (9,))
+    history = fit(model, x, y, epochs=1, batch_size=8, verbose=False, input_range=None)
+    assert len(history.loss) == 1

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from hierclass.attacks.base import check_budget, check_labels, check_unit_interval, model_mode
 from hierclass.attacks.pgd import PGD
+from hierclass.training.standard import batch_bounds
 
 # (model, xb, yb) -> (summed loss over the batch, number of correct predictions), both 0-d
 # tensors left on the device, after the step has filled the parameters' ``.grad``.
@@ -236,10 +237,10 @@ def run_epochs(
         correct = torch.zeros((), device=device)
         model.train()
         tic = time.perf_counter()
-        batches = range(0, n, batch_size)
+        batches = batch_bounds(n, batch_size)
         bar = tqdm(batches, desc=f"{desc} epoch {epoch + 1}/{epochs}", disable=not show)
-        for start in bar:
-            index = order[start : start + batch_size]
+        for start, stop in bar:
+            index = order[start:stop]
             xb, yb = x[index].to(device), y[index].to(device, torch.long)
             optimizer.zero_grad(set_to_none=True)
             batch_loss, batch_correct = batch_step(model, xb, yb)

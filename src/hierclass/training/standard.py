@@ -427,7 +427,7 @@ def fit(
 
     x_dev, y_dev = xs.to(dev), ys.to(dev)
     n = xs.shape[0]
-    num_batches = math.ceil(n / batch_size)
+    num_batches = len(batch_bounds(n, batch_size))
     show = verbose and sys.stderr.isatty()
     # Fork (and afterwards restore) the caller's RNG on the CPU and on the training device.
     rng_fork: dict[str, Any] = {"devices": []}
@@ -510,6 +510,24 @@ def _probe_outputs(model: nn.Module, xb: torch.Tensor) -> int:
     return int(logits.shape[1])
 
 
+def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each training batch over ``n`` samples.
+
+    A lone last sample joins the previous batch: batch normalisation cannot train on a batch
+    of one (torch raises), and one sample more in a batch changes nothing else.
+
+    Examples
+    --------
+    >>> batch_bounds(10, 4), batch_bounds(9, 4), batch_bounds(1, 4)
+    ([(0, 4), (4, 8), (8, 10)], [(0, 4), (4, 9)], [(0, 1)])
+    """
+    bounds = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds.pop()
+        bounds[-1] = (bounds[-1][0], n)
+    return bounds
+
+
 def _train_one_epoch(
     model: nn.Module,
     opt: torch.optim.Optimizer,
@@ -533,8 +551,8 @@ def _train_one_epoch(
     correct = torch.zeros((), dtype=torch.long, device=dev)
     model.train()
     tic = time.perf_counter()
-    for start in range(0, x.shape[0], batch_size):
-        index = order[start : start + batch_size]
+    for start, stop in batch_bounds(x.shape[0], batch_size):
+        index = order[start:stop]
         xb, yb = x[index], y[index]
         if perturb is not None:
             new = perturb(model, xb, yb)
