@@ -85,6 +85,24 @@ class Run:
             print(f"  {path}")
 
 
+def override(
+    settings: dict[str, Any],
+    args: argparse.Namespace,
+    keys: Sequence[str],
+    tuple_keys: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Apply the command-line values the user gave (not None; tuples when non-empty)."""
+    for key in keys:
+        value = getattr(args, key)
+        if value is not None:
+            settings[key] = value
+    for key in tuple_keys:
+        value = getattr(args, key)
+        if value:
+            settings[key] = tuple(value)
+    return settings
+
+
 def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """A GitHub-flavoured markdown table."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]

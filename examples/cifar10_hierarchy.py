@@ -80,12 +80,8 @@ def settings(args) -> dict:
         s = dict(n_train=None, n_test=1000, n_cert=300, yopo_epochs=100, m=5, inner=3, steps=20,
                  epochs=90, sigmas=(0.25, 0.5, 1.0), n0=100, n=10_000, alpha=0.001,
                  batch=1000)  # fmt: skip
-    for key in ("n_test", "n_cert", "epochs", "yopo_epochs", "n"):
-        if getattr(args, key) is not None:
-            s[key] = getattr(args, key)
-    if args.sigmas:
-        s["sigmas"] = tuple(args.sigmas)
-    return s
+    keys = ("n_test", "n_cert", "epochs", "yopo_epochs", "n")
+    return C.override(s, args, keys, tuple_keys=("sigmas",))
 
 
 def main(argv=None) -> int:

@@ -38,11 +38,7 @@ def settings(args) -> dict:
     else:
         s = dict(dataset=args.dataset, sigma=args.sigma, epochs=30, n_test=200, n0=100,
                  n=10_000, alpha=0.001, sizes=tuple(range(2, 11)), batch=1000)  # fmt: skip
-    for key in ("n_test", "epochs", "n"):
-        value = getattr(args, key)
-        if value is not None:
-            s[key] = value
-    return s
+    return C.override(s, args, ("n_test", "epochs", "n"))
 
 
 def load(args, s):

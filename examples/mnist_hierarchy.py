@@ -52,11 +52,8 @@ def settings(args) -> dict:
     else:
         s = dict(n_train=None, n_test=None, embed_epochs=5, epochs=40, m=5, inner=10, steps=40,
                  channels=(32, 64, 64))  # fmt: skip
-    for key in ("epochs", "n_test", "n_train"):
-        if getattr(args, key) is not None:
-            s[key] = getattr(args, key)
     s.update(eps=args.eps, step=args.step_size)
-    return s
+    return C.override(s, args, ("epochs", "n_test", "n_train"))
 
 
 def load(args):

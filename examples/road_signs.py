@@ -73,15 +73,8 @@ def settings(args) -> dict:
             epochs=30, root_epochs=20, n0=100, n=10_000, alpha=0.001,
             point_dims=(64, 128, 256), head_dims=(128,), channels=(32, 64, 64), batch=1000,
         )  # fmt: skip
-    for key in ("n_train", "n_test", "epochs", "root_epochs", "n"):
-        value = getattr(args, key)
-        if value is not None:
-            s[key] = value
-    if args.sigmas:
-        s["sigmas"] = tuple(args.sigmas)
-    if args.channels:
-        s["channels"] = tuple(args.channels)
-    return s
+    keys = ("n_train", "n_test", "epochs", "root_epochs", "n")
+    return C.override(s, args, keys, tuple_keys=("sigmas", "channels"))
 
 
 class ImageSource:

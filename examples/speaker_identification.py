@@ -63,15 +63,8 @@ def settings(args) -> dict:
             num_speakers=20, n_train=8000, n_test=300, sigmas=(0.025, 0.05, 0.1), epochs=30,
             n0=100, n=10_000, alpha=0.001, channels=(32, 64, 64), batch=1000,
         )  # fmt: skip
-    for key in ("num_speakers", "n_train", "n_test", "epochs", "n"):
-        value = getattr(args, key)
-        if value is not None:
-            s[key] = value
-    if args.sigmas:
-        s["sigmas"] = tuple(args.sigmas)
-    if args.channels:
-        s["channels"] = tuple(args.channels)
-    return s
+    keys = ("num_speakers", "n_train", "n_test", "epochs", "n")
+    return C.override(s, args, keys, tuple_keys=("sigmas", "channels"))
 
 
 def main(argv=None) -> int:
