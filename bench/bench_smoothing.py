@@ -4,8 +4,10 @@
 
 1. certify's sampling throughput vs the bare model's forward throughput at the same batch size;
 2. hierclass vs adversarial-robustness-toolbox's PyTorchRandomizedSmoothing on the same model,
-   inputs and n: wall time and peak memory, hierclass ``batch_size="auto"`` vs ART at its
-   default certify batch size (32), and both at equal batch size;
+   inputs and n: wall time and peak memory, hierclass ``batch_size="auto"`` (which also picks
+   the memory layout) vs ART at its default certify batch size (32), both at equal batch size,
+   and hierclass with ``amp_dtype=torch.bfloat16`` (a different, reduced-precision classifier:
+   reported apart, never as the float32 result);
 3. a hierarchy with renormalised leaves vs one flat certification;
 4. all label subsets of size k vs one flat certification.
 
@@ -91,11 +93,15 @@ def worker(kind: str, n0: int, n: int, m: int, batch: str, sigma: float) -> dict
         from hierclass import Smooth
 
         bs = batch if batch == "auto" else int(batch)
-        smooth = Smooth(model, 10, sigma, seed=0)
+        amp = torch.bfloat16 if kind == "hierclass-bf16" else None
+        smooth = Smooth(model, 10, sigma, seed=0, amp_dtype=amp)
         smooth.certify(x[0], n0, min(n, 256), 0.001, bs)  # warm-up (and the auto probe)
-        from hierclass.smoothing.batch_size import resolve_batch_size
+        from hierclass.smoothing.batch_size import _cache
 
-        used = resolve_batch_size(bs, model, x[0], sigma=sigma)
+        used = str(bs)
+        if bs == "auto":  # this fresh process probed exactly one plan
+            ((_ref, plan),) = _cache.values()
+            used = f"{plan.batch_size}{' channels-last' if plan.channels_last else ''}"
         before = _rss_kib("VmRSS")
         _reset_peak()
         t0 = time.perf_counter()
@@ -140,24 +146,30 @@ def _median_time(fn, reps: int) -> float:
 
 def bench_throughput(n: int, reps: int, sigma: float) -> list[dict]:
     from hierclass import Smooth
-    from hierclass.smoothing.batch_size import resolve_batch_size
+    from hierclass.channels_last import ChannelsLastForward
+    from hierclass.smoothing.batch_size import resolve_plan
 
     model = _model()
+    fast = ChannelsLastForward(model)
     x, _ = _inputs(1)
     smooth = Smooth(model, 10, sigma, seed=0)
-    auto = resolve_batch_size("auto", model, x[0], sigma=sigma)
+    auto = resolve_plan("auto", model, x[0], sigma=sigma, channels_last=fast)
     rows = []
-    for bs in sorted({auto, 256}):
+    # (batch size, layout): the auto plan, and a fixed size run as given
+    for bs, layout in sorted({(auto.batch_size, auto.channels_last), (256, False)}):
         draws = max(bs, (n // bs) * bs)
         buf = (x[0] + sigma * torch.randn(bs, 1, 28, 28)).contiguous()
+        is_auto = (bs, layout) == (auto.batch_size, auto.channels_last)
+        forward = fast if layout else model
 
-        def bare(buf=buf, draws=draws, bs=bs):
+        def bare(buf=buf, draws=draws, bs=bs, forward=forward):
             with torch.inference_mode():
                 for _ in range(draws // bs):
-                    model(buf)
+                    forward(buf)
 
-        def cert(draws=draws, bs=bs):
-            smooth.certify_detailed(x[0], 1, draws, 0.001, bs)  # n0 = 1: sampling dominated
+        def cert(draws=draws, bs=bs, is_auto=is_auto):
+            # n0 = 1: sampling dominated; "auto" resolves to the plan probed above (cached)
+            smooth.certify_detailed(x[0], 1, draws, 0.001, "auto" if is_auto else bs)
 
         bare()
         cert()
@@ -169,7 +181,8 @@ def bench_throughput(n: int, reps: int, sigma: float) -> list[dict]:
         rows.append(
             {
                 "batch": bs,
-                "auto": bs == auto,
+                "channels_last": layout,
+                "auto": is_auto,
                 "bare_per_s": draws / b,
                 "certify_per_s": (draws + 1) / c,
                 "ratio": (draws + 1) / c / (draws / b),
@@ -251,8 +264,9 @@ def main() -> None:
         print("\n## 1. certify sampling throughput vs bare forward (SmallCNN, 28x28)")
         for r in bench_throughput(n, reps, args.sigma):
             tag = " (auto)" if r["auto"] else ""
+            lay = "channels-last" if r["channels_last"] else "as given"
             print(
-                f"batch {r['batch']}{tag}: bare {r['bare_per_s']:.0f}/s, certify "
+                f"batch {r['batch']}{tag}, {lay}: bare {r['bare_per_s']:.0f}/s, certify "
                 f"{r['certify_per_s']:.0f}/s, ratio {r['ratio']:.3f}"
             )
     if "art" in only:
@@ -261,9 +275,17 @@ def main() -> None:
         for _rep in range(2):  # alternate the methods twice: load changes over time
             h = run_worker("hierclass", 100, n, m, "auto", args.sigma)
             a = run_worker("art", 100, n, m, "default", args.sigma)
-            ae = run_worker("art", 100, n, m, h["batch"], args.sigma)
+            ae = run_worker("art", 100, n, m, h["batch"].split()[0], args.sigma)
             he = run_worker("hierclass", 100, n, m, "32", args.sigma)
-            for key, val in (("h_auto", h), ("art_default", a), ("art_eq", ae), ("h_32", he)):
+            hb = run_worker("hierclass-bf16", 100, n, m, "auto", args.sigma)
+            pairs = (
+                ("h_auto", h),
+                ("art_default", a),
+                ("art_eq", ae),
+                ("h_32", he),
+                ("h_bf16", hb),
+            )
+            for key, val in pairs:
                 runs.setdefault(key, []).append(val)
         med = {k: statistics.median(v["seconds"] for v in vs) for k, vs in runs.items()}
         mem = {k: statistics.median(v["peak_mib"] for v in vs) for k, vs in runs.items()}
@@ -282,6 +304,16 @@ def main() -> None:
         print(
             f"(ART peak at batch {hb}: +{mem['art_eq']:.1f} MiB; hierclass at 32: "
             f"+{mem['h_32']:.1f} MiB)"
+        )
+        agree = statistics.mean(
+            u == v
+            for r_b, r_a in zip(runs["h_bf16"], runs["h_auto"], strict=True)
+            for u, v in zip(r_b["labels"], r_a["labels"], strict=True)
+        )
+        print(
+            f"bfloat16 classifier (amp_dtype, batch {runs['h_bf16'][0]['batch']}): "
+            f"{med['h_bf16']:.2f}s -> {med['art_default'] / med['h_bf16']:.2f}x ART default; "
+            f"labels agree with the float32 run on {agree:.0%} of inputs"
         )
     if "memory" in only:
         print(f"\n## 2b. peak memory at n={n_mem}")

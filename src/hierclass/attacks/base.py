@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from hierclass.channels_last import ChannelsLastForward, call_with_fallback, has_4d_weights
+
 Model = Callable[[torch.Tensor], torch.Tensor]
 
 NORMS = ("linf", "l2")
@@ -164,6 +166,12 @@ class Attack:
     eval_mode : bool
         Attack the model in eval mode (dropout off, batch-norm running statistics, which are
         then not updated by the attack). ``False`` attacks it in whatever mode it is in.
+    channels_last : bool or None
+        Run a convolutional ``nn.Module`` with channels-last copies of its 4-D weights and
+        inputs (:class:`~hierclass.channels_last.ChannelsLastForward`; the model itself is not
+        changed, and the copies follow its training). ``None`` (default) does so for 4-D
+        inputs on CPU, where oneDNN's convolutions are faster that way, and falls back to the
+        plain call for a model whose ``forward`` cannot run channels-last; ``False`` never.
 
     Examples
     --------
@@ -174,11 +182,40 @@ class Attack:
     torch.Size([3, 4])
     """
 
-    def __init__(self, model: Model, *, eval_mode: bool = True) -> None:
+    def __init__(
+        self, model: Model, *, eval_mode: bool = True, channels_last: bool | None = None
+    ) -> None:
         if not callable(model):
             raise TypeError(f"model must be callable (x -> logits), got {type(model).__name__}")
+        if channels_last not in (None, True, False):
+            raise TypeError(f"channels_last must be None, True or False, got {channels_last!r}")
+        if channels_last and not has_4d_weights(model):
+            raise ValueError(
+                "channels_last=True needs an nn.Module with 4-D (convolution) weights, got "
+                f"{type(model).__name__}"
+            )
         self.model = model
         self.eval_mode = eval_mode
+        self.channels_last = channels_last
+        self.forward_: Callable[[torch.Tensor], torch.Tensor] = model
+        self._fast_: ChannelsLastForward | None = None
+        self._fast_works_: bool | None = None  # learnt on the first auto call
+
+    def _pick_forward(self, x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The model, or its channels-last twin when that is asked for or (auto) likely faster."""
+        if self.channels_last is False or not has_4d_weights(self.model):
+            return self.model
+        if self.channels_last is None and (x.dim() != 4 or x.device.type != "cpu"):
+            return self.model
+        if self._fast_ is None:
+            self._fast_ = ChannelsLastForward(self.model)
+        if self.channels_last is None and self._fast_works_ is None:
+            # one sample tells whether forward() can run channels-last at all (a .view on a
+            # conv output cannot); then the choice is remembered
+            _, self._fast_works_ = call_with_fallback(self._fast_, self.model, x[:1])
+        if self.channels_last is None and not self._fast_works_:
+            return self.model
+        return self._fast_
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if isinstance(x, dict):
@@ -194,6 +231,7 @@ class Attack:
         with torch.inference_mode(False), model_mode(self.model, mode), torch.enable_grad():
             x = x.detach().clone() if x.is_inference() else x.detach()
             y = y.clone() if y.is_inference() else y
+            self.forward_ = self._pick_forward(x)
             x_adv = self.perturb(x, y)
         return x_adv.detach()
 
@@ -203,6 +241,8 @@ class Attack:
 
     def __repr__(self) -> str:
         params = ", ".join(
-            f"{k}={v!r}" for k, v in vars(self).items() if k != "model" and not k.endswith("_")
+            f"{k}={v!r}"
+            for k, v in vars(self).items()
+            if k != "model" and not k.endswith("_") and not k.startswith("_")
         )
         return f"{type(self).__name__}({params})"

@@ -126,6 +126,9 @@ class PGD(Attack):
         ``None`` uses torch's global RNG.
     eval_mode : bool
         Attack the model in eval mode (its flags are restored afterwards).
+    channels_last : bool or None
+        Run a convolutional model channels-last (see :class:`~hierclass.attacks.Attack`);
+        ``None`` does so on CPU, where it measured 1.2-1.4x faster per step here.
 
     Examples
     --------
@@ -151,8 +154,9 @@ class PGD(Attack):
         *,
         seed: int | None = None,
         eval_mode: bool = True,
+        channels_last: bool | None = None,
     ) -> None:
-        super().__init__(model, eval_mode=eval_mode)
+        super().__init__(model, eval_mode=eval_mode, channels_last=channels_last)
         check_budget(eps, alpha, steps, norm)
         if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
             raise ValueError(f"restarts must be an int >= 1, got {restarts!r}")
@@ -216,7 +220,7 @@ class PGD(Attack):
                 x_adv = x.clone()
             for _ in range(self.steps):
                 x_adv.requires_grad_(True)
-                logits = self.model(x_adv)
+                logits = self.forward_(x_adv)
                 loss = sign * F.cross_entropy(logits, y, reduction="none")
                 (grad,) = torch.autograd.grad(loss.sum(), x_adv)
                 x_adv = x_adv.detach()
@@ -233,7 +237,7 @@ class PGD(Attack):
                 final_x = x_adv
                 break
             with torch.no_grad():
-                logits = self.model(x_adv)
+                logits = self.forward_(x_adv)
                 loss = sign * F.cross_entropy(logits, y, reduction="none")
             pool_hits(x_adv, logits, loss)
             better = loss >= final_loss

@@ -32,7 +32,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from hierclass.smoothing.batch_size import resolve_batch_size
+from hierclass.channels_last import ChannelsLastForward, has_4d_weights
+from hierclass.smoothing.batch_size import resolve_plan
 from hierclass.smoothing.bounds import check_alpha, check_sigma
 from hierclass.smoothing.certificates import ABSTAIN, METHODS, Certificate, certify_counts
 from hierclass.smoothing.results import (
@@ -158,6 +159,14 @@ class _Group:
         self.num_outputs = num_outputs
         self.subsets: list[tuple[int, ...]] = []
         self.head: SubsetHead | None = None
+        self.fast: ChannelsLastForward | None = None  # set when "auto" picks channels-last
+
+    def call(self, xm: torch.Tensor, channels_last: bool) -> Any:
+        if channels_last and has_4d_weights(self.model):
+            if self.fast is None:
+                self.fast = ChannelsLastForward(self.model, "scores" if self.node else "forward")
+            return self.fast(xm)
+        return self.model.scores(xm) if self.node else self.model(xm)
 
     def subset_slot(self, labels: Sequence[int]) -> int:
         key = tuple(sorted(int(v) for v in labels))
@@ -305,6 +314,7 @@ class HierarchicalSmooth:
             if g.subsets:
                 g.head = SubsetHead(g.subsets, g.num_outputs, self.device)
         self.groups = list(groups.values())
+        self._channels_last = False  # chosen per run by the "auto" probe
         self.plans = plans
         # head layout: per group, the argmax head then (optionally) its subset head
         self._head_slices: dict[int, tuple[int, int | None]] = {}
@@ -335,8 +345,10 @@ class HierarchicalSmooth:
             raise ValueError(f"a node reads modality {key!r} but the input is a plain tensor")
         return batch[key]
 
-    def _run_group(self, g: _Group, xm: torch.Tensor) -> torch.Tensor:
-        out = g.model.scores(xm) if g.node else g.model(xm)
+    def _run_group(self, g: _Group, xm: torch.Tensor, channels_last: bool | None = None) -> Any:
+        if channels_last is None:
+            channels_last = self._channels_last
+        out = g.call(xm, channels_last)
         if not isinstance(out, torch.Tensor):
             raise TypeError(f"a node's model must return a tensor, got {type(out).__name__}")
         if out.dim() != 2 or out.shape[0] != xm.shape[0] or out.shape[1] != g.num_outputs:
@@ -379,21 +391,26 @@ class HierarchicalSmooth:
             probe_input = example[keys[0]]
         if batch_size == "auto":
             g0 = self.flat_group or self.groups[0]
-            bs = resolve_batch_size(
+            plan = resolve_plan(
                 "auto",
                 g0.model,
                 probe_input,
                 sigma=self.sigma,
-                forward=lambda b: self._run_group(g0, b),
+                forward=lambda b: self._run_group(g0, b, False),
+                channels_last=(
+                    (lambda b: self._run_group(g0, b, True)) if has_4d_weights(g0.model) else None
+                ),
             )
         else:
-            bs = resolve_batch_size(batch_size, None, probe_input)
+            plan = resolve_plan(batch_size, None, probe_input)
+        # the layout the probe chose for the first group applies to every convolutional group
+        self._channels_last = plan.channels_last
         return CountEngine(
             self._evaluate,
             self._head_sizes,
             sigma=self.sigma,
             seed=self.seed,
-            batch_size=bs,
+            batch_size=plan.batch_size,
             device=self.device,
             perturbed_keys=None if isinstance(example, torch.Tensor) else self._keys_read(),
         )

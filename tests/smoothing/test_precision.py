@@ -1,0 +1,56 @@
+"""Smooth(amp_dtype=...): the votes are exactly those of the model run under autocast."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hierclass import Smooth
+from hierclass.models import SmallCNN
+from hierclass.smoothing import batch_size as bs_mod
+
+
+def _model():
+    torch.manual_seed(0)
+    return SmallCNN(10, image_size=12).eval()
+
+
+def test_counts_equal_those_of_the_autocast_model():
+    model = _model()
+    x = torch.rand(1, 12, 12)
+
+    def by_hand(batch):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return model(batch).float()
+
+    amp = Smooth(model, 10, 0.5, seed=4, amp_dtype=torch.bfloat16)
+    ref = Smooth(by_hand, 10, 0.5, seed=4)
+    a = amp.certify_detailed(x, 20, 500, 0.01, 100).counts
+    b = ref.certify_detailed(x, 20, 500, 0.01, 100).counts
+    assert (a == b).all() and a.sum() == 500
+    assert "amp_dtype=torch.bfloat16" in repr(amp)
+
+
+def test_auto_probes_each_precision_separately(monkeypatch):
+    calls = []
+    real = bs_mod.probe_batch_size
+
+    def spy(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(bs_mod, "probe_batch_size", spy)
+    bs_mod.clear_cache()
+    model, x = _model(), torch.rand(1, 12, 12)
+    Smooth(model, 10, 0.5).certify(x, 5, 20, 0.1, "auto")
+    first = len(calls)
+    Smooth(model, 10, 0.5).certify(x, 5, 20, 0.1, "auto")
+    assert len(calls) == first  # cached
+    Smooth(model, 10, 0.5, amp_dtype=torch.bfloat16).certify(x, 5, 20, 0.1, "auto")
+    assert len(calls) > first  # another precision is another plan
+    bs_mod.clear_cache()
+
+
+def test_bad_amp_dtype():
+    with pytest.raises(ValueError, match="amp_dtype must be None, torch.bfloat16 or"):
+        Smooth(_model(), 10, 0.5, amp_dtype=torch.float64)
