@@ -4,8 +4,10 @@ Same model (the paper's SmallCNN on MNIST-5k images), same settings, same batche
 interleaved (ours, theirs, ours, theirs, ...) so machine noise hits both alike, and the
 report is the median of the per-pair time ratios. "ours" is PGD as a user gets it (channels-
 last on CPU, the default); "plain" is the same PGD with ``channels_last=False``, to show how
-much of the difference the memory layout accounts for. Also reports the adversarial accuracy
-each attack leaves on a briefly trained model (strength at equal settings).
+much of the difference the memory layout accounts for; "early stop" is ours with
+``early_stop=True`` (for evaluation: it fools exactly the samples the full run fools, the
+accuracy columns check that). Also reports the adversarial accuracy each attack leaves on a
+briefly trained model (strength at equal settings).
 
     python bench/bench_attacks.py            # full: 9 pairs per setting
     python bench/bench_attacks.py --quick    # smoke run
@@ -64,38 +66,45 @@ def main() -> None:
           f"batch={args.batch}, steps={args.steps}, pairs={args.pairs}")  # fmt: skip
     print("| setting | ours (img/s) | torchattacks (img/s) | wall ratio theirs/ours (median, "
           "min-max) | CPU ratio theirs/ours (median, min-max) | wall ratio plain/ours | "
-          "clean acc | adv acc ours | adv acc theirs |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|")
+          "wall ratio theirs/early stop | clean acc | adv acc ours | adv acc early stop | "
+          "adv acc theirs |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for norm, eps, alpha in settings:
         ours = PGD(model, eps, alpha, args.steps, norm=norm)
         plain = PGD(model, eps, alpha, args.steps, norm=norm, channels_last=False)
+        early = PGD(model, eps, alpha, args.steps, norm=norm, early_stop=True)
         cls = torchattacks.PGD if norm == "linf" else torchattacks.PGDL2
         theirs = cls(model, eps=eps, alpha=alpha, steps=args.steps, random_start=True)
-        ours(x, y), theirs(x, y), plain(x, y)  # warm-up (allocator, kernels)
-        wall, cpu, t_ours, t_theirs, vs_plain = [], [], [], [], []
+        ours(x, y), theirs(x, y), plain(x, y), early(x, y)  # warm-up (allocator, kernels)
+        wall, cpu, t_ours, t_theirs, vs_plain, vs_early = [], [], [], [], [], []
         for _ in range(args.pairs):
             a_wall, a_cpu = _timed(ours, x, y)
             b_wall, b_cpu = _timed(theirs, x, y)
             c_wall, _ = _timed(plain, x, y)
+            d_wall, _ = _timed(early, x, y)
             vs_plain.append(c_wall / a_wall)
+            vs_early.append(b_wall / d_wall)
             t_ours.append(a_wall)
             t_theirs.append(b_wall)
             wall.append(b_wall / a_wall)  # > 1: ours is faster
             cpu.append(b_cpu / a_cpu)
         eval_x, eval_y = data.x_test[: args.eval_size], data.y_test[: args.eval_size]
         adv_ours = ours(eval_x, eval_y)
+        adv_early = early(eval_x, eval_y)
         torch.manual_seed(1)
         adv_theirs = theirs(eval_x, eval_y)  # torchattacks needs grad mode on (ours does not)
         with torch.no_grad():
             clean = (model(eval_x).argmax(1) == eval_y).float().mean()
             acc_ours = (model(adv_ours).argmax(1) == eval_y).float().mean()
+            acc_early = (model(adv_early).argmax(1) == eval_y).float().mean()
             acc_theirs = (model(adv_theirs).argmax(1) == eval_y).float().mean()
         n = x.shape[0]
         print(f"| {norm} eps={eps} alpha={alpha} | {n / statistics.median(t_ours):.0f} | "
               f"{n / statistics.median(t_theirs):.0f} | {statistics.median(wall):.3f} "
               f"({min(wall):.2f}-{max(wall):.2f}) | {statistics.median(cpu):.3f} "
               f"({min(cpu):.2f}-{max(cpu):.2f}) | {statistics.median(vs_plain):.3f} | "
-              f"{clean:.3f} | {acc_ours:.3f} | "
+              f"{statistics.median(vs_early):.3f} | {clean:.3f} | {acc_ours:.3f} | "
+              f"{acc_early:.3f} | "
               f"{acc_theirs:.3f} |", flush=True)  # fmt: skip
 
 

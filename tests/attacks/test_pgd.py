@@ -293,3 +293,49 @@ def test_at_least_as_strong_as_torchattacks(digits_model, norm, eps, alpha):
         # Reject "ours is weaker" at the 0.1% level.
         p = binomtest(only_ours_fail, discordant, 0.5, alternative="greater").pvalue
         assert p > 1e-3, (only_ours_fail, discordant)
+
+
+@pytest.mark.parametrize("norm,eps,alpha", [("linf", 0.08, 0.02), ("l2", 0.12, 0.03)])
+@pytest.mark.parametrize("restarts,targeted", [(1, False), (3, False), (2, True)])
+def test_early_stop_fools_the_same_samples(norm, eps, alpha, restarts, targeted):
+    net = _tiny_net(seed=4)
+    x, y = torch.rand(300, 1, 4, 4), torch.randint(0, 4, (300,))
+    kw = dict(norm=norm, restarts=restarts, targeted=targeted, seed=2)
+    full = PGD(net, eps, alpha, 6, **kw)(x, y)
+    early = PGD(net, eps, alpha, 6, **kw, early_stop=True)(x, y)
+    with torch.no_grad():
+        hit_full, hit_early = net(full).argmax(1) == y, net(early).argmax(1) == y
+    success_full = hit_full if targeted else ~hit_full
+    success_early = hit_early if targeted else ~hit_early
+    # a meaningful mix: some samples fall, some resist
+    assert 0.1 < success_full.float().mean() < 0.9
+    assert torch.equal(success_early, success_full)
+    # unfooled samples followed the same trajectory; fooled ones may stop at another point
+    torch.testing.assert_close(early[~success_full], full[~success_full])
+    if norm == "linf":
+        assert (early - x).abs().max() <= eps + 1e-6
+    else:
+        assert (early - x).flatten(1).norm(dim=1).max() <= eps + 1e-5
+    assert early.min() >= 0 and early.max() <= 1
+
+
+def test_early_stop_returns_the_first_fooling_iterate_and_stops():
+    calls = []
+
+    class Counting(nn.Module):
+        def forward(self, x):  # class 0 wins while the pixel sum exceeds 2
+            calls.append(x.shape[0])
+            s = x.flatten(1).sum(1, keepdim=True) - 2.0
+            return torch.cat([s, -s], dim=1)
+
+    # samples 0-1 start just above the boundary (sum 2.08: one step of 4 x 0.05 crosses it),
+    # samples 2-3 far above it (sum 3.8: out of reach at eps 0.1)
+    x = torch.tensor([0.52, 0.52, 0.95, 0.95]).repeat_interleave(4).view(4, 1, 2, 2)
+    y = torch.zeros(4, dtype=torch.long)
+    attack = PGD(Counting(), eps=0.1, alpha=0.05, steps=4, random_start=False, early_stop=True)
+    x_adv = attack(x, y)
+    # steps 1-2 run all 4 samples (step 2's forward finds 0-1 fooled); steps 3-4 run 2
+    assert calls == [4, 4, 2, 2]
+    # 0-1 keep the first iterate that fooled the model: one step down (sum 1.88), not two
+    torch.testing.assert_close(x_adv[:2], torch.full((2, 1, 2, 2), 0.47))
+    torch.testing.assert_close(x_adv[2:], torch.full((2, 1, 2, 2), 0.85))

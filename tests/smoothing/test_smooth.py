@@ -201,3 +201,21 @@ def test_auto_batch_size_is_probed_once_per_model_and_shape(monkeypatch):
     Smooth(_linear(), 5, 0.5).certify(torch.rand(6), 10, 40, 0.1, "auto")  # another model
     assert len(calls) == 2
     bs_mod.clear_cache()
+
+
+def test_auto_batch_size_with_dict_inputs_gives_the_counts_of_any_batch_size():
+    torch.manual_seed(0)
+    lin = nn.Linear(6, 3).eval()
+
+    def model(batch):  # reads two modalities; "meta" is an integer the noise does not touch
+        return lin(batch["img"]) + batch["meta"].float()
+
+    x = {"img": torch.rand(6), "meta": torch.tensor([0, 1, 0])}
+    s = Smooth(model, 3, sigma=0.5, seed=2)
+    bs_mod.clear_cache()
+    auto = s.certify_detailed(x, 10, 300, 0.1, "auto").counts
+    fixed = s.certify_detailed(x, 10, 300, 0.1, 7).counts
+    assert (auto == fixed).all() and auto.sum() == 300
+    with pytest.raises(TypeError, match="a tensor or a non-empty dict of tensors"):
+        bs_mod.resolve_plan("auto", model, {"img": [1.0]})
+    bs_mod.clear_cache()

@@ -28,6 +28,8 @@ __all__ = [
 ]
 
 DEFAULT_CANDIDATES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+#: Batch sizes this close to the fastest count as ties, won by the smallest.
+TIE_TOLERANCE = 0.05
 #: Largest noisy batch the probe builds on a CPU (bytes); GPUs stop at the first OOM.
 CPU_MAX_BATCH_BYTES = 512 * 2**20
 
@@ -69,8 +71,8 @@ def _is_oom(err: BaseException) -> bool:
 
 
 def probe_batch_size(
-    forward: Callable[[torch.Tensor], Any],
-    example: torch.Tensor,
+    forward: Callable[[Any], Any],
+    example: Any,
     *,
     sigma: float = 0.25,
     candidates: Sequence[int] = DEFAULT_CANDIDATES,
@@ -83,7 +85,7 @@ def probe_batch_size(
     ----------
     forward : callable
         The model (any callable ``[B, ...] -> logits``).
-    example : Tensor, shape [...]
+    example : Tensor, shape [...], or dict of Tensors
         One input without batch dimension, on the model's device.
     sigma : float
         Noise level of the probe inputs (realistic inputs keep timings honest).
@@ -97,7 +99,8 @@ def probe_batch_size(
     Returns
     -------
     int
-        The batch size with the highest draws per second.
+        The batch size with the highest draws per second; among sizes within 5% of the
+        fastest (a tie, for a short probe) the smallest, which needs the least memory.
 
     Examples
     --------
@@ -105,10 +108,10 @@ def probe_batch_size(
     >>> probe_batch_size(m, torch.zeros(4), candidates=(8, 16), min_time=0.001) in (8, 16)
     True
     """
-    device = example.device
-    numel = max(1, example.numel()) * example.element_size()
+    device = _device_of(example)
+    numel = _nbytes(example)
     best, best_rate, start = None, 0.0, time.perf_counter()
-    worse = 0
+    worse, rates = 0, {}
     for bs in sorted(int(c) for c in candidates):
         if bs < 1:
             raise ValueError(f"candidate batch sizes must be >= 1, got {bs}")
@@ -122,6 +125,7 @@ def probe_batch_size(
                     torch.cuda.empty_cache()
                 break
             raise
+        rates[bs] = rate
         if rate > best_rate:
             best, best_rate, worse = bs, rate, 0
         else:
@@ -129,12 +133,14 @@ def probe_batch_size(
         if worse >= 2 or time.perf_counter() - start > time_budget:
             break
     assert best is not None
-    return best
+    # Sizes within TIE_TOLERANCE of the fastest cannot be told apart by a short probe on a
+    # shared machine; the smallest of them needs the least memory.
+    return min(bs for bs, rate in rates.items() if rate >= (1 - TIE_TOLERANCE) * best_rate)
 
 
 def draws_per_second(
-    forward: Callable[[torch.Tensor], Any],
-    example: torch.Tensor,
+    forward: Callable[[Any], Any],
+    example: Any,
     batch_size: int,
     *,
     sigma: float = 0.25,
@@ -142,16 +148,17 @@ def draws_per_second(
 ) -> float:
     """Noisy draws per second of ``forward`` at one batch size (the fastest of several passes).
 
+    ``example`` is one input without batch dimension: a tensor, or a dict of modalities (its
+    floating-point ones get noise, the others are repeated).
+
     Examples
     --------
     >>> draws_per_second(torch.nn.Linear(4, 3), torch.zeros(4), 8, min_time=0.001) > 0
     True
     """
-    device = example.device
+    device = _device_of(example)
     with torch.inference_mode():
-        batch = example + sigma * torch.randn(
-            (batch_size, *example.shape), device=device, dtype=example.dtype
-        )
+        batch = _noisy_batch(example, batch_size, sigma)
         forward(batch)  # warm-up: allocator, algorithm selection
         _sync(device)
         # the fastest of several passes: other processes only ever slow a pass down, so the
@@ -164,6 +171,34 @@ def draws_per_second(
             fastest = min(fastest, time.perf_counter() - t0)
             reps += 1
     return batch_size / fastest
+
+
+def _device_of(example: Any) -> torch.device:
+    if isinstance(example, torch.Tensor):
+        return example.device
+    return next(iter(example.values())).device
+
+
+def _noisy_batch(example: Any, batch_size: int, sigma: float) -> Any:
+    if isinstance(example, dict):
+        return {k: _noisy_batch(v, batch_size, sigma) for k, v in example.items()}
+    if not example.is_floating_point():
+        return example.expand(batch_size, *example.shape).clone()
+    noise = torch.randn((batch_size, *example.shape), device=example.device, dtype=example.dtype)
+    return example + sigma * noise
+
+
+def _nbytes(example: Any) -> int:
+    """Bytes of one input (all modalities)."""
+    if isinstance(example, torch.Tensor):
+        return max(1, example.numel()) * example.element_size()
+    return sum(_nbytes(v) for v in example.values())
+
+
+def _layout_key(example: Any) -> tuple:
+    if isinstance(example, torch.Tensor):
+        return (tuple(example.shape), example.dtype, str(example.device))
+    return tuple((k, *_layout_key(v)) for k, v in sorted(example.items()))
 
 
 def _model_key(model: Any) -> Any:
@@ -189,7 +224,7 @@ def resolve_plan(
         size runs the model exactly as given.
     model : object
         The base classifier (the cache key).
-    example : Tensor
+    example : Tensor or dict of Tensors
         One input without batch dimension, on the model's device.
     sigma : float
         Noise level for the probe inputs.
@@ -210,16 +245,16 @@ def resolve_plan(
     if isinstance(batch_size, str):
         if batch_size != "auto":
             raise ValueError(f"batch_size must be a positive int or 'auto', got {batch_size!r}")
-        if not isinstance(example, torch.Tensor):
-            raise ValueError("batch_size='auto' needs a tensor input; pass an int for dict inputs")
-        key = (
-            _model_key(model),
-            tuple(example.shape),
-            example.dtype,
-            str(example.device),
-            channels_last is not None,
-            variant,
-        )
+        if not isinstance(example, torch.Tensor) and not (
+            isinstance(example, dict)
+            and example
+            and all(isinstance(v, torch.Tensor) for v in example.values())
+        ):
+            raise TypeError(
+                "batch_size='auto' probes with one input: a tensor or a non-empty dict of "
+                f"tensors, got {type(example).__name__}"
+            )
+        key = (_model_key(model), _layout_key(example), channels_last is not None, variant)
         hit = _cache.get(key)
         if hit is not None and hit[0]() is model:
             return hit[1]

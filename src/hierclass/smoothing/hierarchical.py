@@ -36,6 +36,7 @@ from hierclass.channels_last import ChannelsLastForward, has_4d_weights
 from hierclass.smoothing.batch_size import resolve_plan
 from hierclass.smoothing.bounds import check_alpha, check_sigma
 from hierclass.smoothing.certificates import ABSTAIN, METHODS, Certificate, certify_counts
+from hierclass.smoothing.precision import check_amp_dtype
 from hierclass.smoothing.results import (
     COHEN_COLUMNS,
     FLAT_COLUMNS,
@@ -214,6 +215,9 @@ class HierarchicalSmooth:
         leaves sharing it).
     device : torch.device, optional
         Where noise is drawn (default: the root model's device).
+    amp_dtype : torch.dtype, optional
+        Run every node's model under ``torch.autocast`` in this precision; the certificate is
+        then for the hierarchy as executed in that precision (see :class:`~hierclass.Smooth`).
 
     Examples
     --------
@@ -244,6 +248,7 @@ class HierarchicalSmooth:
         flat: Any = None,
         flat_input_key: str | None = None,
         device: str | torch.device | None = None,
+        amp_dtype: torch.dtype | None = None,
     ) -> None:
         from hierclass.hierarchy import Hierarchy
 
@@ -261,6 +266,7 @@ class HierarchicalSmooth:
         self.perturbed_keys = None if perturbed_keys is None else tuple(perturbed_keys)
         self.method = method
         self.flat = flat
+        self.amp_dtype = check_amp_dtype(amp_dtype)
         self.device = (
             torch.device(device) if device is not None else model_device(hierarchy.root.model)
         )
@@ -348,7 +354,12 @@ class HierarchicalSmooth:
     def _run_group(self, g: _Group, xm: torch.Tensor, channels_last: bool | None = None) -> Any:
         if channels_last is None:
             channels_last = self._channels_last
-        out = g.call(xm, channels_last)
+        if self.amp_dtype is None:
+            out = g.call(xm, channels_last)
+        else:
+            with torch.autocast(self.device.type, dtype=self.amp_dtype):
+                out = g.call(xm, channels_last)
+            out = out.float() if isinstance(out, torch.Tensor) else out
         if not isinstance(out, torch.Tensor):
             raise TypeError(f"a node's model must return a tensor, got {type(out).__name__}")
         if out.dim() != 2 or out.shape[0] != xm.shape[0] or out.shape[1] != g.num_outputs:
@@ -384,13 +395,10 @@ class HierarchicalSmooth:
         return out
 
     def _engine(self, batch_size: BatchSize, example: Any) -> CountEngine:
-        if isinstance(example, torch.Tensor):
-            probe_input = example
-        else:
-            keys = self._keys_read() or list(example)
-            probe_input = example[keys[0]]
+        g0 = self.flat_group or self.groups[0]
+        # the probe times the first group's model on the modality it reads
+        probe_input = self._select(example, g0.input_key)
         if batch_size == "auto":
-            g0 = self.flat_group or self.groups[0]
             plan = resolve_plan(
                 "auto",
                 g0.model,
@@ -400,6 +408,7 @@ class HierarchicalSmooth:
                 channels_last=(
                     (lambda b: self._run_group(g0, b, True)) if has_4d_weights(g0.model) else None
                 ),
+                variant=self.amp_dtype,
             )
         else:
             plan = resolve_plan(batch_size, None, probe_input)

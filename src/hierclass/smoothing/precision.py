@@ -7,7 +7,9 @@ from typing import Any
 
 import torch
 
-__all__ = ["with_autocast"]
+__all__ = ["check_amp_dtype", "with_autocast"]
+
+AMP_DTYPES = (torch.bfloat16, torch.float16)
 
 
 def with_autocast(
@@ -31,3 +33,22 @@ def with_autocast(
         return out.float() if isinstance(out, torch.Tensor) else out
 
     return run
+
+
+def check_amp_dtype(amp_dtype: Any) -> torch.dtype | None:
+    """Validate an ``amp_dtype`` argument: ``None``, ``torch.bfloat16`` or ``torch.float16``.
+
+    Examples
+    --------
+    >>> check_amp_dtype(torch.bfloat16)
+    torch.bfloat16
+    >>> check_amp_dtype(torch.float64)
+    Traceback (most recent call last):
+    ...
+    ValueError: amp_dtype must be None, torch.bfloat16 or torch.float16, got torch.float64
+    """
+    if amp_dtype is not None and amp_dtype not in AMP_DTYPES:
+        raise ValueError(
+            f"amp_dtype must be None, torch.bfloat16 or torch.float16, got {amp_dtype!r}"
+        )
+    return amp_dtype

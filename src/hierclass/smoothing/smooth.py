@@ -20,7 +20,7 @@ from hierclass.channels_last import ChannelsLastForward, has_4d_weights
 from hierclass.smoothing.batch_size import resolve_plan
 from hierclass.smoothing.bounds import check_alpha, check_sigma, top_two_pvalue
 from hierclass.smoothing.certificates import ABSTAIN, METHODS, Certificate, certify_counts
-from hierclass.smoothing.precision import with_autocast
+from hierclass.smoothing.precision import check_amp_dtype, with_autocast
 from hierclass.smoothing.sampling import (
     STREAM_ESTIMATE,
     STREAM_PREDICT,
@@ -187,11 +187,7 @@ class Smooth:
         self.seed = None if seed is None else int(seed)
         self.device = torch.device(device) if device is not None else model_device(base_classifier)
         self.perturbed_keys = None if perturbed_keys is None else tuple(perturbed_keys)
-        if amp_dtype is not None and amp_dtype not in (torch.bfloat16, torch.float16):
-            raise ValueError(
-                f"amp_dtype must be None, torch.bfloat16 or torch.float16, got {amp_dtype!r}"
-            )
-        self.amp_dtype = amp_dtype
+        self.amp_dtype = check_amp_dtype(amp_dtype)
         if isinstance(base_classifier, torch.nn.Module) and base_classifier.training:
             warnings.warn(
                 "the base classifier is in training mode (dropout and batch norm then make it "
