@@ -237,3 +237,36 @@ def test_bad_input_raises():
         node_attacks(h, x, y[:3], _pgd)
     with pytest.raises(TypeError, match="make_attack"):
         evaluate_hierarchy(h, x, y, "pgd")
+
+
+@pytest.mark.parametrize("dict_input", [False, True])
+def test_early_stop_pgd_gives_the_same_report(dict_input):
+    # early_stop runs a node's model on sub-batches; for dict inputs the node reads only its
+    # own modality, so the other modalities' full batch riding along does not matter
+    x, y = _data()
+    h = _tree(root_key="image", leaf_key="image") if dict_input else _tree()
+    batch = {"image": x, "lidar": x.clone()} if dict_input else x
+    kw = dict(perturbable=["image"]) if dict_input else {}
+
+    def early(model):
+        return PGD(model, EPS, alpha=0.025, steps=10, random_start=False, early_stop=True)
+
+    full, fast = evaluate_hierarchy(h, batch, y, _pgd, **kw), evaluate_hierarchy(
+        h, batch, y, early, **kw
+    )
+    assert fast.adversarial_accuracy == full.adversarial_accuracy == pytest.approx(1 - 6 / 10)
+    assert fast.node_accuracy == full.node_accuracy
+
+
+def test_joint_attack_tied_to_other_modalities_rejects_row_dropping_attacks():
+    x, y = _data()
+    batch = {"image": x, "lidar": x.clone()}
+    h = _tree(root_key="lidar", leaf_key="image")  # the surrogate needs lidar's rows too
+
+    def early(model):
+        return PGD(model, EPS, alpha=0.025, steps=10, random_start=False, early_stop=True)
+
+    with pytest.raises(ValueError, match="needs all .* rows of its batch"):
+        joint_attack(h, batch, y, early, perturbable=["image"])
+    # without early stop the same attack runs
+    assert joint_attack(h, batch, y, _pgd, perturbable=["image"]).robust.shape == y.shape

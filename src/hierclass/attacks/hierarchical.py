@@ -183,8 +183,10 @@ def _attack_node(
         part = rows[start : start + chunk]
         x_part = index_batch(x, part)
 
-        def node_scores(xm: torch.Tensor, x_part: Batch = x_part) -> torch.Tensor:
-            return node(_replace(x_part, key, xm))
+        def node_scores(xm: torch.Tensor) -> torch.Tensor:
+            # the node reads its own modality only: passing just that one lets an attack call
+            # it on any sub-batch (PGD's early_stop does)
+            return node(xm if key is None else {key: xm})
 
         attack = make_attack(node_scores)
         xm_adv = attack(_modality(x_part, key), targets[start : start + chunk])
@@ -439,14 +441,26 @@ def joint_attack(
         if not read:
             return AttackResult("joint", robust, x, natural)
         key = next(iter(read))
+        # nodes reading other (unperturbed) modalities tie the surrogate to its batch's rows
+        tied = key is not None and any(node.input_key != key for _, node in h.nodes())
         rows = natural.nonzero().flatten()
         adv_parts, broken_parts = [], []
         for start in range(0, rows.numel(), batch_size):
             part = rows[start : start + batch_size]
             x_part = index_batch(x, part)
 
-            def log_soft(xm: torch.Tensor, x_part: Batch = x_part) -> torch.Tensor:
-                return h.soft_forward(_replace(x_part, key, xm)).clamp_min(_LOG_FLOOR).log()
+            def log_soft(xm: torch.Tensor, x_part: Batch = x_part, n: int = part.numel()):
+                if not tied:
+                    full = xm if key is None else {key: xm}
+                elif xm.shape[0] == n:
+                    full = _replace(x_part, key, xm)
+                else:
+                    raise ValueError(
+                        f"the joint attack's surrogate reads modalities besides {key!r}, so it "
+                        f"needs all {n} rows of its batch but the attack passed {xm.shape[0]}; "
+                        "an attack that drops rows (PGD early_stop=True) cannot run on it"
+                    )
+                return h.soft_forward(full).clamp_min(_LOG_FLOOR).log()
 
             xm_adv = make_attack(log_soft)(_modality(x_part, key), y[part])
             with torch.no_grad():

@@ -136,7 +136,8 @@ class PGD(Attack):
         accuracy is the same for less work. What changes is the point returned for a fooled
         sample: the first iterate that fooled the model instead of the highest-loss one. Use
         it to *evaluate*; keep the default for adversarial training, whose signal is the
-        high-loss point. Costs one host synchronisation per step.
+        high-loss point. The model is called on shrinking sub-batches, so it must treat
+        samples independently (as in eval mode). Costs one host synchronisation per step.
 
     Examples
     --------
