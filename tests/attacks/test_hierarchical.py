@@ -251,22 +251,58 @@ def test_early_stop_pgd_gives_the_same_report(dict_input):
     def early(model):
         return PGD(model, EPS, alpha=0.025, steps=10, random_start=False, early_stop=True)
 
-    full, fast = evaluate_hierarchy(h, batch, y, _pgd, **kw), evaluate_hierarchy(
-        h, batch, y, early, **kw
-    )
+    # node attacks: a fooled node fools the hierarchy, so stopping there loses nothing
+    full = evaluate_hierarchy(h, batch, y, _pgd, joint=False, **kw)
+    fast = evaluate_hierarchy(h, batch, y, early, joint=False, **kw)
     assert fast.adversarial_accuracy == full.adversarial_accuracy == pytest.approx(1 - 6 / 10)
     assert fast.node_accuracy == full.node_accuracy
+    # the joint attack judges the hard tree, not the soft surrogate PGD would stop on
+    with pytest.raises(ValueError, match="joint attack cannot use an attack with early_stop"):
+        evaluate_hierarchy(h, batch, y, early, **kw)
+
+
+class _RowDropper:
+    """An attack that calls its model on the first half of the batch only."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, x, y):
+        self.model(x[: x.shape[0] // 2])
+        return x
 
 
 def test_joint_attack_tied_to_other_modalities_rejects_row_dropping_attacks():
     x, y = _data()
     batch = {"image": x, "lidar": x.clone()}
     h = _tree(root_key="lidar", leaf_key="image")  # the surrogate needs lidar's rows too
-
-    def early(model):
-        return PGD(model, EPS, alpha=0.025, steps=10, random_start=False, early_stop=True)
-
     with pytest.raises(ValueError, match="needs all .* rows of its batch"):
-        joint_attack(h, batch, y, early, perturbable=["image"])
-    # without early stop the same attack runs
+        joint_attack(h, batch, y, _RowDropper, perturbable=["image"])
+    # an attack that keeps the batch whole runs
     assert joint_attack(h, batch, y, _pgd, perturbable=["image"]).robust.shape == y.shape
+
+
+def test_conv_nodes_are_attacked_channels_last_with_the_same_outcome():
+    from hierclass.models import SmallCNN
+
+    torch.manual_seed(0)
+    p = LabelPartition({"low": [0, 1], "high": [2, 3]})
+    h = Hierarchy(
+        Router(SmallCNN(2, image_size=8).eval(), p),
+        [Leaf(SmallCNN(2, image_size=8).eval(), c) for c in ([0, 1], [2, 3])],
+    )
+    x = torch.rand(40, 1, 8, 8)
+    y = h.predict(x)  # every sample starts correct, so every one is attacked
+
+    def attack(channels_last):
+        def make(model):
+            assert isinstance(model, nn.Module)  # so PGD can run it channels-last
+            return PGD(model, 0.3, 0.1, 5, random_start=False, channels_last=channels_last)
+
+        return make
+
+    plain = evaluate_hierarchy(h, x, y, attack(False))
+    fast = evaluate_hierarchy(h, x, y, attack(True))
+    assert 0.0 < plain.adversarial_accuracy < 1.0
+    assert fast.adversarial_accuracy == plain.adversarial_accuracy
+    assert fast.node_accuracy == plain.node_accuracy

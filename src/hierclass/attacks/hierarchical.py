@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
 
 from hierclass.attacks.base import check_labels, check_unit_interval, model_mode
 from hierclass.batch import Batch, batch_size, index_batch
@@ -162,6 +163,51 @@ def _check_factory(make_attack: Any) -> None:
 
 
 # ----------------------------------------------------------------------------- one node
+class _NodeScores(nn.Module):
+    """A node's scores as a function of its own modality, ``[B, ...] -> [B, K]``.
+
+    A module (not a closure) so that an attack manages its train/eval mode and can run it
+    channels-last; the node reads its modality only, so any sub-batch works (PGD's
+    ``early_stop`` calls it on fewer rows).
+    """
+
+    def __init__(self, node: Node, key: str | None) -> None:
+        super().__init__()
+        self.node = node
+        self.key = key
+
+    def forward(self, xm: torch.Tensor) -> torch.Tensor:
+        return self.node(xm if self.key is None else {self.key: xm})
+
+
+class _LogSoftTree(nn.Module):
+    """The joint attack's surrogate: log of the tree's route-times-leaf probabilities.
+
+    ``rows_of`` holds the batch's other modalities when some node reads them (an unperturbed
+    router, say); the surrogate then needs exactly that batch's rows.
+    """
+
+    def __init__(self, h: Hierarchy, key: str | None, rows_of: Batch | None) -> None:
+        super().__init__()
+        self.h = h
+        self.nodes = nn.ModuleList(n for _, n in h.nodes() if isinstance(n, nn.Module))
+        self.key = key
+        self.rows_of = rows_of
+
+    def forward(self, xm: torch.Tensor) -> torch.Tensor:
+        if self.rows_of is None:
+            full = xm if self.key is None else {self.key: xm}
+        elif xm.shape[0] == batch_size(self.rows_of):
+            full = _replace(self.rows_of, self.key, xm)
+        else:
+            raise ValueError(
+                f"the joint attack's surrogate reads modalities besides {self.key!r}, so it "
+                f"needs all {batch_size(self.rows_of)} rows of its batch but the attack passed "
+                f"{xm.shape[0]}; an attack that drops rows (PGD early_stop=True) cannot run on it"
+            )
+        return self.h.soft_forward(full).clamp_min(_LOG_FLOOR).log()
+
+
 def _attack_node(
     h: Any,
     node: Node,
@@ -183,12 +229,7 @@ def _attack_node(
         part = rows[start : start + chunk]
         x_part = index_batch(x, part)
 
-        def node_scores(xm: torch.Tensor) -> torch.Tensor:
-            # the node reads its own modality only: passing just that one lets an attack call
-            # it on any sub-batch (PGD's early_stop does)
-            return node(xm if key is None else {key: xm})
-
-        attack = make_attack(node_scores)
+        attack = make_attack(_NodeScores(node, key))
         xm_adv = attack(_modality(x_part, key), targets[start : start + chunk])
         x_adv = _replace(x_part, key, xm_adv)
         with torch.no_grad():
@@ -449,20 +490,17 @@ def joint_attack(
             part = rows[start : start + batch_size]
             x_part = index_batch(x, part)
 
-            def log_soft(xm: torch.Tensor, x_part: Batch = x_part, n: int = part.numel()):
-                if not tied:
-                    full = xm if key is None else {key: xm}
-                elif xm.shape[0] == n:
-                    full = _replace(x_part, key, xm)
-                else:
-                    raise ValueError(
-                        f"the joint attack's surrogate reads modalities besides {key!r}, so it "
-                        f"needs all {n} rows of its batch but the attack passed {xm.shape[0]}; "
-                        "an attack that drops rows (PGD early_stop=True) cannot run on it"
-                    )
-                return h.soft_forward(full).clamp_min(_LOG_FLOOR).log()
-
-            xm_adv = make_attack(log_soft)(_modality(x_part, key), y[part])
+            surrogate = _LogSoftTree(h, key, x_part if tied else None)
+            attack = make_attack(surrogate)
+            if getattr(attack, "early_stop", False):
+                # PGD would stop where the *soft* surrogate's argmax is wrong, but the result is
+                # judged on the hard tree, which that point need not fool: a weaker attack
+                raise ValueError(
+                    "the joint attack cannot use an attack with early_stop=True: it would stop "
+                    "where the soft surrogate is fooled, not the hierarchy itself; pass "
+                    "early_stop=False (or joint=False to evaluate_hierarchy)"
+                )
+            xm_adv = attack(_modality(x_part, key), y[part])
             with torch.no_grad():
                 broken_parts.append(h.predict(_replace(x_part, key, xm_adv)) != y[part])
             adv_parts.append(xm_adv)

@@ -137,7 +137,11 @@ class PGD(Attack):
         sample: the first iterate that fooled the model instead of the highest-loss one. Use
         it to *evaluate*; keep the default for adversarial training, whose signal is the
         high-loss point. The model is called on shrinking sub-batches, so it must treat
-        samples independently (as in eval mode). Costs one host synchronisation per step.
+        samples independently (as in eval mode). "Fooled" means fooled *this* model: when
+        the verdict comes from another one (the hierarchy's joint attack attacks a soft
+        surrogate but judges the hard tree) stopping early weakens the attack, and
+        :func:`~hierclass.attacks.joint_attack` refuses it. Costs one host synchronisation
+        per step.
 
     Examples
     --------
