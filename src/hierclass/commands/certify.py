@@ -210,14 +210,16 @@ def run(args: argparse.Namespace) -> int:
                 )
 
             extra = [flat_out] if flat is not None else []
-            table = run_sharded(job, indices, args.outfile, extra_outputs=extra)
+            table = run_sharded(
+                job, indices, args.outfile, extra_outputs=extra, resume=not args.no_resume
+            )
         else:
             smooth = Smooth(model, num_classes, args.sigma, seed=args.seed)
 
             def job(ids, path):
                 certify_dataset(smooth, x, y, indices=ids, out=path, **common)
 
-            table = run_sharded(job, indices, args.outfile)
+            table = run_sharded(job, indices, args.outfile, resume=not args.no_resume)
     except (ValueError, TypeError, FileNotFoundError) as err:
         print(f"hierclass certify: error: {err}", file=sys.stderr)
         return 2

@@ -1,10 +1,14 @@
 """Certification across processes or GPUs (``torchrun``): shard by index, merge by index.
 
-Every rank certifies ``indices[rank::world_size]`` into its own shard file; rank 0 then merges
-the shards in the order of ``indices``. Because a sample's noise depends only on the base seed
-and its index (see :mod:`hierclass.smoothing.sampling`), the merged file equals a one-process
-run (apart from the ``time`` column). A killed run resumes shard by shard when restarted with
-the same world size.
+Every rank certifies its round-robin share of the indices into its own shard file; rank 0
+then merges the shards in the order of ``indices``. Because a sample's noise depends only on
+the base seed and its index (see :mod:`hierclass.smoothing.sampling`), the merged file equals a
+one-process run (apart from the ``time`` column).
+
+A killed run resumes with any number of processes. Restarted with the same world size, each
+rank resumes its own shard. Restarted with another, rank 0 first folds the shards the earlier
+run left (any world size) into ``<out>.resumed``, and the ranks share out what is left; a
+pre-empted 8-GPU job can go on with 4.
 
 Launch, e.g. ``torchrun --nproc_per_node 2 -m hierclass.cli certify ...``; on CPU the gloo
 backend is used, on GPUs NCCL with one device per local rank.
@@ -13,6 +17,7 @@ backend is used, on GPUs NCCL with one device per local rank.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +27,14 @@ import torch.distributed as dist
 
 from hierclass.smoothing.results import PathLike, ResultTable, merge_results, read_results
 
-__all__ = ["init_from_env", "rank_and_world", "run_sharded", "shard", "shard_path"]
+__all__ = [
+    "init_from_env",
+    "rank_and_world",
+    "resumed_path",
+    "run_sharded",
+    "shard",
+    "shard_path",
+]
 
 
 def rank_and_world() -> tuple[int, int]:
@@ -88,12 +100,60 @@ def shard_path(out: PathLike, rank: int, world: int) -> Path:
     return out.with_name(f"{out.name}.shard{rank}of{world}")
 
 
+def resumed_path(out: PathLike) -> Path:
+    """Where rows of runs with another world size are kept once folded together.
+
+    Examples
+    --------
+    >>> resumed_path("runs/flat.tsv").name
+    'flat.tsv.resumed'
+    """
+    out = Path(out)
+    return out.with_name(f"{out.name}.resumed")
+
+
+def _stale_shards(out: Path, world: int) -> list[Path]:
+    """Shard files of ``out`` written by a run with a world size other than ``world``."""
+    pattern = re.compile(re.escape(out.name) + r"\.shard(\d+)of(\d+)")
+    found = []
+    for path in sorted(out.parent.glob(f"{out.name}.shard*of*")):
+        m = pattern.fullmatch(path.name)
+        if m and int(m.group(2)) != world:
+            found.append(path)
+    return found
+
+
+def _fold_stale_shards(outputs: list[Path], world: int, indices: Sequence[int]) -> None:
+    """Merge other world sizes' shards (and an earlier ``.resumed``) into ``.resumed`` files.
+
+    The first output decides what is done: a further output (a flat baseline's file) keeps
+    only rows whose index the first has, because a run killed between writing the two rows of
+    an index redoes both. Stale shards are deleted once their rows are safely merged.
+    """
+    stale = {p: _stale_shards(p, world) for p in outputs}
+    if not any(stale.values()):
+        return
+    done: set[int] | None = None
+    for p in outputs:
+        parts = [q for q in (resumed_path(p), *stale[p]) if q.exists()]
+        if parts:
+            order = None if done is None else [int(i) for i in indices if int(i) in done]
+            table = merge_results(parts, resumed_path(p), order=order)
+            if done is None:
+                done = {int(i) for i in table["idx"]}
+        elif done is None:
+            done = set()
+        for q in stale[p]:
+            q.unlink()
+
+
 def run_sharded(
     certify_shard: Callable[[list[int], Path], Any],
     indices: Sequence[int],
     out: PathLike,
     *,
     extra_outputs: Sequence[PathLike] = (),
+    resume: bool = True,
 ) -> ResultTable:
     """Run ``certify_shard(my_indices, my_out)`` on every rank, then merge on rank 0.
 
@@ -109,6 +169,10 @@ def run_sharded(
         The merged TSV file.
     extra_outputs : sequence of path
         Further files written per shard and merged the same way (e.g. a flat baseline's).
+    resume : bool, default True
+        Reuse what earlier runs left (``.resumed`` files and shards of any world size).
+        ``False`` deletes those first; ``certify_shard`` should then also start its shard
+        afresh (``certify_dataset(..., resume=False)``).
 
     Returns
     -------
@@ -130,8 +194,19 @@ def run_sharded(
     [2, 0, 1]
     """
     rank, world = rank_and_world()
-    mine = shard(indices, rank, world)
     outputs = [Path(out), *map(Path, extra_outputs)]
+    if rank == 0:
+        if resume:
+            _fold_stale_shards(outputs, world, indices)
+        else:
+            for p in outputs:
+                for q in (resumed_path(p), *_stale_shards(p, world)):
+                    q.unlink(missing_ok=True)
+    if world > 1:
+        dist.barrier()
+    resumed = resumed_path(outputs[0])
+    done = {int(i) for i in read_results(resumed)["idx"]} if resumed.exists() else set()
+    mine = shard([i for i in indices if int(i) not in done], rank, world)
     parts = [shard_path(p, rank, world) for p in outputs]
     if extra_outputs:
         certify_shard(mine, parts[0], extra=parts[1:])
@@ -141,7 +216,7 @@ def run_sharded(
         dist.barrier()
     if rank == 0:
         for p in outputs:
-            shards = [shard_path(p, r, world) for r in range(world)]
+            shards = [resumed_path(p), *(shard_path(p, r, world) for r in range(world))]
             merge_results([s for s in shards if s.exists()], p, order=list(indices))
     if world > 1:
         dist.barrier()
