@@ -141,3 +141,25 @@ def test_bad_hierarchy_arguments():
     bad = Hierarchy(Router(nn.Linear(6, 3).eval(), LabelPartition([[0], [1]])), [None, None])
     with pytest.raises(ValueError, match="shape"):
         HierarchicalSmooth(bad, SIGMA).certify(torch.rand(6), 5, 5, 0.1, 8)
+
+
+def test_auto_batch_size_probes_the_modality_the_model_reads():
+    # the router reads "depth" (3-d), the flat model and its leaves read "image" (6-d); the
+    # probe must time the flat model on "image", though "depth" sorts first
+    from hierclass.smoothing import batch_size as bs_mod
+
+    torch.manual_seed(0)
+    p = LabelPartition({"low": [0, 1, 2], "high": [3, 4]}, num_labels=5)
+    flat = nn.Linear(6, 5).eval()
+    router = Router(nn.Linear(3, 2).eval(), p, input_key="depth")
+    h = Hierarchy(
+        router, [RenormalizedLeaf(flat, c, input_key="image") for c in ([0, 1, 2], [3, 4])]
+    )
+    x = {"depth": torch.rand(3), "image": torch.rand(6)}
+    hs = HierarchicalSmooth(h, SIGMA, seed=1, flat=flat)
+    assert hs._keys_read()[0] == "depth"  # the key the probe used to take
+    bs_mod.clear_cache()
+    auto = hs.certify(x, 20, 200, 0.01, "auto")
+    fixed = hs.certify(x, 20, 200, 0.01, 50)
+    assert auto.route == fixed.route and auto.radius == fixed.radius
+    bs_mod.clear_cache()

@@ -397,7 +397,10 @@ class HierarchicalSmooth:
     def _engine(self, batch_size: BatchSize, example: Any) -> CountEngine:
         g0 = self.flat_group or self.groups[0]
         # the probe times the first group's model on the modality it reads
-        probe_input = self._select(example, g0.input_key)
+        if isinstance(example, Mapping) and g0.input_key is None:
+            probe_input = example[(self._keys_read() or list(example))[0]]
+        else:
+            probe_input = self._select(example, g0.input_key)
         if batch_size == "auto":
             plan = resolve_plan(
                 "auto",
