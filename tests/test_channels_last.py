@@ -170,3 +170,54 @@ def test_pgd_auto_falls_back_for_view_models_and_rejects_bad_settings():
         PGD(nn.Linear(3, 2), 0.1, 0.05, 2, channels_last=True)
     with pytest.raises(TypeError, match="channels_last"):
         PGD(net, 0.1, 0.05, 2, channels_last="yes")
+
+
+def test_smooth_channels_last_setting_overrides_the_probe(monkeypatch):
+    from hierclass.smoothing import smooth as smooth_mod
+
+    calls = []
+
+    class Counting(ChannelsLastForward):
+        def __call__(self, x):
+            calls.append(x.shape[0])
+            return super().__call__(x)
+
+    monkeypatch.setattr(smooth_mod, "ChannelsLastForward", Counting)
+    torch.manual_seed(0)
+    model = SmallCNN(10, image_size=12).eval()
+    x = torch.rand(1, 12, 12)
+    ref = Smooth(model, 10, 0.25, seed=1).certify_detailed(x, 16, 300, 0.01, 64).counts
+    assert calls == []  # an int batch size runs the model as given by default
+    forced = Smooth(model, 10, 0.25, seed=1, channels_last=True)
+    counts = forced.certify_detailed(x, 16, 300, 0.01, 64).counts
+    assert sum(calls) == 316 and abs(counts - ref).sum() <= 2  # float ties only
+    calls.clear()
+    bs_mod.clear_cache()
+    Smooth(model, 10, 0.25, seed=1, channels_last=False).certify(x, 16, 300, 0.01, "auto")
+    assert calls == []  # never, not even probed
+    bs_mod.clear_cache()
+    assert "channels_last=True" in repr(forced)
+    with pytest.raises(ValueError, match="4-D"):
+        Smooth(nn.Linear(3, 2), 2, 0.25, channels_last=True)
+    with pytest.raises(TypeError, match="channels_last must be None, True or False"):
+        Smooth(model, 10, 0.25, channels_last=1)
+
+
+def test_hierarchical_smooth_channels_last_true_with_an_int_batch_size():
+    from hierclass import Hierarchy, RenormalizedLeaf
+    from hierclass.smoothing.hierarchical import HierarchicalSmooth
+
+    torch.manual_seed(0)
+    p = LabelPartition({"a": [0, 1, 2], "b": [3, 4]}, num_labels=5)
+    flat = SmallCNN(5, image_size=8).eval()
+    h = Hierarchy(Router(SmallCNN(2, image_size=8).eval(), p),
+                  [RenormalizedLeaf(flat, c) for c in ([0, 1, 2], [3, 4])])  # fmt: skip
+    x = torch.rand(1, 8, 8)
+    plain = HierarchicalSmooth(h, 0.25, seed=2, flat=flat, channels_last=False)
+    fast = HierarchicalSmooth(h, 0.25, seed=2, flat=flat, channels_last=True)
+    a, b = plain.certify(x, 16, 300, 0.01, 64), fast.certify(x, 16, 300, 0.01, 64)
+    assert fast._channels_last and all(g.fast is not None for g in fast.groups)
+    assert not plain._channels_last and all(g.fast is None for g in plain.groups)
+    assert a.route == b.route
+    for na, nb in zip(a.nodes, b.nodes, strict=True):
+        assert abs(na.counts - nb.counts).sum() <= 2  # float ties only

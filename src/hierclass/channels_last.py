@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-__all__ = ["ChannelsLastForward", "call_with_fallback", "has_4d_weights"]
+__all__ = ["ChannelsLastForward", "call_with_fallback", "check_channels_last", "has_4d_weights"]
 
 
 def has_4d_weights(model: Any) -> bool:
@@ -39,6 +39,30 @@ def has_4d_weights(model: Any) -> bool:
     if not isinstance(model, nn.Module):
         return False
     return any(p.dim() == 4 and p.is_floating_point() for p in model.parameters())
+
+
+def check_channels_last(channels_last: Any, *models: Any) -> bool | None:
+    """Validate a ``channels_last`` argument: ``None`` (automatic), ``True`` or ``False``.
+
+    ``True`` needs at least one of ``models`` to have 4-D (convolution) weights.
+
+    Examples
+    --------
+    >>> check_channels_last(None, torch.nn.Linear(2, 2)) is None
+    True
+    >>> check_channels_last(True, torch.nn.Linear(2, 2))
+    Traceback (most recent call last):
+    ...
+    ValueError: channels_last=True needs an nn.Module with 4-D (convolution) weights, got Linear
+    """
+    if channels_last is not None and not isinstance(channels_last, bool):
+        raise TypeError(f"channels_last must be None, True or False, got {channels_last!r}")
+    if channels_last and not any(has_4d_weights(m) for m in models):
+        names = ", ".join(type(m).__name__ for m in models)
+        raise ValueError(
+            f"channels_last=True needs an nn.Module with 4-D (convolution) weights, got {names}"
+        )
+    return channels_last
 
 
 class _Method(nn.Module):

@@ -15,7 +15,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from hierclass.channels_last import ChannelsLastForward, call_with_fallback, has_4d_weights
+from hierclass.channels_last import (
+    ChannelsLastForward,
+    call_with_fallback,
+    check_channels_last,
+    has_4d_weights,
+)
 
 Model = Callable[[torch.Tensor], torch.Tensor]
 
@@ -187,16 +192,9 @@ class Attack:
     ) -> None:
         if not callable(model):
             raise TypeError(f"model must be callable (x -> logits), got {type(model).__name__}")
-        if channels_last not in (None, True, False):
-            raise TypeError(f"channels_last must be None, True or False, got {channels_last!r}")
-        if channels_last and not has_4d_weights(model):
-            raise ValueError(
-                "channels_last=True needs an nn.Module with 4-D (convolution) weights, got "
-                f"{type(model).__name__}"
-            )
         self.model = model
         self.eval_mode = eval_mode
-        self.channels_last = channels_last
+        self.channels_last = check_channels_last(channels_last, model)
         self.forward_: Callable[[torch.Tensor], torch.Tensor] = model
         self._fast_: ChannelsLastForward | None = None
         self._fast_works_: bool | None = None  # learnt on the first auto call

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from hierclass.channels_last import ChannelsLastForward, has_4d_weights
+from hierclass.channels_last import ChannelsLastForward, check_channels_last, has_4d_weights
 from hierclass.smoothing.batch_size import resolve_plan
 from hierclass.smoothing.bounds import check_alpha, check_sigma
 from hierclass.smoothing.certificates import ABSTAIN, METHODS, Certificate, certify_counts
@@ -218,6 +218,9 @@ class HierarchicalSmooth:
     amp_dtype : torch.dtype, optional
         Run every node's model under ``torch.autocast`` in this precision; the certificate is
         then for the hierarchy as executed in that precision (see :class:`~hierclass.Smooth`).
+    channels_last : bool or None
+        Run the convolutional models channels-last (see :class:`~hierclass.Smooth`):
+        ``None`` lets the ``batch_size="auto"`` probe decide, ``True`` always, ``False`` never.
 
     Examples
     --------
@@ -249,6 +252,7 @@ class HierarchicalSmooth:
         flat_input_key: str | None = None,
         device: str | torch.device | None = None,
         amp_dtype: torch.dtype | None = None,
+        channels_last: bool | None = None,
     ) -> None:
         from hierclass.hierarchy import Hierarchy
 
@@ -267,6 +271,8 @@ class HierarchicalSmooth:
         self.method = method
         self.flat = flat
         self.amp_dtype = check_amp_dtype(amp_dtype)
+        models = [node for _, node in hierarchy.nodes()] + ([] if flat is None else [flat])
+        self.channels_last = check_channels_last(channels_last, *models)
         self.device = (
             torch.device(device) if device is not None else model_device(hierarchy.root.model)
         )
@@ -401,22 +407,22 @@ class HierarchicalSmooth:
             probe_input = example[(self._keys_read() or list(example))[0]]
         else:
             probe_input = self._select(example, g0.input_key)
+        fixed = self.channels_last
         if batch_size == "auto":
+            probe_layout = fixed is None and has_4d_weights(g0.model)
             plan = resolve_plan(
                 "auto",
                 g0.model,
                 probe_input,
                 sigma=self.sigma,
-                forward=lambda b: self._run_group(g0, b, False),
-                channels_last=(
-                    (lambda b: self._run_group(g0, b, True)) if has_4d_weights(g0.model) else None
-                ),
-                variant=self.amp_dtype,
+                forward=lambda b: self._run_group(g0, b, bool(fixed)),
+                channels_last=(lambda b: self._run_group(g0, b, True)) if probe_layout else None,
+                variant=(self.amp_dtype, fixed),
             )
         else:
             plan = resolve_plan(batch_size, None, probe_input)
         # the layout the probe chose for the first group applies to every convolutional group
-        self._channels_last = plan.channels_last
+        self._channels_last = plan.channels_last if fixed is None else fixed
         return CountEngine(
             self._evaluate,
             self._head_sizes,

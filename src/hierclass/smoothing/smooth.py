@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hierclass.channels_last import ChannelsLastForward, has_4d_weights
+from hierclass.channels_last import ChannelsLastForward, check_channels_last, has_4d_weights
 from hierclass.smoothing.batch_size import resolve_plan
 from hierclass.smoothing.bounds import check_alpha, check_sigma, top_two_pvalue
 from hierclass.smoothing.certificates import ABSTAIN, METHODS, Certificate, certify_counts
@@ -133,6 +133,11 @@ class Smooth:
         classifier *as executed in that precision*. That is a deterministic function too, so
         the certificate is sound for it, but it is not a certificate for the float32 model.
         Default ``None``: the model's own precision.
+    channels_last : bool or None
+        Run a convolutional ``nn.Module`` with channels-last copies of its weights (the model
+        is not changed; :mod:`hierclass.channels_last`). ``None`` (default): the
+        ``batch_size="auto"`` probe decides, and an int batch size runs the model as given.
+        ``True``: always, whatever the batch size. ``False``: never.
 
     Attributes
     ----------
@@ -167,6 +172,7 @@ class Smooth:
         device: str | torch.device | None = None,
         perturbed_keys: Sequence[str] | None = None,
         amp_dtype: torch.dtype | None = None,
+        channels_last: bool | None = None,
     ) -> None:
         if not callable(base_classifier):
             raise TypeError(
@@ -188,6 +194,7 @@ class Smooth:
         self.device = torch.device(device) if device is not None else model_device(base_classifier)
         self.perturbed_keys = None if perturbed_keys is None else tuple(perturbed_keys)
         self.amp_dtype = check_amp_dtype(amp_dtype)
+        self.channels_last = check_channels_last(channels_last, base_classifier)
         if isinstance(base_classifier, torch.nn.Module) and base_classifier.training:
             warnings.warn(
                 "the base classifier is in training mode (dropout and batch norm then make it "
@@ -228,9 +235,10 @@ class Smooth:
 
     def __repr__(self) -> str:
         amp = "" if self.amp_dtype is None else f", amp_dtype={self.amp_dtype}"
+        cl = "" if self.channels_last is None else f", channels_last={self.channels_last}"
         return (
             f"Smooth({type(self.base_classifier).__name__}, num_classes={self.num_classes}, "
-            f"sigma={self.sigma}, seed={self.seed}{amp})"
+            f"sigma={self.sigma}, seed={self.seed}{amp}{cl})"
         )
 
     def _logits(self, batch: Any, forward: Callable[[Any], Any] | None = None) -> torch.Tensor:
@@ -249,12 +257,15 @@ class Smooth:
 
     def _engine(self, batch_size: BatchSize, example: Any, heads: SubsetHead | None = None):
         plain, fast = self.base_classifier, None
-        if batch_size == "auto" and has_4d_weights(self.base_classifier):
+        probe_layout = self.channels_last is None and batch_size == "auto"
+        if self.channels_last or (probe_layout and has_4d_weights(self.base_classifier)):
             fast = ChannelsLastForward(self.base_classifier)
         if self.amp_dtype is not None:
             plain = with_autocast(plain, self.device, self.amp_dtype)
             if fast is not None:
                 fast = with_autocast(fast, self.device, self.amp_dtype)
+        if self.channels_last:  # a fixed layout: the probe only picks the batch size
+            plain, fast = fast, None
         plan = resolve_plan(
             batch_size,
             self.base_classifier,
@@ -262,7 +273,7 @@ class Smooth:
             sigma=self.sigma,
             forward=plain,
             channels_last=fast,
-            variant=self.amp_dtype,
+            variant=(self.amp_dtype, self.channels_last),
         )
         forward = fast if plan.channels_last else plain
         C = self.num_classes
