@@ -239,8 +239,6 @@ class Attack:
 
     def __repr__(self) -> str:
         params = ", ".join(
-            f"{k}={v!r}"
-            for k, v in vars(self).items()
-            if k != "model" and not k.endswith("_") and not k.startswith("_")
+            f"{k}={v!r}" for k, v in vars(self).items() if k != "model" and not k.endswith("_")
         )
         return f"{type(self).__name__}({params})"

@@ -160,10 +160,11 @@ class _Group:
         self.num_outputs = num_outputs
         self.subsets: list[tuple[int, ...]] = []
         self.head: SubsetHead | None = None
-        self.fast: ChannelsLastForward | None = None  # set when "auto" picks channels-last
+        self.fast: ChannelsLastForward | None = None  # made when channels-last is used
+        self.convolutional = has_4d_weights(model)  # only these run channels-last
 
     def call(self, xm: torch.Tensor, channels_last: bool) -> Any:
-        if channels_last and has_4d_weights(self.model):
+        if channels_last and self.convolutional:
             if self.fast is None:
                 self.fast = ChannelsLastForward(self.model, "scores" if self.node else "forward")
             return self.fast(xm)
@@ -409,7 +410,7 @@ class HierarchicalSmooth:
             probe_input = self._select(example, g0.input_key)
         fixed = self.channels_last
         if batch_size == "auto":
-            probe_layout = fixed is None and has_4d_weights(g0.model)
+            probe_layout = fixed is None and g0.convolutional
             plan = resolve_plan(
                 "auto",
                 g0.model,
