@@ -100,8 +100,8 @@ class PGD(Attack):
     restarts the final iterates are scored once each and the highest-loss one is kept. So a
     sample fooled at any point stays fooled, more restarts never fool fewer samples, and one
     restart costs exactly ``steps`` forward/backward passes, like a plain PGD loop. The loop
-    has no host synchronisation; gradients flow only to the input, never into the model's
-    ``.grad``.
+    has no host synchronisation (unless ``early_stop``); gradients flow only to the input,
+    never into the model's ``.grad``.
 
     Parameters
     ----------
