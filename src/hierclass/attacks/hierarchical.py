@@ -208,6 +208,40 @@ class _LogSoftTree(nn.Module):
         return self.h.soft_forward(full).clamp_min(_LOG_FLOOR).log()
 
 
+def _attack_rows(
+    h: Any,
+    x: Batch,
+    y: torch.Tensor,
+    rows: torch.Tensor,
+    key: str | None,
+    targets: torch.Tensor,
+    model_for: Callable[[Batch], nn.Module],
+    make_attack: AttackFactory,
+    chunk: int,
+    check_attack: Callable[[Any], None] | None = None,
+) -> tuple[Batch, torch.Tensor]:
+    """Attack modality ``key`` of samples ``rows`` in chunks; judge each end to end.
+
+    ``model_for(x_part)`` is the model the attack sees for a chunk, ``targets`` its labels
+    (one per row). Returns the adversarial batch restricted to ``rows`` and a bool mask
+    ``[len(rows)]`` of the samples whose hierarchy prediction is now wrong.
+    """
+    adv_parts, broken_parts = [], []
+    for start in range(0, rows.numel(), chunk):
+        part = rows[start : start + chunk]
+        x_part = index_batch(x, part)
+        attack = make_attack(model_for(x_part))
+        if check_attack is not None:
+            check_attack(attack)
+        xm_adv = attack(_modality(x_part, key), targets[start : start + chunk])
+        with torch.no_grad():
+            broken_parts.append(h.predict(_replace(x_part, key, xm_adv)) != y[part])
+        adv_parts.append(xm_adv)
+    xm_all = torch.cat(adv_parts) if adv_parts else _modality(index_batch(x, rows), key)
+    broken = torch.cat(broken_parts) if broken_parts else torch.zeros(0, dtype=torch.bool)
+    return _replace(index_batch(x, rows), key, xm_all), broken
+
+
 def _attack_node(
     h: Any,
     node: Node,
@@ -217,27 +251,22 @@ def _attack_node(
     make_attack: AttackFactory,
     chunk: int,
 ) -> tuple[Batch, torch.Tensor]:
-    """Attack ``node`` on samples ``rows`` (all on its true path); judge end to end.
-
-    Returns the adversarial batch restricted to ``rows`` and a bool mask ``[len(rows)]`` of
-    the samples whose hierarchy prediction is now wrong.
-    """
+    """Attack ``node`` on samples ``rows`` (all on its true path); see :func:`_attack_rows`."""
     key = node.input_key
+    scores = _NodeScores(node, key)  # reads one modality: the same module serves every chunk
     targets = _node_targets(node, y[rows])
-    adv_parts, broken_parts = [], []
-    for start in range(0, rows.numel(), chunk):
-        part = rows[start : start + chunk]
-        x_part = index_batch(x, part)
+    return _attack_rows(h, x, y, rows, key, targets, lambda _: scores, make_attack, chunk)
 
-        attack = make_attack(_NodeScores(node, key))
-        xm_adv = attack(_modality(x_part, key), targets[start : start + chunk])
-        x_adv = _replace(x_part, key, xm_adv)
-        with torch.no_grad():
-            broken_parts.append(h.predict(x_adv) != y[part])
-        adv_parts.append(xm_adv)
-    xm_all = torch.cat(adv_parts) if adv_parts else _modality(index_batch(x, rows), key)
-    broken = torch.cat(broken_parts) if broken_parts else torch.zeros(0, dtype=torch.bool)
-    return _replace(index_batch(x, rows), key, xm_all), broken
+
+def _refuse_early_stop(attack: Any) -> None:
+    if getattr(attack, "early_stop", False):
+        # PGD would stop where the *soft* surrogate's argmax is wrong, but the result is
+        # judged on the hard tree, which that point need not fool: a weaker attack
+        raise ValueError(
+            "the joint attack cannot use an attack with early_stop=True: it would stop "
+            "where the soft surrogate is fooled, not the hierarchy itself; pass "
+            "early_stop=False (or joint=False to evaluate_hierarchy)"
+        )
 
 
 # ----------------------------------------------------------------------------- results
@@ -485,30 +514,20 @@ def joint_attack(
         # nodes reading other (unperturbed) modalities tie the surrogate to its batch's rows
         tied = key is not None and any(node.input_key != key for _, node in h.nodes())
         rows = natural.nonzero().flatten()
-        adv_parts, broken_parts = [], []
-        for start in range(0, rows.numel(), batch_size):
-            part = rows[start : start + batch_size]
-            x_part = index_batch(x, part)
-
-            surrogate = _LogSoftTree(h, key, x_part if tied else None)
-            attack = make_attack(surrogate)
-            if getattr(attack, "early_stop", False):
-                # PGD would stop where the *soft* surrogate's argmax is wrong, but the result is
-                # judged on the hard tree, which that point need not fool: a weaker attack
-                raise ValueError(
-                    "the joint attack cannot use an attack with early_stop=True: it would stop "
-                    "where the soft surrogate is fooled, not the hierarchy itself; pass "
-                    "early_stop=False (or joint=False to evaluate_hierarchy)"
-                )
-            xm_adv = attack(_modality(x_part, key), y[part])
-            with torch.no_grad():
-                broken_parts.append(h.predict(_replace(x_part, key, xm_adv)) != y[part])
-            adv_parts.append(xm_adv)
-        x_best = x
-        if adv_parts:
-            broken = torch.cat(broken_parts)
-            x_best = _scatter(x, rows, key, torch.cat(adv_parts))
-            robust[rows[broken]] = False
+        x_adv, broken = _attack_rows(
+            h,
+            x,
+            y,
+            rows,
+            key,
+            y[rows],
+            lambda x_part: _LogSoftTree(h, key, x_part if tied else None),
+            make_attack,
+            batch_size,
+            check_attack=_refuse_early_stop,
+        )
+        x_best = _scatter(x, rows, key, _modality(x_adv, key))
+        robust[rows[broken]] = False
     return AttackResult("joint", robust, x_best, natural)
 
 

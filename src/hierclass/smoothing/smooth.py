@@ -343,10 +343,8 @@ class Smooth:
         alpha : float
             Failure probability.
         batch_size : int or "auto"
-            Draws per forward pass. ``"auto"`` probes the fastest size once per model and
-            input shape, and for a convolutional ``nn.Module`` also whether running it
-            channels-last is faster (the model is not changed; see
-            :mod:`hierclass.channels_last`). An int runs the model exactly as given.
+            Draws per forward pass; ``"auto"`` probes the fastest size (and layout, see
+            ``channels_last`` in the class docstring) once per model and input shape.
         index : int, keyword-only
             The noise index (the input's position in its data set).
 
@@ -386,10 +384,8 @@ class Smooth:
         alpha : float
             Failure probability of the certificate.
         batch_size : int or "auto"
-            Draws per forward pass. ``"auto"`` probes the fastest size once per model and
-            input shape, and for a convolutional ``nn.Module`` also whether running it
-            channels-last is faster (the model is not changed; see
-            :mod:`hierclass.channels_last`). An int runs the model exactly as given.
+            Draws per forward pass; ``"auto"`` probes the fastest size (and layout, see
+            ``channels_last`` in the class docstring) once per model and input shape.
         index : int, keyword-only
             The noise index (the input's position in its data set).
 
