@@ -1,18 +1,30 @@
-"""The quickstart notebook is stored clean and runs top to bottom in this environment's kernel."""
+"""The quickstart notebook runs top to bottom in this environment's kernel, and the outputs it
+stores (which the docs site shows) were produced by its current code, in one clean run."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
 
 import nbformat
-import pytest
-from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import KernelManager
-from nbclient import NotebookClient
 
-NOTEBOOK = Path(__file__).resolve().parents[2] / "docs" / "notebooks" / "quickstart.ipynb"
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK = ROOT / "docs" / "notebooks" / "quickstart.ipynb"
+RERUN = "run `.venv/bin/python scripts/execute_notebook.py` to store fresh outputs"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location(
+        "execute_notebook_under_test", ROOT / "scripts" / "execute_notebook.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+script = load_script()
 
 
 def load() -> nbformat.NotebookNode:
@@ -21,49 +33,52 @@ def load() -> nbformat.NotebookNode:
     return nb
 
 
-def test_notebook_is_stored_without_outputs():
-    # Outputs go stale and bloat diffs; the notebook is executed by this test instead.
-    for i, cell in enumerate(load().cells):
-        if cell.cell_type == "code":
-            assert cell.outputs == [], f"code cell {i} has stored outputs"
-            assert cell.execution_count is None, f"code cell {i} has an execution count"
+def outputs(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    return [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
 
 
-def test_notebook_executes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def printed(nb: nbformat.NotebookNode) -> str:
+    return "".join(o.get("text", "") for o in outputs(nb))
+
+
+def images(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    return [o for o in outputs(nb) if "image/png" in o.get("data", {})]
+
+
+def test_stored_outputs_come_from_the_current_code_in_one_clean_run():
     nb = load()
+    stored = nb.metadata.get(script.METADATA_KEY, {}).get("executed_code_sha256")
+    assert stored == script.code_fingerprint(nb), f"code cells changed since the last run; {RERUN}"
+    counts = [c.execution_count for c in nb.cells if c.cell_type == "code"]
+    assert counts == list(range(1, len(counts) + 1)), f"not one top-to-bottom run; {RERUN}"
+    assert not [o for o in outputs(nb) if o.output_type == "error"]
+    assert not [o for o in outputs(nb) if o.get("name") == "stderr"], "warnings were stored"
+    assert len(images(nb)) >= 2, "expected the sample images and the certified-accuracy plot"
+    assert "reloaded hierarchy predicts the same labels: True" in printed(nb)
+    # No memory addresses or local paths in what readers see.
+    assert " at 0x" not in printed(nb) and "/work/" not in printed(nb)
+
+
+def test_fingerprint_changes_with_the_code():
+    nb = load()
+    before = script.code_fingerprint(nb)
+    code = next(c for c in nb.cells if c.cell_type == "code")
+    code.source += "\n"
+    assert script.code_fingerprint(nb) != before
+
+
+def test_notebook_executes(tmp_path: Path):
+    nb = load()
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
     # A first cell, added only here, proves that the kernel is this interpreter (the venv
     # with hierclass installed) and not some other python on PATH.
     nb.cells.insert(0, nbformat.v4.new_code_cell("import sys; print(sys.executable)"))
-    # Small models on a shared 2-core machine: one thread avoids oversubscription.
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    monkeypatch.setenv("MKL_NUM_THREADS", "1")
-    monkeypatch.delenv("MPLBACKEND", raising=False)  # inline backend: figures become outputs
-    # Only this environment's kernel specs: a user-level "python3" spec could point at
-    # another interpreter. Without one here, jupyter_client falls back to ipykernel's own spec,
-    # and a spec whose argv starts with "python" is run with sys.executable.
-    specs = KernelSpecManager(kernel_dirs=[str(Path(sys.prefix, "share", "jupyter", "kernels"))])
-    client = NotebookClient(
-        nb,
-        km=KernelManager(kernel_name="python3", kernel_spec_manager=specs),
-        timeout=120,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(tmp_path)}},
-    )
-    client.execute()  # raises CellExecutionError with the failing cell's traceback
+    script.execute(nb, tmp_path)  # raises CellExecutionError with the failing cell's traceback
 
-    printed = "".join(o.get("text", "") for o in nb.cells[0].outputs).strip()
-    assert os.path.realpath(printed) == os.path.realpath(sys.executable)
-    errors = [
-        o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
-    ]
-    assert not errors
-    images = [
-        o
-        for c in nb.cells
-        if c.cell_type == "code"
-        for o in c.outputs
-        if "image/png" in o.get("data", {})
-    ]
-    assert len(images) >= 2, "expected the sample images and the certified-accuracy plot"
-    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
-    assert "reloaded hierarchy predicts the same labels: True" in text
+    first = "".join(o.get("text", "") for o in nb.cells[0].outputs).strip()
+    assert os.path.realpath(first) == os.path.realpath(sys.executable)
+    assert not [o for o in outputs(nb) if o.output_type == "error"]
+    assert len(images(nb)) >= 2, "expected the sample images and the certified-accuracy plot"
+    assert "reloaded hierarchy predicts the same labels: True" in printed(nb)
