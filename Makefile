@@ -13,6 +13,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_SPEC)
 	$(PY) -m pip install --quiet -e '.[dev]'
+	# The docs toolchain in a second step: torchattacks 3.5 pins requests~=2.25.1 (it never
+	# imports requests) and mkdocs-material needs requests>=2.33, so pip cannot resolve both
+	# at once; installed after, pip upgrades requests and reports torchattacks' pin as a
+	# conflict, which is harmless.
+	$(PY) -m pip install --quiet -e '.[docs]'
 	touch $(STAMP)
 
 setup: $(STAMP)
