@@ -39,4 +39,4 @@ bench: $(STAMP)
 	$(PY) bench/run_all.py
 
 clean:
-	rm -rf $(VENV) site runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) site runs .cache .pytest_cache .ruff_cache
