@@ -72,3 +72,6 @@ def test_mkdocs_build_is_strict_and_complete(site):
     assert "reloaded hierarchy predicts the same labels: True" in notebook
     assert notebook.count("data:image/png;base64,") >= 2
     assert 'href="notebooks/quickstart/"' in site.page("index.md")
+    # ... and offers the .ipynb for download, next to the page.
+    assert re.search(r'<a href="quickstart\.ipynb" title="Download the notebook"', notebook)
+    assert (site.path / "notebooks" / "quickstart" / "quickstart.ipynb").is_file()
