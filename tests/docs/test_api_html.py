@@ -51,6 +51,18 @@ def test_api_pages_show_no_raw_sphinx_roles(site):
     assert not found, f"raw Sphinx roles in the built API pages: {found}"
 
 
+def test_no_page_shows_raw_sphinx_roles(site):
+    # The guides and the notebook quote docstrings too (and the notebook prints help text).
+    pages = sorted(site.path.rglob("*.html"))
+    assert len(pages) >= 30
+    found = {}
+    for path in pages:
+        hits = raw_roles(path.read_text(encoding="utf-8"))
+        if hits:
+            found[str(path.relative_to(site.path))] = hits
+    assert not found, f"raw Sphinx roles in the built pages: {found}"
+
+
 def test_roles_become_links_to_the_documented_object(site):
     nodes = site.page("api/nodes.md")
     # Leaf's docstring: :meth:`Hierarchy.load <hierclass.hierarchy.Hierarchy.load>`.
