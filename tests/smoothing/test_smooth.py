@@ -166,7 +166,7 @@ def test_dict_inputs_perturb_only_the_named_modalities():
         (
             lambda f: Smooth(f, 5, 1.0).certify(torch.full((6,), float("nan")), 10, 10, 0.1, 8),
             ValueError,
-            "NaN",
+            "must be finite",
         ),
         (
             lambda f: Smooth(f, 5, 1.0).certify(torch.zeros(6, dtype=torch.long), 10, 10, 0.1, 8),

@@ -297,6 +297,10 @@ class CountEngine:
         self.device = torch.device(device)
         self.perturbed_keys = None if perturbed_keys is None else tuple(perturbed_keys)
         self.generator = torch.Generator(device=self.device)
+        # non-finite scores seen so far, kept on the device (no host sync in the hot loop) and
+        # read with the counts, once per (sample, stream)
+        self._nonfinite = torch.zeros(1, dtype=torch.long, device=self.device)
+        self.nonfinite_what = "the base classifier"
         self._buffers: Any = None
         self._layout: Any = None
         self.draws = 0  # noisy draws evaluated so far (for throughput reports)
@@ -448,8 +452,23 @@ class CountEngine:
             if r.num < 0:
                 raise ValueError(f"a request needs num >= 0 draws, got {r.num}")
 
+    def flag_nonfinite(self, scores: torch.Tensor) -> None:
+        """Record, on the device, whether ``scores`` hold ``nan`` or ``inf`` (no host sync).
+
+        ``evaluate`` calls it on each batch of model outputs; the flag comes back with the
+        next sample's counts and raises there.
+        """
+        self._nonfinite.add_((~torch.isfinite(scores)).any())
+
     def _finish_job(self, job: _Job) -> None:
-        acc = job.acc.cpu().numpy()  # the one host synchronisation per (sample, stream)
+        # the one host synchronisation per (sample, stream): counts and the non-finite flag
+        packed = torch.cat([job.acc, self._nonfinite]).cpu().numpy()
+        if packed[-1]:
+            raise ValueError(
+                f"{self.nonfinite_what} returned non-finite scores (nan or inf) on noisy "
+                f"copies of sample {job.task.index}; check the model and its input"
+            )
+        acc = packed[:-1]
         job.task.counts[job.slot] = [
             acc[self.offsets[h] : self.offsets[h + 1]].copy() for h in range(len(self.head_sizes))
         ]

@@ -8,8 +8,7 @@ and many label-subset certificates from one set of samples (:meth:`Smooth.certif
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,10 +16,12 @@ import numpy as np
 import torch
 
 from hierclass.channels_last import ChannelsLastForward, check_channels_last, has_4d_weights
+from hierclass.inputs import InputRange, check_input_range
 from hierclass.smoothing.batch_size import resolve_plan
 from hierclass.smoothing.bounds import check_alpha, check_sigma, top_two_pvalue
 from hierclass.smoothing.certificates import ABSTAIN, METHODS, Certificate, certify_counts
 from hierclass.smoothing.precision import check_amp_dtype, with_autocast
+from hierclass.smoothing.prepare import prepare_sample, warn_training_mode
 from hierclass.smoothing.sampling import (
     STREAM_ESTIMATE,
     STREAM_PREDICT,
@@ -159,6 +160,10 @@ class Smooth:
         is not changed; :mod:`hierclass.channels_last`). ``None`` (default): the
         ``batch_size="auto"`` probe decides, and an int batch size runs the model as given.
         ``True``: always, whatever the batch size. ``False``: never.
+    input_range : (low, high) or dict, optional
+        The range of the inputs (per modality for dict inputs; see :mod:`hierclass.inputs`).
+        Image-shaped inputs default to [0, 1]. Non-finite values and values outside the range
+        are errors, never clamped; so are non-finite logits.
 
     Attributes
     ----------
@@ -194,6 +199,7 @@ class Smooth:
         perturbed_keys: Sequence[str] | None = None,
         amp_dtype: torch.dtype | None = None,
         channels_last: bool | None = None,
+        input_range: InputRange = None,
     ) -> None:
         if not callable(base_classifier):
             raise TypeError(
@@ -216,12 +222,8 @@ class Smooth:
         self.perturbed_keys = None if perturbed_keys is None else tuple(perturbed_keys)
         self.amp_dtype = check_amp_dtype(amp_dtype)
         self.channels_last = check_channels_last(channels_last, base_classifier)
-        if isinstance(base_classifier, torch.nn.Module) and base_classifier.training:
-            warnings.warn(
-                "the base classifier is in training mode (dropout and batch norm then make it "
-                "random and batch-dependent); call .eval() before certifying",
-                stacklevel=2,
-            )
+        self.input_range = check_input_range(input_range)
+        warn_training_mode(base_classifier)
 
     # ------------------------------------------------------------------ helpers
     def _base_seed(self) -> int:
@@ -231,28 +233,7 @@ class Smooth:
 
     def _prepare(self, x: Any) -> Any:
         """One input without batch dimension, validated and moved to the device."""
-        if isinstance(x, np.ndarray):
-            x = torch.from_numpy(x)
-        if isinstance(x, torch.Tensor):
-            if not x.is_floating_point():
-                raise TypeError(f"the input must be a floating-point tensor, got dtype {x.dtype}")
-            if x.dim() == 0:
-                raise ValueError("the input must be one sample of shape [...], got a 0-d tensor")
-            if bool(torch.isnan(x).any()):
-                raise ValueError("the input contains NaN")
-            return x.to(self.device)
-        if isinstance(x, Mapping):
-            if not x:
-                raise ValueError("a dict input needs at least one modality, got an empty dict")
-            out = {}
-            for k, v in x.items():
-                if not isinstance(v, torch.Tensor):
-                    raise TypeError(f"modality {k!r} must be a tensor, got {type(v).__name__}")
-                if v.is_floating_point() and bool(torch.isnan(v).any()):
-                    raise ValueError(f"modality {k!r} contains NaN")
-                out[k] = v.to(self.device)
-            return out
-        raise TypeError(f"the input must be a tensor or a dict of tensors, got {type(x).__name__}")
+        return prepare_sample(x, self.device, input_range=self.input_range)
 
     def __repr__(self) -> str:
         amp = "" if self.amp_dtype is None else f", amp_dtype={self.amp_dtype}"
@@ -301,13 +282,14 @@ class Smooth:
 
         def evaluate(batch, segments):
             logits = self._logits(batch, forward)
+            engine.flag_nonfinite(logits)
             out = [(logits.argmax(1), None)]
             if heads is not None:
                 out.append((heads.bins(logits), None))
             return out
 
         sizes = [C] if heads is None else [C, heads.width]
-        return CountEngine(
+        engine = CountEngine(
             evaluate,
             sizes,
             sigma=self.sigma,
@@ -316,6 +298,7 @@ class Smooth:
             device=self.device,
             perturbed_keys=self.perturbed_keys,
         )
+        return engine
 
     # ------------------------------------------------------------------ Cohen's API
     def sample_counts(
