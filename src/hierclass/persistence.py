@@ -60,8 +60,8 @@ def describe_load_error(exc: BaseException) -> str:
             s
             for s in sentences
             if s
-            and not re.search(r"weights_only", s, re.IGNORECASE)
-            and not re.search(r"safe_globals|add_safe_globals|pytorch\.org/docs", s)
+            and not re.search(r"weights_only|can still be loaded|trust the source", s, re.I)
+            and not re.search(r"safe_globals|pytorch\.org/docs", s)
         ]
         if sentences:
             kept.append(" ".join(sentences))
@@ -260,6 +260,12 @@ def load_hierarchy(
     spec_path, weights_path = path / SPEC_FILE, path / WEIGHTS_FILE
     if not spec_path.is_file():
         raise FileNotFoundError(f"no {SPEC_FILE} in {path}: expected a directory from save()")
+    try:
+        torch.device(map_location)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"map_location must name a device such as 'cpu' or 'cuda:0', got {map_location!r}"
+        ) from None
     spec = _read_spec(spec_path)
     rules = _check_mapping(rules, "rules")
     node_classes = _check_mapping(node_classes, "node_classes")
