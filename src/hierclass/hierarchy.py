@@ -34,10 +34,11 @@ class Hierarchy:
         for every floating-point modality, or ``{modality: (low, high) or None}`` (a plain
         tensor batch uses the key ``None``). Undeclared image-shaped inputs ``[B, 1|3, H, W]``
         must lie in ``[0, 1]``; other undeclared inputs have no range. :meth:`predict`,
-        :meth:`forward`, :meth:`route` (and the smoothing built on the hierarchy) refuse
-        non-finite values and values outside the range in force; nothing is clamped. Saved
-        and loaded with the hierarchy. A nested hierarchy's own ``input_range`` is not
-        consulted: the tree you call declares the range.
+        :meth:`route`, :meth:`node_outputs` (and the smoothing built on the hierarchy) refuse
+        non-finite values and values outside the range in force; nothing is clamped.
+        :meth:`forward`, the hierarchy as a model that smoothing evaluates on noisy copies,
+        refuses non-finite values only. Saved and loaded with the hierarchy. A nested
+        hierarchy's own ``input_range`` is not consulted: the tree you call declares it.
 
     Notes
     -----
@@ -232,27 +233,42 @@ class Hierarchy:
         """Probabilities over all labels ``[B, num_labels]``, zero outside the chosen class.
 
         Each sample's row is its leaf's softmax placed at the leaf's labels (Fig. 3).
+
+        This is the hierarchy as a model (what ``Smooth(hierarchy, ...)`` evaluates on noisy
+        copies of an input, which leave the input range by design): it refuses non-finite
+        values (``ValueError``) but not values outside ``input_range``. :meth:`predict`,
+        :meth:`route` and the smoothing and attack entry points check the range.
         """
-        probs, _, _ = self._run(x)
+        probs, _, _ = self._run(x, check_range=False)
         return probs
 
     def predict(self, x: Batch) -> torch.Tensor:
-        """Predicted global label of each sample, ``LongTensor [B]``."""
+        """Predicted global label of each sample, ``LongTensor [B]``.
+
+        Raises ``ValueError`` for non-finite inputs and for inputs outside the range in force
+        (``input_range``; image-shaped inputs default to ``[0, 1]``), naming the range, the
+        values found and the samples holding them.
+        """
         _, labels, _ = self._run(x)
         return labels
 
     def route(self, x: Batch) -> torch.Tensor:
-        """Class id chosen at each level, ``LongTensor [B, depth]``; ``-1`` below a leaf."""
+        """Class id chosen at each level, ``LongTensor [B, depth]``; ``-1`` below a leaf.
+
+        Checks its input like :meth:`predict`.
+        """
         _, _, route = self._run(x)
         return route
 
     def predict_with_route(self, x: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Labels ``[B]`` and routes ``[B, depth]`` from one pass."""
+        """Labels ``[B]`` and routes ``[B, depth]`` from one pass (checked like :meth:`predict`)."""
         _, labels, route = self._run(x)
         return labels, route
 
-    def _run(self, x: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        n = check_batch(x, input_range=self.input_range)
+    def _run(
+        self, x: Batch, check_range: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        n = check_batch(x, input_range=self.input_range, check_range=check_range)
         device = batch_device(x)
         probs = torch.zeros(n, self.num_labels, device=device)
         labels = torch.full((n,), -1, dtype=torch.long, device=device)
@@ -283,9 +299,10 @@ class Hierarchy:
 
         Every node runs on every sample; the probability of a label is the product of the
         router probabilities along its path times its leaf's probability. Joint attacks use
-        it to trade off misrouting against misclassifying inside the class.
+        it to trade off misrouting against misclassifying inside the class. Like
+        :meth:`forward`, it refuses non-finite values but leaves the range to its callers.
         """
-        n = check_batch(x, input_range=self.input_range)
+        n = check_batch(x, input_range=self.input_range, check_range=False)
         return self._soft(x, n)
 
     def _soft(self, x: Batch, n: int) -> torch.Tensor:
