@@ -57,6 +57,14 @@ class Hierarchy:
     >>> x = torch.randn(4, 6)
     >>> h(x).shape, h.predict(x).shape, h.route(x).shape
     (torch.Size([4, 5]), torch.Size([4]), torch.Size([4, 1]))
+
+    A declared range is enforced (and nothing is clamped):
+
+    >>> bounded = Hierarchy(h.root, h.children, input_range=(-3, 3))
+    >>> bounded.predict(torch.full((2, 6), 5.0))
+    Traceback (most recent call last):
+    ...
+    ValueError: input must lie in [-3, 3] (the declared input_range), got values in [5, 5] ...
     """
 
     def __init__(

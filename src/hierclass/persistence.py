@@ -307,6 +307,8 @@ def _read_spec(spec_path: Path) -> dict[str, Any]:
         raise _fail(
             spec_path, f"is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
         ) from None
+    except RecursionError:
+        raise _fail(spec_path, "is nested too deeply to be a saved hierarchy") from None
     if not isinstance(spec, dict):
         raise _fail(spec_path, f"holds a JSON {type(spec).__name__}, expected an object")
     if spec.get("format") not in READABLE_FORMATS:
@@ -326,9 +328,12 @@ def _read_spec(spec_path: Path) -> dict[str, Any]:
         raise _fail(spec_path, f"'rules' must list rule names, got {spec['rules']!r}")
     for i, entry in enumerate(spec["models"]):
         _check_model_entry(entry, i, spec_path)
-    _SpecChecker(spec_path, len(spec["models"]), spec["rules"]).hierarchy(
-        spec["tree"], "tree", parent_labels=None
-    )
+    try:
+        _SpecChecker(spec_path, len(spec["models"]), spec["rules"]).hierarchy(
+            spec["tree"], "tree", parent_labels=None
+        )
+    except RecursionError:
+        raise _fail(spec_path, "the tree is nested too deeply to be a saved hierarchy") from None
     return spec
 
 
@@ -417,7 +422,11 @@ class _SpecChecker:
             self.hierarchy(child, where, labels)
             return
         got = child.get("labels")
-        if not isinstance(got, list) or sorted(got) != sorted(labels):
+        if (
+            not isinstance(got, list)
+            or not all(_is_int(v) for v in got)
+            or sorted(got) != sorted(labels)
+        ):
             raise self.fail(
                 where, f"labels {_short(got)} differ from the class's labels {_short(labels)}"
             )

@@ -497,3 +497,34 @@ def test_malicious_fit_checkpoint_gets_no_weights_only_advice(tmp_path):
     with refused(ValueError, "fit.pt", "cannot be read") as r:
         fit(tiny(), x, y, epochs=1, batch_size=8, checkpoint=ckpt, verbose=False)
     assert not marker.exists() and "weights_only" not in r.message
+
+
+def test_child_labels_of_mixed_types(saved):
+    tamper(saved, lambda s: s["tree"]["children"][1].update(labels=[2, "3"]))
+    with refused(ValueError, "hierarchy.json", r"labels \[2, '3'\] differ"):
+        Hierarchy.load(saved)
+
+
+def test_deeply_nested_json(saved):
+    (saved / "hierarchy.json").write_text("[" * 100_000 + "]" * 100_000)
+    with refused(ValueError, "hierarchy.json", "nested too deeply|not valid JSON|JSON list"):
+        Hierarchy.load(saved)
+
+
+def test_empty_spec_file(saved):
+    (saved / "hierarchy.json").write_text("")
+    with refused(ValueError, "hierarchy.json", "not valid JSON"):
+        Hierarchy.load(saved)
+
+
+def test_spec_without_format(saved):
+    tamper(saved, lambda s: s.pop("format"))
+    with refused(ValueError, "hierarchy.json", "format None", "expected one of"):
+        Hierarchy.load(saved)
+
+
+def test_weights_path_is_a_directory(saved):
+    (saved / "weights.pt").unlink()
+    (saved / "weights.pt").mkdir()
+    with refused(FileNotFoundError, "no weights.pt in"):
+        Hierarchy.load(saved)
