@@ -100,7 +100,18 @@ def is_image_shaped(t: torch.Tensor, batched: bool = True) -> bool:
 
 
 def range_for(key: Any, t: torch.Tensor, input_range: InputRange, batched: bool = True):
-    """The range in force for modality ``key`` (``None`` for a plain tensor), or ``None``."""
+    """The range in force for modality ``key`` (``None`` for a plain tensor), or ``None``.
+
+    A declared range wins; otherwise image-shaped tensors get :data:`IMAGE_RANGE`.
+
+    Examples
+    --------
+    >>> image, cloud = torch.zeros(2, 1, 4, 4), torch.zeros(2, 16, 3)
+    >>> range_for(None, image, None), range_for("lidar", cloud, {"lidar": (-50.0, 50.0)})
+    ((0.0, 1.0), (-50.0, 50.0))
+    >>> range_for("lidar", cloud, None) is None
+    True
+    """
     if isinstance(input_range, Mapping):
         if key in input_range:
             return input_range[key]
