@@ -37,15 +37,16 @@ class Node(nn.Module):
 
     #: True for nodes whose output does not depend on perturbable inputs (rules, constants).
     deterministic: bool = False
-    #: Whether :meth:`forward` refuses non-finite scores. Only nodes that build their scores
-    #: themselves as log-probabilities with ``-inf`` for "impossible" (rule routers) opt out.
-    _finite_scores: bool = True
 
     def __init__(self, input_key: str | None = None) -> None:
         super().__init__()
         if input_key is not None and not isinstance(input_key, str):
             raise TypeError(f"input_key must be a str or None, got {type(input_key).__name__}")
         self.input_key = input_key
+
+    #: Whether :meth:`forward` refuses non-finite scores. Only nodes that build their scores
+    #: themselves as log-probabilities with ``-inf`` for "impossible" (rule routers) opt out.
+    _finite_scores: bool = True
 
     # -- what subclasses provide
     num_outputs: int
