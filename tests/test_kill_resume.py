@@ -148,7 +148,7 @@ def _kill_before_replace(nth: int) -> Callable[[], None]:
     return arm
 
 
-def _training_kills(tmp_path: Path, count: int, seed: int, epochs: int) -> None:
+def _training_kills(tmp_path: Path, count: int, seed: int, epochs: int) -> int:
     ref_model, ref_history = _fit(None, epochs)
     ckpt = tmp_path / "fit.pt"
     job = lambda: _fit(ckpt, epochs)  # noqa: E731
@@ -169,10 +169,11 @@ def _training_kills(tmp_path: Path, count: int, seed: int, epochs: int) -> None:
     assert history.loss == ref_history.loss
     for (name, a), b in zip(model.state_dict().items(), ref_model.state_dict().values()):
         assert torch.equal(a, b), f"resumed training differs from one run in {name}"
+    return kills
 
 
 def test_training_survives_kills(tmp_path):
-    _training_kills(tmp_path, count=10, seed=0, epochs=12)
+    _training_kills(tmp_path, count=20, seed=0, epochs=12)
 
 
 @pytest.mark.slow
@@ -225,7 +226,16 @@ def _tear_row(nth: int, cut: float) -> Callable[[], None]:
     return arm
 
 
-def _certify_kills(tmp_path: Path, count: int, seed: int, inputs: int) -> None:
+def rows_written(out: Path) -> int:
+    """Complete rows in ``out`` and its shard files (what a resumed run will skip)."""
+    total = 0
+    for path in out.parent.glob(out.name + "*"):
+        text = path.read_text()
+        total += max(0, text.count("\n") - 1)
+    return total
+
+
+def _certify_kills(tmp_path: Path, count: int, seed: int, inputs: int) -> int:
     reference = tmp_path / "reference.tsv"
     _certify(reference, inputs)
     out = tmp_path / "killed.tsv"
@@ -237,17 +247,19 @@ def _certify_kills(tmp_path: Path, count: int, seed: int, inputs: int) -> None:
         if kind == "time":
             code = run_child(job, delay=where * duration)
         else:
-            code = run_child(job, hook=_tear_row(int(where), rng.random()))
+            left = max(1, inputs - rows_written(out))
+            code = run_child(job, hook=_tear_row(1 + int(where) % left, rng.random()))
         kills += code == KILLED
         if code == 0:
             out.unlink()
     assert kills >= count // 2, f"only {kills} of {count} kill points landed inside a run"
     assert run_child(job) == 0
     assert_same_rows(out, reference)
+    return kills
 
 
 def test_certify_dataset_survives_kills(tmp_path):
-    _certify_kills(tmp_path, count=10, seed=0, inputs=12)
+    _certify_kills(tmp_path, count=18, seed=0, inputs=12)
 
 
 @pytest.mark.slow
@@ -298,7 +310,7 @@ def _cli(model: Path, out: Path, count: int) -> Callable[[], None]:
     return job
 
 
-def _cli_kills(tmp_path: Path, model: Path, count: int, seed: int, inputs: int) -> None:
+def _cli_kills(tmp_path: Path, model: Path, count: int, seed: int, inputs: int) -> int:
     reference = tmp_path / "reference.tsv"
     _cli(model, reference, inputs)()
     out = tmp_path / "killed.tsv"
@@ -310,7 +322,8 @@ def _cli_kills(tmp_path: Path, model: Path, count: int, seed: int, inputs: int) 
         if kind == "time":
             code = run_child(job, delay=where * duration)
         else:
-            code = run_child(job, hook=_tear_row(int(where), rng.random()))
+            left = max(1, inputs - rows_written(out))
+            code = run_child(job, hook=_tear_row(1 + int(where) % left, rng.random()))
         kills += code == KILLED
         if code == 0:  # finished before the kill point: start over (shards included)
             for p in out.parent.glob(out.name + "*"):
@@ -318,10 +331,11 @@ def _cli_kills(tmp_path: Path, model: Path, count: int, seed: int, inputs: int) 
     assert kills >= count // 2, f"only {kills} of {count} kill points landed inside a run"
     assert run_child(job) == 0
     assert_same_rows(out, reference)
+    return kills
 
 
 def test_cli_certify_survives_kills(tmp_path, model_file):
-    _cli_kills(tmp_path, model_file, count=6, seed=0, inputs=10)
+    _cli_kills(tmp_path, model_file, count=8, seed=0, inputs=10)
 
 
 @pytest.mark.slow
