@@ -9,8 +9,8 @@ input was accepted) or ``ObscureError`` (refused, but with another type, a vague
 a traceback). ``scripts/bad_input_report.py`` counts them.
 
 Files by area: ``test_hierarchy.py``, ``test_persistence.py``, ``test_partition_nodes.py``,
-and ``tests/test_kill_resume.py`` for kills (h11), ``test_smoothing.py`` (h10), ``test_attacks.py`` (atk),
-``test_cli.py`` (h12), ``test_training.py`` (h13).
+``test_smoothing.py``, ``test_attacks.py``, ``test_cli.py``, ``test_training.py``. Kills of
+running processes are tested in ``tests/test_kill_resume.py``.
 """
 
 import pytest
