@@ -152,5 +152,13 @@ def test_torch_advice_to_disable_weights_only_is_never_passed_on():
         "WeightsUnpickler error: Unsupported global: GLOBAL os.system"
     )
     out = describe_load_error(RuntimeError(text))
-    assert "weights_only" not in out and "False" not in out
+    assert "weights_only" not in out and "False" not in out and "trust" not in out
+    assert (
+        describe_load_error(
+            RuntimeError(
+                "Weights only load failed. Do it only if you got the file from a trusted source."
+            )
+        )
+        == "Weights only load failed."
+    )
     assert "Unsupported global: GLOBAL os.system" in out

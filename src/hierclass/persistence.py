@@ -60,7 +60,7 @@ def describe_load_error(exc: BaseException) -> str:
             s
             for s in sentences
             if s
-            and not re.search(r"weights_only|can still be loaded|trust the source", s, re.I)
+            and not re.search(r"weights_only|can still be loaded|\btrust", s, re.I)
             and not re.search(r"safe_globals|pytorch\.org/docs", s)
         ]
         if sentences:
