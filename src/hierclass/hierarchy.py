@@ -380,8 +380,11 @@ class Hierarchy:
     def save(self, path: str | Path) -> Path:
         """Save to a directory: ``hierarchy.json`` (the tree) and ``weights.pt`` (tensors).
 
-        Models are rebuilt on :meth:`load` by name (``hierclass.models``) or by a
-        ``model_factory``; rules by the ``rules`` mapping. Nothing pickled is executed.
+        Every node's whole ``state_dict`` is stored (each model once, plus the buffers and
+        parameters a custom node registers), with the tree, the partitions and
+        ``input_range``. Models are rebuilt on :meth:`load` by name (``hierclass.models``) or
+        by a ``model_factory``; rules by the ``rules`` mapping, custom node classes by
+        ``node_classes``. Nothing pickled is executed.
         """
         from hierclass.persistence import save_hierarchy
 
@@ -411,7 +414,17 @@ class Hierarchy:
             Where to put the tensors.
         node_classes : mapping, optional
             Class name -> class (or ``callable(model, labels, input_key)``) for each leaf of a
-            user-defined :class:`~hierclass.nodes.Leaf` subclass.
+            user-defined :class:`~hierclass.nodes.Leaf` subclass (``callable(model,
+            partition, input_key)`` for a :class:`~hierclass.nodes.Router` subclass). The
+            saved buffers and parameters are then loaded into the node, strictly.
+
+        Raises
+        ------
+        FileNotFoundError
+            ``path`` holds no ``hierarchy.json`` or ``weights.pt``.
+        ValueError
+            A corrupt, tampered or inconsistent file (the message names the file and the
+            problem), a missing rule, model factory or node class.
         """
         from hierclass.persistence import load_hierarchy
 
