@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from hierclass.batch import Batch, batch_device, batch_size, check_batch, index_batch
+from hierclass.inputs import InputRange, check_input_range
 from hierclass.nodes import Leaf, Node, Router, SingletonLeaf
 
 NodePath = tuple[int, ...]
@@ -28,6 +29,16 @@ class Hierarchy:
         by class name or id). Each child is a :class:`~hierclass.nodes.Leaf` over exactly that
         class's labels, a nested :class:`Hierarchy` whose labels are that class's labels, or
         ``None`` for a class of one label (a leaf by itself).
+    input_range : (low, high), dict or None, optional
+        The range of the inputs, declared once for the whole tree: one ``(low, high)`` pair
+        for every floating-point modality, or ``{modality: (low, high) or None}`` (a plain
+        tensor batch uses the key ``None``). Undeclared image-shaped inputs ``[B, 1|3, H, W]``
+        must lie in ``[0, 1]``; other undeclared inputs have no range. :meth:`predict`,
+        :meth:`route`, :meth:`node_outputs` (and the smoothing built on the hierarchy) refuse
+        non-finite values and values outside the range in force; nothing is clamped.
+        :meth:`forward`, the hierarchy as a model that smoothing evaluates on noisy copies,
+        refuses non-finite values only. Saved and loaded with the hierarchy. A nested
+        hierarchy's own ``input_range`` is not consulted: the tree you call declares it.
 
     Notes
     -----
@@ -46,9 +57,23 @@ class Hierarchy:
     >>> x = torch.randn(4, 6)
     >>> h(x).shape, h.predict(x).shape, h.route(x).shape
     (torch.Size([4, 5]), torch.Size([4]), torch.Size([4, 1]))
+
+    A declared range is enforced (and nothing is clamped):
+
+    >>> bounded = Hierarchy(h.root, h.children, input_range=(-3, 3))
+    >>> bounded.predict(torch.full((2, 6), 5.0))
+    Traceback (most recent call last):
+    ...
+    ValueError: input must lie in [-3, 3] (the declared input_range), got values in [5, 5] ...
     """
 
-    def __init__(self, root: Router, children: Sequence[Child] | Mapping[Any, Child]):
+    def __init__(
+        self,
+        root: Router,
+        children: Sequence[Child] | Mapping[Any, Child],
+        input_range: InputRange = None,
+    ):
+        input_range = check_input_range(input_range)
         if not isinstance(root, Router):
             raise TypeError(f"root must be a Router (or RuleRouter), got {type(root).__name__}")
         partition = root.partition
@@ -105,6 +130,7 @@ class Hierarchy:
             resolved.append(child)
         self.root = root
         self.children: tuple[Leaf | Hierarchy, ...] = tuple(resolved)
+        self.input_range: InputRange = input_range
 
     # ------------------------------------------------------------------ structure
     @property
@@ -215,27 +241,42 @@ class Hierarchy:
         """Probabilities over all labels ``[B, num_labels]``, zero outside the chosen class.
 
         Each sample's row is its leaf's softmax placed at the leaf's labels (Fig. 3).
+
+        This is the hierarchy as a model (what ``Smooth(hierarchy, ...)`` evaluates on noisy
+        copies of an input, which leave the input range by design): it refuses non-finite
+        values (``ValueError``) but not values outside ``input_range``. :meth:`predict`,
+        :meth:`route` and the smoothing and attack entry points check the range.
         """
-        probs, _, _ = self._run(x)
+        probs, _, _ = self._run(x, check_range=False)
         return probs
 
     def predict(self, x: Batch) -> torch.Tensor:
-        """Predicted global label of each sample, ``LongTensor [B]``."""
+        """Predicted global label of each sample, ``LongTensor [B]``.
+
+        Raises ``ValueError`` for non-finite inputs and for inputs outside the range in force
+        (``input_range``; image-shaped inputs default to ``[0, 1]``), naming the range, the
+        values found and the samples holding them.
+        """
         _, labels, _ = self._run(x)
         return labels
 
     def route(self, x: Batch) -> torch.Tensor:
-        """Class id chosen at each level, ``LongTensor [B, depth]``; ``-1`` below a leaf."""
+        """Class id chosen at each level, ``LongTensor [B, depth]``; ``-1`` below a leaf.
+
+        Checks its input like :meth:`predict`.
+        """
         _, _, route = self._run(x)
         return route
 
     def predict_with_route(self, x: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Labels ``[B]`` and routes ``[B, depth]`` from one pass."""
+        """Labels ``[B]`` and routes ``[B, depth]`` from one pass (checked like :meth:`predict`)."""
         _, labels, route = self._run(x)
         return labels, route
 
-    def _run(self, x: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        n = check_batch(x)
+    def _run(
+        self, x: Batch, check_range: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        n = check_batch(x, input_range=self.input_range, check_range=check_range)
         device = batch_device(x)
         probs = torch.zeros(n, self.num_labels, device=device)
         labels = torch.full((n,), -1, dtype=torch.long, device=device)
@@ -266,9 +307,10 @@ class Hierarchy:
 
         Every node runs on every sample; the probability of a label is the product of the
         router probabilities along its path times its leaf's probability. Joint attacks use
-        it to trade off misrouting against misclassifying inside the class.
+        it to trade off misrouting against misclassifying inside the class. Like
+        :meth:`forward`, it refuses non-finite values but leaves the range to its callers.
         """
-        n = check_batch(x)
+        n = check_batch(x, input_range=self.input_range, check_range=False)
         return self._soft(x, n)
 
     def _soft(self, x: Batch, n: int) -> torch.Tensor:
@@ -287,7 +329,7 @@ class Hierarchy:
 
     def node_outputs(self, x: Batch) -> dict[NodePath, torch.Tensor]:
         """Each node's probabilities on every sample: ``{path: [B, node.num_outputs]}``."""
-        check_batch(x)
+        check_batch(x, input_range=self.input_range)
         return {path: torch.softmax(node(x), dim=1) for path, node in self.nodes()}
 
     # ------------------------------------------------------------------ training sets
@@ -338,8 +380,11 @@ class Hierarchy:
     def save(self, path: str | Path) -> Path:
         """Save to a directory: ``hierarchy.json`` (the tree) and ``weights.pt`` (tensors).
 
-        Models are rebuilt on :meth:`load` by name (``hierclass.models``) or by a
-        ``model_factory``; rules by the ``rules`` mapping. Nothing pickled is executed.
+        Every node's whole ``state_dict`` is stored (each model once, plus the buffers and
+        parameters a custom node registers), with the tree, the partitions and
+        ``input_range``. Models are rebuilt on :meth:`load` by name (``hierclass.models``) or
+        by a ``model_factory``; rules by the ``rules`` mapping, custom node classes by
+        ``node_classes``. Nothing pickled is executed.
         """
         from hierclass.persistence import save_hierarchy
 
@@ -369,7 +414,17 @@ class Hierarchy:
             Where to put the tensors.
         node_classes : mapping, optional
             Class name -> class (or ``callable(model, labels, input_key)``) for each leaf of a
-            user-defined :class:`~hierclass.nodes.Leaf` subclass.
+            user-defined :class:`~hierclass.nodes.Leaf` subclass (``callable(model,
+            partition, input_key)`` for a :class:`~hierclass.nodes.Router` subclass). The
+            saved buffers and parameters are then loaded into the node, strictly.
+
+        Raises
+        ------
+        FileNotFoundError
+            ``path`` holds no ``hierarchy.json`` or ``weights.pt``.
+        ValueError
+            A corrupt, tampered or inconsistent file (the message names the file and the
+            problem), a missing rule, model factory or node class.
         """
         from hierclass.persistence import load_hierarchy
 

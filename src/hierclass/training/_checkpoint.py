@@ -24,7 +24,17 @@ def save(path: Path, state: dict[str, Any]) -> None:
 
 def load(path: Path, device: torch.device) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save`; never unpickles code (``weights_only``)."""
-    state = torch.load(path, map_location=device, weights_only=True)
+    from hierclass.persistence import describe_load_error
+
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+        # torch's message advises weights_only=False, which runs the file's code: never pass
+        # that on.
+        raise ValueError(
+            f"{path} cannot be read as a hierclass.training.fit checkpoint "
+            f"({describe_load_error(exc)})"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(
             f"{path} is not a hierclass.training.fit checkpoint (format "
