@@ -90,3 +90,10 @@ def test_non_finite_logits():
     out[1, 0] = math.nan
     with pytest.raises(ValueError, match="1 of 3 rows"):
         check_logits(out)
+
+
+def test_error_never_rounds_a_value_back_inside_the_range():
+    x = torch.full((1, 1, 2, 2), 0.5)
+    x[0, 0, 0, 0] = 1.0001
+    with pytest.raises(ValueError, match=r"got values in \[0.5, 1.0001\]"):
+        check_inputs(x)

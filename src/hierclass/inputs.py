@@ -128,8 +128,10 @@ def _bad_samples(mask: torch.Tensor, batched: bool) -> str:
     return f" (samples [{shown}])"
 
 
-def _fmt(v: float) -> str:
-    return f"{v:.4g}"
+def _fmt(v: float, bounds: tuple[float, ...] = ()) -> str:
+    """4 significant digits, or every digit when rounding would hide a value past a bound."""
+    short = f"{v:.4g}"
+    return repr(float(v)) if any(float(short) == b != v for b in bounds) else short
 
 
 def check_inputs(
@@ -190,7 +192,7 @@ def check_inputs(
             outside = (t < rng[0]) | (t > rng[1])
             raise ValueError(
                 f"{name} must lie in [{_fmt(rng[0])}, {_fmt(rng[1])}] ({why}), got values in "
-                f"[{_fmt(lo)}, {_fmt(hi)}]{_bad_samples(outside, batched)}"
+                f"[{_fmt(lo, rng)}, {_fmt(hi, rng)}]{_bad_samples(outside, batched)}"
             )
 
 
