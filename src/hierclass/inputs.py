@@ -129,9 +129,12 @@ def _bad_samples(mask: torch.Tensor, batched: bool) -> str:
 
 
 def _fmt(v: float, bounds: tuple[float, ...] = ()) -> str:
-    """4 significant digits, or every digit when rounding would hide a value past a bound."""
-    short = f"{v:.4g}"
-    return repr(float(v)) if any(float(short) == b != v for b in bounds) else short
+    """4 significant digits, more when rounding would print a value past a bound as the bound."""
+    for digits in range(4, 18):
+        text = f"{v:.{digits}g}"
+        if not any(float(text) == b != v for b in bounds):
+            break
+    return text
 
 
 def check_inputs(
