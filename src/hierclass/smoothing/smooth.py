@@ -519,3 +519,60 @@ class Smooth:
                         sel[0], est[0], alpha, self.sigma, labels=L, method="margin"
                     )
         return res
+
+    # ------------------------------------------------------------------ sequential (issue 14)
+    def certify_radii(
+        self,
+        x: Any,
+        radii: Sequence[float],
+        n0: int = 100,
+        max_n: int = 100_000,
+        alpha: float = 0.001,
+        batch_size: BatchSize = 1000,
+        *,
+        index: int = 0,
+    ) -> Any:
+        """Sequential certification: is ``x`` certified at each radius in ``radii``?
+
+        Draws estimation samples look by look and stops as soon as every radius is decided,
+        usually after far fewer than ``max_n`` draws. Guarantee: with probability
+        ``>= 1 - alpha``, every radius reported certified is certified for the smoothed
+        classifier at ``x``, simultaneously over the radii and whenever sampling stops
+        (an anytime-valid confidence sequence for ``pA``: one-sided Clopper-Pearson bounds at
+        ``alpha / K`` at ``K`` geometric sample sizes fixed in advance, union bound; see
+        :mod:`hierclass.smoothing.sequential`). The ``n0`` selection draws are never reused.
+
+        Parameters
+        ----------
+        x : Tensor, shape [...]
+            One input without batch dimension (or a dict of modalities).
+        radii : sequence of float
+            Distinct finite radii ``>= 0`` (L2, in input units).
+        n0 : int
+            Selection draws.
+        max_n : int
+            At most this many estimation draws.
+        alpha : float
+            Failure probability, shared by all radii and all looks.
+        batch_size : int or "auto"
+            Draws per forward pass.
+        index : int, keyword-only
+            The noise index.
+
+        Returns
+        -------
+        RadiiResult
+            ``label`` (or ``Smooth.ABSTAIN``), ``certified`` (bool per radius),
+            ``n_samples`` (estimation draws used), the bounds and counts.
+
+        Examples
+        --------
+        >>> s = Smooth(lambda b: torch.stack([b[:, 0], -b[:, 0]], 1), 2, sigma=0.5)
+        >>> r = s.certify_radii(torch.tensor([1.0, 0.0]), [0.0, 0.5, 1.5], max_n=20_000,
+        ...                     batch_size=4096)
+        >>> r.label, r.certified.tolist(), r.n_samples < 20_000  # exact radius: 1.0
+        (0, [True, True, False], True)
+        """
+        from hierclass.smoothing.sequential import certify_radii
+
+        return certify_radii(self, x, radii, n0, max_n, alpha, batch_size, index=index)
