@@ -576,3 +576,44 @@ class Smooth:
         from hierclass.smoothing.sequential import certify_radii
 
         return certify_radii(self, x, radii, n0, max_n, alpha, batch_size, index=index)
+
+    def certify_iss(
+        self,
+        x: Any,
+        radius_loss: float = 0.05,
+        n0: int = 100,
+        max_n: int = 100_000,
+        alpha: float = 0.001,
+        batch_size: BatchSize = 1000,
+        *,
+        index: int = 0,
+        n_pilot: int = 1000,
+        pilot_alpha: float = 0.001,
+    ) -> Any:
+        """Cohen's certificate with an input-specific sample size (ISS, Chen et al. 2022).
+
+        A pilot of ``n_pilot`` draws picks the smallest ``n <= max_n`` whose expected radius
+        is within ``radius_loss`` of ``max_n`` draws' (see :mod:`hierclass.smoothing.iss`);
+        the certificate comes from ``n`` fresh draws: a ``1 - alpha`` Clopper-Pearson bound,
+        exactly as in :meth:`certify` (the pilot only chooses ``n``).
+
+        Returns
+        -------
+        ISSResult
+            ``label``, ``radius``, ``n_samples`` (final draws), ``total_samples`` and
+            ``loss_bound`` (the planned radius loss vs ``max_n``).
+
+        Examples
+        --------
+        >>> s = Smooth(lambda b: torch.stack([b[:, 0], -b[:, 0]], 1), 2, sigma=0.5)
+        >>> r = s.certify_iss(torch.tensor([1.0, 0.0]), radius_loss=0.05, batch_size=4096)
+        >>> r.label, r.n_samples < 100_000, 0.8 < r.radius < 1.0, r.loss_bound <= 0.05
+        (0, True, True, True)
+        """
+        from hierclass.smoothing.iss import certify_iss_many
+
+        (res,) = certify_iss_many(
+            self, [x], radius_loss, n0, max_n, alpha, batch_size, indices=[index],
+            n_pilot=n_pilot, pilot_alpha=pilot_alpha,
+        )
+        return res
