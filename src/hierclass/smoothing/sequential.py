@@ -11,10 +11,12 @@ Procedure (per input)
    :class:`~hierclass.smoothing.confidence_sequences.GeometricSchedule` (``n_1 < ... <
    n_K = max_n``). At each look the schedule gives a lower bound ``L_k`` and an upper bound
    ``U_k`` on ``pA = P(f(x + eps) = c_A)`` (Clopper-Pearson at ``alpha / K``).
-3. Radius ``r`` is *certified* once ``max_j<=k L_j >= Phi(r / sigma)``, and *not
-   certifiable* once ``min_j<=k U_j < Phi(r / sigma)`` (then it stops being sampled for).
-   Sampling stops when every radius is decided, or at ``max_n``.
-4. The label is ``c_A`` if ``max L >= 1/2`` (Cohen's abstention rule), else ``ABSTAIN``.
+3. Radius ``r`` is *certified* at the first look where ``L_k >= Phi(r / sigma)``, and *not
+   certifiable* at the first look where ``U_k < Phi(r / sigma)`` (whichever comes first; a
+   decision is final). Sampling stops when every radius is decided, or at ``max_n``
+   (undecided radii are then not certified).
+4. The label is ``c_A`` if ``max L >= 1/2`` (Cohen's abstention rule) and, when radius 0 was
+   asked for, radius 0 was certified; else ``ABSTAIN``.
 
 Guarantee
 ---------
@@ -57,6 +59,7 @@ __all__ = [
     "check_radii",
     "decide",
     "radius_thresholds",
+    "update_decisions",
 ]
 
 #: Look ``k``'s estimation draws come from noise stream ``STREAM_LOOK_BASE + k``: disjoint
@@ -123,6 +126,24 @@ def decide(p_lower: Any, p_upper: Any, thresholds: np.ndarray) -> np.ndarray:
     return np.where(lo >= thresholds, CERTIFIED, out).astype(np.int8)
 
 
+def update_decisions(
+    status: np.ndarray, p_lower: Any, p_upper: Any, thresholds: np.ndarray
+) -> np.ndarray:
+    """Decide the still-undecided radii; a radius once decided keeps its decision.
+
+    Keeping decisions final makes each radius's outcome the first crossing of its threshold,
+    whatever other radii keep the sampling going.
+
+    Examples
+    --------
+    >>> s = update_decisions(np.zeros(2, np.int8), 0.6, 0.7, np.array([0.5, 0.8]))
+    >>> update_decisions(s, 0.9, 0.95, np.array([0.5, 0.8])).tolist()  # 0.8 stays refuted
+    [1, -1]
+    """
+    new = decide(p_lower, p_upper, thresholds)
+    return np.where(status == UNDECIDED, new, status).astype(np.int8)
+
+
 @dataclass
 class RadiiResult:
     """Outcome of sequential certification of one input at given radii.
@@ -179,7 +200,18 @@ class RadiiResult:
 class _Input:
     """Bookkeeping of one input while it is being certified."""
 
-    __slots__ = ("index", "x", "payload", "c_a", "look", "p_lower", "p_upper", "sel", "est")
+    __slots__ = (
+        "index",
+        "x",
+        "payload",
+        "c_a",
+        "look",
+        "p_lower",
+        "p_upper",
+        "sel",
+        "est",
+        "status",
+    )
 
     def __init__(self, index: int, x: Any, payload: Any) -> None:
         self.index = index
@@ -191,6 +223,7 @@ class _Input:
         self.p_upper = 1.0
         self.sel: np.ndarray | None = None
         self.est: np.ndarray | None = None
+        self.status: np.ndarray | None = None
 
 
 def _run_sessions(
@@ -296,13 +329,20 @@ def certify_radii_many(
         lo, hi = schedule.bounds(int(state.est[state.c_a]), n, state.look)
         state.p_lower = max(state.p_lower, float(lo))
         state.p_upper = min(state.p_upper, float(hi))
-        status = decide(state.p_lower, state.p_upper, thresholds)
+        if state.status is None:
+            state.status = np.zeros(len(thresholds), np.int8)
+        state.status = status = update_decisions(
+            state.status, state.p_lower, state.p_upper, thresholds
+        )
         if state.look < last and np.any(status == UNDECIDED):
             k = state.look + 1
             return Task(
                 state.x, state.index, [Request(STREAM_LOOK_BASE + k, int(steps[k]))], state
             ), None
-        label = state.c_a if state.p_lower >= 0.5 else ABSTAIN
+        # the label agrees with the decision at r = 0 when it was asked for (decisions are
+        # final, so a refuted 0 stays refuted even if a later lower bound reaches 1/2)
+        abstain = state.p_lower < 0.5 or bool(np.any((r == 0) & (status != CERTIFIED)))
+        label = ABSTAIN if abstain else state.c_a
         return None, RadiiResult(
             index=state.index,
             label=label,
