@@ -2,7 +2,9 @@
 
 ``Smooth`` keeps the reference implementation's API (``predict``, ``certify``, ``ABSTAIN``);
 :mod:`~hierclass.smoothing.certificates` recomputes certificates from stored counts,
-:mod:`~hierclass.smoothing.hierarchical` certifies a :class:`~hierclass.Hierarchy`,
+:mod:`~hierclass.smoothing.hierarchical` samples a :class:`~hierclass.Hierarchy` and
+:mod:`~hierclass.smoothing.path` turns a path's votes into its certificate (label and
+per-level classes), :mod:`~hierclass.smoothing.runner` is the one data-set driver,
 :mod:`~hierclass.smoothing.results` writes resumable TSV records and
 :mod:`~hierclass.smoothing.analysis` turns them into curves and tables.
 """
@@ -23,6 +25,12 @@ _EXPORTS = {
     "certify_dataset": "hierclass.smoothing.runner",
     "certify_hierarchy": "hierclass.smoothing.hierarchical",
     "HierarchicalSmooth": "hierclass.smoothing.hierarchical",
+    "HierarchyCertificate": "hierclass.smoothing.path",
+    "LevelCertificate": "hierclass.smoothing.path",
+    "NodeVotes": "hierclass.smoothing.path",
+    "certify_path": "hierclass.smoothing.path",
+    "HierarchyResults": "hierclass.smoothing.hierarchy_results",
+    "level_certified_accuracy": "hierclass.smoothing.hierarchy_results",
     "comparison_table": "hierclass.smoothing.analysis",
     "certified_accuracy": "hierclass.smoothing.analysis",
     "average_certified_radius": "hierclass.smoothing.analysis",

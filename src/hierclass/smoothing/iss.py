@@ -163,7 +163,7 @@ def certify_iss_many(
 
     See :meth:`Smooth.certify_iss <hierclass.smoothing.smooth.Smooth.certify_iss>`.
     """
-    from hierclass.smoothing.smooth import check_count
+    from hierclass.smoothing.smooth import check_count, noise_index
 
     loss = _check_loss(radius_loss)
     n0 = check_count("n0", n0)
@@ -181,16 +181,14 @@ def certify_iss_many(
     engine = smooth._engine(batch_size, head)
 
     def first_tasks() -> Iterator[Task]:
-        k, x = 0, head
+        x = head
         while x is not None:
-            i = next(idx_iter, None) if idx_iter is not None else k
+            i = next(idx_iter, None) if idx_iter is not None else noise_index(None)
             if i is None:
                 raise ValueError("indices is shorter than the inputs")
-            if int(i) < 0:
-                raise ValueError(f"noise indices must be >= 0, got {i}")
+            i = noise_index(i)
             reqs = [Request(STREAM_SELECT, n0), Request(STREAM_ISS_PILOT, n_pilot)]
             yield Task(x, int(i), reqs, {"x": x})
-            k += 1
             nxt = next(xs_iter, None)
             x = None if nxt is None else smooth._prepare(nxt)
 

@@ -1,4 +1,4 @@
-"""Certify a data set with a :class:`Smooth`, writing resumable TSV records."""
+"""The one data-set driver: certify a data set (flat or hierarchy), writing resumable TSVs."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from hierclass.smoothing.prepare import check_dataset_inputs
 from hierclass.smoothing.results import (
     FLAT_COLUMNS,
     PathLike,
@@ -20,7 +21,7 @@ from hierclass.smoothing.results import (
     format_counts,
     read_results,
 )
-from hierclass.smoothing.smooth import BatchSize, Smooth
+from hierclass.smoothing.smooth import BatchSize
 
 __all__ = ["certify_dataset", "dataset_indices"]
 
@@ -86,8 +87,38 @@ def _row_of(x: Any, i: int) -> Any:
     return {k: v[i] for k, v in x.items()}
 
 
+class _Output:
+    """One TSV output of a run: its writer (or in-memory rows) and how to make its rows."""
+
+    def __init__(self, path: PathLike | None, columns: Sequence[str], resume: bool, make_row):
+        self.path = path
+        self.columns = tuple(columns)
+        self.writer = ResultWriter(path, columns, resume=resume) if path is not None else None
+        self.make_row = make_row
+        self.rows: list[dict[str, Any]] = []
+
+    @property
+    def done(self) -> set[int]:
+        return set() if self.writer is None else self.writer.done
+
+    def add(self, result: Any, label: int, seconds: float) -> None:
+        row = self.make_row(result, label, seconds)
+        if self.writer is not None and row["idx"] not in self.writer.done:
+            self.writer.write(row)
+        self.rows.append(row)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+    def table(self) -> ResultTable:
+        if self.path is not None:
+            return read_results(self.path)
+        return ResultTable.from_rows(self.rows, self.columns)
+
+
 def certify_dataset(
-    smooth: Smooth,
+    smooth: Any,
     x: Any,
     y: Any,
     *,
@@ -100,16 +131,21 @@ def certify_dataset(
     resume: bool = True,
     partition: Any = None,
     subsets: Sequence[Sequence[int]] | None = None,
+    flat_out: PathLike | None = None,
     verbose: bool | None = None,
-) -> ResultTable:
+) -> Any:
     """Certify the inputs ``x[indices]`` and record one row each (Cohen's ``certify.py``).
+
+    The one resumable data-set driver, for a flat :class:`~hierclass.Smooth` and for a
+    :class:`~hierclass.smoothing.hierarchical.HierarchicalSmooth` alike.
 
     Parameters
     ----------
-    smooth : Smooth
-        The smoothed classifier.
+    smooth : Smooth or HierarchicalSmooth
+        The smoothed classifier (flat) or hierarchy.
     x : Tensor [N, ...] or dict of Tensors
-        The data set, inputs in [0, 1].
+        The data set, inside the classifier's input range (image-shaped: [0, 1]); checked
+        once, before any sampling.
     y : Tensor [N]
         True labels.
     n0, n, alpha, batch_size
@@ -120,21 +156,27 @@ def certify_dataset(
     out : path, optional
         TSV file written row by row (see :class:`~hierclass.smoothing.results.ResultWriter`).
     resume : bool, default True
-        Skip positions already in ``out`` (a killed run continues where it stopped).
+        Skip positions already done (a killed run continues where it stopped). With several
+        outputs (a hierarchy and its flat baseline) a position is done only when every
+        output has its row; a missing row is redone and written where it is missing.
     partition : LabelPartition, optional
-        Fills the ``eqclass`` column with each true label's equivalence class name.
+        Fills the ``eqclass`` column (flat runs; a hierarchy uses its own partition).
     subsets : sequence of label sequences, optional
-        Also store the restricted counts per subset (in the ``extra`` column, as JSON).
+        Flat runs: also store the restricted counts per subset (``extra`` column, JSON).
+    flat_out : path, optional
+        Hierarchy runs with a flat baseline: TSV file of the baseline's rows.
     verbose : bool, optional
         Progress bar (default: only on a terminal).
 
     Returns
     -------
-    ResultTable
-        Every row of ``out`` (resumed rows included), or of this run when ``out`` is None.
+    ResultTable or HierarchyResults
+        Every row of ``out`` (resumed rows included), or of this run when ``out`` is None;
+        for a hierarchy, a :class:`~hierclass.smoothing.hierarchy_results.HierarchyResults`.
 
     Examples
     --------
+    >>> from hierclass import Smooth
     >>> f = torch.nn.Linear(4, 3).eval()
     >>> s = Smooth(f, num_classes=3, sigma=0.25)
     >>> t = certify_dataset(s, torch.rand(5, 4), torch.tensor([0, 1, 2, 0, 1]), n0=10, n=100,
@@ -142,41 +184,75 @@ def certify_dataset(
     >>> t["idx"].tolist(), t["radius"].shape
     ([0, 1, 2, 3, 4], (5,))
     """
-    x, y, size = check_dataset(x, y, smooth.num_classes)
+    from hierclass.smoothing.hierarchy_results import (
+        HIERARCHY_COLUMNS,
+        HierarchyResults,
+        flat_baseline_row,
+        hierarchy_row,
+    )
+
+    hierarchy = getattr(smooth, "hierarchy", None)
+    num_labels = smooth.num_classes if hierarchy is None else hierarchy.num_labels
+    x, y, size = check_dataset(x, y, num_labels)
+    check_dataset_inputs(x, input_range=smooth.input_range)
     todo = dataset_indices(size, indices)
-    writer = ResultWriter(out, FLAT_COLUMNS, resume=resume) if out is not None else None
-    rows: list[dict[str, Any]] = []
+    outputs: list[_Output] = []
     try:
-        if writer is not None:
-            todo = [i for i in todo if i not in writer.done]
+        if hierarchy is None:
+            outputs.append(
+                _Output(out, FLAT_COLUMNS, resume, lambda r, lab, t: flat_row(r, lab, t, partition))
+            )
+            certify_many = lambda rows, ids: smooth.certify_many(  # noqa: E731
+                rows, n0, n, alpha, batch_size, indices=ids, subsets=subsets, methods=("cohen",)
+            )
+        else:
+            part = hierarchy.partition
+            outputs.append(
+                _Output(
+                    out,
+                    HIERARCHY_COLUMNS,
+                    resume,
+                    lambda c, lab, t: hierarchy_row(c, lab, hierarchy.path_of_label(lab), t, part),
+                )
+            )
+            if smooth.flat is not None:
+                outputs.append(
+                    _Output(
+                        flat_out,
+                        FLAT_COLUMNS,
+                        resume,
+                        lambda c, lab, t: flat_baseline_row(c, lab, t, part),
+                    )
+                )
+            certify_many = lambda rows, ids: smooth.certify_many(  # noqa: E731
+                rows, n0, n, alpha, batch_size, indices=ids
+            )
+        written = [o for o in outputs if o.writer is not None]
+        if written:
+            done = set.intersection(*(o.done for o in written))
+            todo = [i for i in todo if i not in done]
         bar = tqdm(total=len(todo), disable=not show_progress(verbose), desc="certify")
-        results = smooth.certify_many(
-            (_row_of(x, i) for i in todo),
-            n0,
-            n,
-            alpha,
-            batch_size,
-            indices=todo,
-            subsets=subsets,
-            methods=("cohen",),
-        )
         tick = time.perf_counter()
-        for res in results:
+        certificates = []
+        for res in certify_many((_row_of(x, i) for i in todo), todo):
             now = time.perf_counter()
             label = int(y[res.index])
-            row = flat_row(res, label, now - tick, partition)
+            # the hierarchy's row last: a kill between two writes leaves it missing, so a
+            # resumed run redoes the input (and writes only the rows still missing)
+            for o in reversed(outputs):
+                o.add(res, label, now - tick)
+            if hierarchy is not None:
+                certificates.append(res)
             tick = now
-            if writer is not None:
-                writer.write(row)
-            rows.append(row)
             bar.update(1)
         bar.close()
     finally:
-        if writer is not None:
-            writer.close()
-    if out is not None:
-        return read_results(out)
-    return ResultTable.from_rows(rows, FLAT_COLUMNS)
+        for o in outputs:
+            o.close()
+    if hierarchy is None:
+        return outputs[0].table()
+    flat_table = outputs[1].table() if len(outputs) > 1 else None
+    return HierarchyResults(outputs[0].table(), flat_table, certificates)
 
 
 def eqclass_name(partition: Any, label: int) -> str:

@@ -276,11 +276,13 @@ def certify_radii_many(
     """Sequentially certify a stream of inputs at ``radii``; yields ``(result, payload)``.
 
     Results come out in the order inputs are *decided* (an easy input overtakes a hard one).
+    ``indices`` are the noise indices (pass data-set positions to reproduce a run); default:
+    fresh random indices, so independent calls draw independent noise.
     Many undecided inputs are sampled together, so batches stay full. See the module
     docstring for the procedure and its guarantee, and :meth:`Smooth.certify_radii
     <hierclass.smoothing.smooth.Smooth.certify_radii>` for the parameters.
     """
-    from hierclass.smoothing.smooth import check_count
+    from hierclass.smoothing.smooth import check_count, noise_index
 
     n0 = check_count("n0", n0)
     max_n = check_count("max_n", max_n)
@@ -300,19 +302,16 @@ def certify_radii_many(
     engine = smooth._engine(batch_size, head)
 
     def first_tasks() -> Iterator[Task]:
-        k, x = 0, head
+        x = head
         while x is not None:
-            i = next(idx_iter, None) if idx_iter is not None else k
+            i = next(idx_iter, None) if idx_iter is not None else noise_index(None)
             if i is None:
                 raise ValueError("indices is shorter than the inputs")
-            i = int(i)
-            if i < 0:
-                raise ValueError(f"noise indices must be >= 0, got {i}")
+            i = noise_index(i)
             payload = next(pay_iter, None) if pay_iter is not None else None
             state = _Input(i, x, payload)
             reqs = [Request(STREAM_SELECT, n0), Request(STREAM_LOOK_BASE, int(steps[0]))]
             yield Task(x, i, reqs, state)
-            k += 1
             nxt = next(xs_iter, None)
             x = None if nxt is None else smooth._prepare(nxt)
 
@@ -374,11 +373,13 @@ def certify_radii(
     alpha: float = 0.001,
     batch_size: int | str = 1000,
     *,
-    index: int = 0,
+    index: int | None = None,
     first: int = 128,
     ratio: float = 1.5,
 ) -> RadiiResult:
     """Sequential certification of one input (the body of ``Smooth.certify_radii``)."""
+    from hierclass.smoothing.smooth import noise_index
+
     ((res, _),) = list(
         certify_radii_many(
             smooth,
@@ -388,7 +389,7 @@ def certify_radii(
             max_n,
             alpha,
             batch_size,
-            indices=[index],
+            indices=[noise_index(index)],
             first=first,
             ratio=ratio,
         )

@@ -8,8 +8,7 @@ and many label-subset certificates from one set of samples (:meth:`Smooth.certif
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,10 +16,12 @@ import numpy as np
 import torch
 
 from hierclass.channels_last import ChannelsLastForward, check_channels_last, has_4d_weights
+from hierclass.inputs import InputRange, check_input_range
 from hierclass.smoothing.batch_size import resolve_plan
 from hierclass.smoothing.bounds import check_alpha, check_sigma, top_two_pvalue
 from hierclass.smoothing.certificates import ABSTAIN, METHODS, Certificate, certify_counts
 from hierclass.smoothing.precision import check_amp_dtype, with_autocast
+from hierclass.smoothing.prepare import prepare_sample, warn_training_mode
 from hierclass.smoothing.sampling import (
     STREAM_ESTIMATE,
     STREAM_PREDICT,
@@ -43,6 +44,27 @@ def check_count(name: str, value: Any) -> int:
     if value < 1:
         raise ValueError(f"{name} must be >= 1, got {value}")
     return int(value)
+
+
+def noise_index(index: Any) -> int:
+    """A noise index: ``index`` itself (validated), or a fresh random one for ``None``.
+
+    Fresh indices come from torch's global generator (so ``torch.manual_seed`` makes a whole
+    script reproducible) and span ``[2**62, 2**63)``, apart from the data-set positions that
+    drivers pass explicitly.
+
+    Examples
+    --------
+    >>> noise_index(7), noise_index(None) >= 2**62
+    (7, True)
+    """
+    if index is None:
+        return 2**62 + int(torch.randint(0, 2**62, (1,)).item())
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+        raise TypeError(f"index must be an int >= 0 or None, got {type(index).__name__}")
+    if index < 0:
+        raise ValueError(f"noise indices must be >= 0, got {index}")
+    return int(index)
 
 
 def model_device(model: Any) -> torch.device:
@@ -138,6 +160,10 @@ class Smooth:
         is not changed; :mod:`hierclass.channels_last`). ``None`` (default): the
         ``batch_size="auto"`` probe decides, and an int batch size runs the model as given.
         ``True``: always, whatever the batch size. ``False``: never.
+    input_range : (low, high) or dict, optional
+        The range of the inputs (per modality for dict inputs; see :mod:`hierclass.inputs`).
+        Image-shaped inputs default to [0, 1]. Non-finite values and values outside the range
+        are errors, never clamped; so are non-finite logits.
 
     Attributes
     ----------
@@ -173,6 +199,7 @@ class Smooth:
         perturbed_keys: Sequence[str] | None = None,
         amp_dtype: torch.dtype | None = None,
         channels_last: bool | None = None,
+        input_range: InputRange = None,
     ) -> None:
         if not callable(base_classifier):
             raise TypeError(
@@ -195,12 +222,8 @@ class Smooth:
         self.perturbed_keys = None if perturbed_keys is None else tuple(perturbed_keys)
         self.amp_dtype = check_amp_dtype(amp_dtype)
         self.channels_last = check_channels_last(channels_last, base_classifier)
-        if isinstance(base_classifier, torch.nn.Module) and base_classifier.training:
-            warnings.warn(
-                "the base classifier is in training mode (dropout and batch norm then make it "
-                "random and batch-dependent); call .eval() before certifying",
-                stacklevel=2,
-            )
+        self.input_range = check_input_range(input_range)
+        warn_training_mode(base_classifier)
 
     # ------------------------------------------------------------------ helpers
     def _base_seed(self) -> int:
@@ -210,28 +233,7 @@ class Smooth:
 
     def _prepare(self, x: Any) -> Any:
         """One input without batch dimension, validated and moved to the device."""
-        if isinstance(x, np.ndarray):
-            x = torch.from_numpy(x)
-        if isinstance(x, torch.Tensor):
-            if not x.is_floating_point():
-                raise TypeError(f"the input must be a floating-point tensor, got dtype {x.dtype}")
-            if x.dim() == 0:
-                raise ValueError("the input must be one sample of shape [...], got a 0-d tensor")
-            if bool(torch.isnan(x).any()):
-                raise ValueError("the input contains NaN")
-            return x.to(self.device)
-        if isinstance(x, Mapping):
-            if not x:
-                raise ValueError("a dict input needs at least one modality, got an empty dict")
-            out = {}
-            for k, v in x.items():
-                if not isinstance(v, torch.Tensor):
-                    raise TypeError(f"modality {k!r} must be a tensor, got {type(v).__name__}")
-                if v.is_floating_point() and bool(torch.isnan(v).any()):
-                    raise ValueError(f"modality {k!r} contains NaN")
-                out[k] = v.to(self.device)
-            return out
-        raise TypeError(f"the input must be a tensor or a dict of tensors, got {type(x).__name__}")
+        return prepare_sample(x, self.device, input_range=self.input_range)
 
     def __repr__(self) -> str:
         amp = "" if self.amp_dtype is None else f", amp_dtype={self.amp_dtype}"
@@ -280,13 +282,14 @@ class Smooth:
 
         def evaluate(batch, segments):
             logits = self._logits(batch, forward)
+            engine.flag_nonfinite(logits)
             out = [(logits.argmax(1), None)]
             if heads is not None:
                 out.append((heads.bins(logits), None))
             return out
 
         sizes = [C] if heads is None else [C, heads.width]
-        return CountEngine(
+        engine = CountEngine(
             evaluate,
             sizes,
             sigma=self.sigma,
@@ -295,6 +298,7 @@ class Smooth:
             device=self.device,
             perturbed_keys=self.perturbed_keys,
         )
+        return engine
 
     # ------------------------------------------------------------------ Cohen's API
     def sample_counts(
@@ -303,7 +307,7 @@ class Smooth:
         n: int,
         batch_size: BatchSize = 1000,
         *,
-        index: int = 0,
+        index: int | None = None,
         stream: int = STREAM_ESTIMATE,
     ) -> np.ndarray:
         """Votes of the base classifier on ``n`` noisy copies of ``x``: int64 ``[num_classes]``.
@@ -317,7 +321,7 @@ class Smooth:
         n = check_count("n", n)
         xd = self._prepare(x)
         engine = self._engine(batch_size, xd)
-        (task,) = engine.run([Task(xd, int(index), [Request(stream, n)])])
+        (task,) = engine.run([Task(xd, noise_index(index), [Request(stream, n)])])
         return task.counts[0][0]
 
     def predict(
@@ -327,7 +331,7 @@ class Smooth:
         alpha: float = 0.001,
         batch_size: BatchSize = 1000,
         *,
-        index: int = 0,
+        index: int | None = None,
     ) -> int:
         """Cohen's PREDICT: the top label, or ``ABSTAIN`` if it does not beat the runner-up.
 
@@ -345,8 +349,9 @@ class Smooth:
         batch_size : int or "auto"
             Draws per forward pass; ``"auto"`` probes the fastest size (and layout, see
             ``channels_last`` in the class docstring) once per model and input shape.
-        index : int, keyword-only
-            The noise index (the input's position in its data set).
+        index : int or None, keyword-only
+            The noise index (the input's position in its data set). ``None`` (default): a
+            fresh random index, so that independent calls draw independent noise.
 
         Returns
         -------
@@ -367,7 +372,7 @@ class Smooth:
         alpha: float = 0.001,
         batch_size: BatchSize = 1000,
         *,
-        index: int = 0,
+        index: int | None = None,
     ) -> tuple[int, float]:
         """Cohen's CERTIFY: ``(label, radius)``, or ``(Smooth.ABSTAIN, 0.0)``.
 
@@ -386,8 +391,12 @@ class Smooth:
         batch_size : int or "auto"
             Draws per forward pass; ``"auto"`` probes the fastest size (and layout, see
             ``channels_last`` in the class docstring) once per model and input shape.
-        index : int, keyword-only
-            The noise index (the input's position in its data set).
+        index : int or None, keyword-only
+            The noise index (the input's position in its data set). ``None`` (default): a
+            fresh random index drawn from torch's global generator, so that independent calls
+            draw independent noise, as Cohen's ``certify`` does (a loop over a data set with
+            one fixed index would make every certificate fail together). Pass ``index`` (with
+            the ``seed`` of the constructor) to reproduce a result exactly.
 
         Returns
         -------
@@ -405,7 +414,7 @@ class Smooth:
         alpha: float = 0.001,
         batch_size: BatchSize = 1000,
         *,
-        index: int = 0,
+        index: int | None = None,
         subsets: Iterable[Sequence[int]] | None = None,
         methods: Sequence[str] = ("cohen", "margin"),
     ) -> SmoothResult:
@@ -417,8 +426,8 @@ class Smooth:
             One input without batch dimension.
         n0, n, alpha, batch_size
             As in :meth:`certify`.
-        index : int
-            The noise index.
+        index : int or None
+            The noise index (``None``: a fresh one, see :meth:`certify`).
         subsets : iterable of sequences of int, optional
             Label subsets ``L`` to certify within (e.g. the classes of a partition, or
             :func:`~hierclass.smoothing.subsets.subsets_of_size`).
@@ -439,7 +448,14 @@ class Smooth:
         ((2, 4), 200)
         """
         (res,) = self.certify_many(
-            [x], n0, n, alpha, batch_size, indices=[index], subsets=subsets, methods=methods
+            [x],
+            n0,
+            n,
+            alpha,
+            batch_size,
+            indices=[noise_index(index)],
+            subsets=subsets,
+            methods=methods,
         )
         return res
 
@@ -458,8 +474,9 @@ class Smooth:
         """Certify a stream of inputs, packing several per forward pass when ``n`` is small.
 
         Yields one :class:`SmoothResult` per input, in order, as soon as its counts are in.
-        ``indices`` (default ``0, 1, 2, ...``) are the noise indices: pass the inputs'
-        positions in the data set so that shards of a data set reproduce a one-process run.
+        ``indices`` are the noise indices: pass the inputs' positions in the data set so that
+        shards of a data set reproduce a one-process run. Default: fresh random indices, so
+        that every call draws independent noise.
         """
         n0 = check_count("n0", n0)
         n = check_count("n", n)
@@ -478,17 +495,15 @@ class Smooth:
         engine = self._engine(batch_size, first, head)
 
         def tasks():
-            k = 0
             x = first
             while True:
-                i = next(idx_iter, None) if idx_iter is not None else k
+                i = next(idx_iter, None) if idx_iter is not None else noise_index(None)
                 if i is None:
                     raise ValueError("indices is shorter than the inputs")
                 i = int(i)
                 if i < 0:
                     raise ValueError(f"noise indices must be >= 0, got {i}")
                 yield Task(x, i, [Request(STREAM_SELECT, n0), Request(STREAM_ESTIMATE, n)])
-                k += 1
                 nxt = next(xs_iter, None)
                 if nxt is None:
                     return
@@ -530,7 +545,7 @@ class Smooth:
         alpha: float = 0.001,
         batch_size: BatchSize = 1000,
         *,
-        index: int = 0,
+        index: int | None = None,
     ) -> Any:
         """Sequential certification: is ``x`` certified at each radius in ``radii``?
 
@@ -556,8 +571,8 @@ class Smooth:
             Failure probability, shared by all radii and all looks.
         batch_size : int or "auto"
             Draws per forward pass.
-        index : int, keyword-only
-            The noise index.
+        index : int or None, keyword-only
+            The noise index (``None``: a fresh one, see :meth:`certify`).
 
         Returns
         -------
@@ -575,7 +590,9 @@ class Smooth:
         """
         from hierclass.smoothing.sequential import certify_radii
 
-        return certify_radii(self, x, radii, n0, max_n, alpha, batch_size, index=index)
+        return certify_radii(
+            self, x, radii, n0, max_n, alpha, batch_size, index=noise_index(index)
+        )
 
     def certify_iss(
         self,
@@ -586,7 +603,7 @@ class Smooth:
         alpha: float = 0.001,
         batch_size: BatchSize = 1000,
         *,
-        index: int = 0,
+        index: int | None = None,
         n_pilot: int = 1000,
         pilot_alpha: float = 0.001,
     ) -> Any:
@@ -613,7 +630,7 @@ class Smooth:
         from hierclass.smoothing.iss import certify_iss_many
 
         (res,) = certify_iss_many(
-            self, [x], radius_loss, n0, max_n, alpha, batch_size, indices=[index],
+            self, [x], radius_loss, n0, max_n, alpha, batch_size, indices=[noise_index(index)],
             n_pilot=n_pilot, pilot_alpha=pilot_alpha,
         )
         return res

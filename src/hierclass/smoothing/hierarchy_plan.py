@@ -1,0 +1,251 @@
+"""How each node of a hierarchy is certified, and which models run once per noisy draw.
+
+A :class:`SamplingPlan` groups the hierarchy's models so that each runs once per draw for
+every node it serves: all :class:`~hierclass.nodes.RenormalizedLeaf` nodes built on one flat
+model (and the flat baseline) share that model's forward pass and a
+:class:`~hierclass.smoothing.subsets.SubsetHead`. Each node gets a :class:`NodePlan`:
+
+* ``"constant"``: one output (a one-label leaf): infinite radius, no share of alpha;
+* ``"clean"``: reads only modalities outside the threat model: evaluated once on the clean
+  input, infinite radius, no share of alpha;
+* ``"smoothed"``: everything else, rules included (a rule is a base classifier too).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from hierclass.channels_last import ChannelsLastForward, has_4d_weights
+from hierclass.smoothing.path import NodePath, NodeVotes
+from hierclass.smoothing.subsets import SubsetHead
+
+__all__ = ["Group", "NodePlan", "SamplingPlan"]
+
+
+class Group:
+    """A model run once per noisy draw for every node it serves.
+
+    Examples
+    --------
+    >>> g = Group(0, torch.nn.Linear(3, 4), None, 4, node=False)
+    >>> g.subset_slot([2, 0]), g.subset_slot([0, 2]), g.subsets
+    (0, 0, [(0, 2)])
+    """
+
+    def __init__(self, gid: int, model: Any, input_key: str | None, num_outputs: int, node: bool):
+        self.gid = gid
+        self.node = node  # a hierarchy node: call .scores
+        self.model = model
+        self.input_key = input_key
+        self.num_outputs = num_outputs
+        self.subsets: list[tuple[int, ...]] = []
+        self.head: SubsetHead | None = None
+        self.fast: ChannelsLastForward | None = None  # made when channels-last is used
+        self.convolutional = has_4d_weights(model)  # only these run channels-last
+        # a rule's scores are -inf off its choice by design; it validates its own output
+        self.finite_scores = not (node and getattr(model, "deterministic", False))
+
+    def call(self, xm: torch.Tensor, channels_last: bool) -> Any:
+        """The model's scores on a batch of its modality."""
+        if channels_last and self.convolutional:
+            if self.fast is None:
+                self.fast = ChannelsLastForward(self.model, "scores" if self.node else "forward")
+            return self.fast(xm)
+        return self.model.scores(xm) if self.node else self.model(xm)
+
+    def subset_slot(self, labels: Sequence[int]) -> int:
+        """The subset head slot of a label set (added on first use)."""
+        key = tuple(sorted(int(v) for v in labels))
+        if key not in self.subsets:
+            self.subsets.append(key)
+        return self.subsets.index(key)
+
+
+class NodePlan:
+    """How one node is certified: ``"constant"``, ``"clean"`` or ``"smoothed"`` via a group.
+
+    ``renorm`` marks a renormalised leaf read from its flat model's votes (``slot``: its
+    subset head slot for base renormalisation, ``None`` for the restricted margin).
+
+    Examples
+    --------
+    >>> NodePlan((), object(), "clean").kind
+    'clean'
+    """
+
+    def __init__(self, path: NodePath, node: Any, kind: str, group=None, renorm=False, slot=None):
+        self.path = path
+        self.node = node
+        self.kind = kind
+        self.group = group
+        self.renorm = renorm
+        self.slot = slot
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for a leaf (no partition below it)."""
+        return not hasattr(self.node, "partition")
+
+
+class SamplingPlan:
+    """Groups, heads and node plans of a hierarchy under a threat model.
+
+    Parameters
+    ----------
+    hierarchy : Hierarchy
+    perturbed_keys : tuple of str or None
+        Modalities the adversary (and the noise) touches; ``None``: all (a plain tensor, or
+        every floating-point modality of a dict).
+    margin : bool
+        Renormalised leaves use the restricted margin on the flat votes (else base
+        renormalisation through a subset head).
+    flat : callable, optional
+        The flat baseline, certified on the same draws.
+    flat_input_key : str, optional
+        The modality ``flat`` reads.
+    device : torch.device
+        Where heads live.
+
+    Examples
+    --------
+    >>> from hierclass import Hierarchy, LabelPartition, RenormalizedLeaf, Router
+    >>> f = torch.nn.Linear(4, 4)
+    >>> h = Hierarchy(Router(torch.nn.Linear(4, 2), LabelPartition([[0, 1], [2, 3]])),
+    ...               [RenormalizedLeaf(f, [0, 1]), RenormalizedLeaf(f, [2, 3])])
+    >>> plan = SamplingPlan(h, None, False, f, None, torch.device("cpu"))
+    >>> len(plan.groups), [p.kind for p in plan.plans.values()]
+    (2, ['smoothed', 'smoothed', 'smoothed'])
+    """
+
+    def __init__(
+        self,
+        hierarchy: Any,
+        perturbed_keys: tuple[str, ...] | None,
+        margin: bool,
+        flat: Any,
+        flat_input_key: str | None,
+        device: torch.device,
+    ) -> None:
+        from hierclass.nodes import RenormalizedLeaf
+
+        self.perturbed_keys = perturbed_keys
+        self.margin = margin
+        self.device = device
+        groups: dict[tuple, Group] = {}
+        plans: dict[NodePath, NodePlan] = {}
+        num_labels = hierarchy.num_labels
+
+        def group_for(key: tuple, model: Any, input_key: str | None, width: int) -> Group:
+            if key not in groups:
+                groups[key] = Group(len(groups), model, input_key, width, key[0] == "node")
+            return groups[key]
+
+        for path, node in hierarchy.nodes():
+            if node.num_outputs == 1:
+                plans[path] = NodePlan(path, node, "constant")
+            elif not self.perturbed(node):
+                plans[path] = NodePlan(path, node, "clean")
+            elif isinstance(node, RenormalizedLeaf):
+                key = ("flat", id(node.flat_model), node.input_key)
+                g = group_for(key, node.flat_model, node.input_key, num_labels)
+                slot = None if margin else g.subset_slot(node.labels)
+                plans[path] = NodePlan(path, node, "smoothed", g, True, slot)
+            else:
+                g = group_for(("node", id(node)), node, node.input_key, node.num_outputs)
+                plans[path] = NodePlan(path, node, "smoothed", g)
+        self.flat_group: Group | None = None
+        if flat is not None:
+            shared = [k for k in groups if k[0] == "flat" and k[1] == id(flat)]
+            if shared and (flat_input_key is None or shared[0][2] == flat_input_key):
+                self.flat_group = groups[shared[0]]
+            else:
+                key = ("flat", id(flat), flat_input_key)
+                self.flat_group = group_for(key, flat, flat_input_key, num_labels)
+        for g in groups.values():
+            if g.subsets:
+                g.head = SubsetHead(g.subsets, g.num_outputs, device)
+        self.groups = list(groups.values())
+        self.plans = plans
+        # head layout: per group, its argmax head then (optionally) its subset head
+        self.head_slices: dict[int, tuple[int, int | None]] = {}
+        sizes: list[int] = []
+        for g in self.groups:
+            a = len(sizes)
+            sizes.append(g.num_outputs)
+            b = None
+            if g.head is not None:
+                b = len(sizes)
+                sizes.append(g.head.width)
+            self.head_slices[g.gid] = (a, b)
+        self.head_sizes = sizes
+
+    def perturbed(self, node: Any) -> bool:
+        """Whether the adversary can change what ``node`` reads (then it is smoothed).
+
+        ``deterministic`` does not exempt a node: a rule on an attacked modality is smoothed.
+        Only a node that reads nothing, or only modalities outside ``perturbed_keys``, is not.
+        """
+        if not getattr(node, "reads_input", True):
+            return False
+        if self.perturbed_keys is None:
+            return True
+        return node.input_key in self.perturbed_keys
+
+    def keys_read(self) -> list | None:
+        """The modalities the smoothed models read (``None``: a plain tensor)."""
+        keys = {g.input_key for g in self.groups}
+        return None if keys == {None} else sorted(k for k in keys if k is not None)
+
+    # ------------------------------------------------------------------ counts -> votes
+    def node_counts(self, plan: NodePlan, counts: list) -> np.ndarray:
+        """The votes a smoothed node is selected and certified with."""
+        a, b = self.head_slices[plan.group.gid]
+        if plan.renorm and plan.slot is not None:
+            return plan.group.head.decode(counts[b])[plan.slot]
+        return counts[a]
+
+    def flat_counts(self, counts: list) -> np.ndarray:
+        """The flat baseline's votes."""
+        return counts[self.head_slices[self.flat_group.gid][0]]
+
+    def votes(self, plan: NodePlan, choice: int | None, sel: list, est: list) -> NodeVotes:
+        """The :class:`~hierclass.smoothing.path.NodeVotes` of one node on a path."""
+        node = plan.node
+        if plan.is_leaf:
+            outputs = tuple((int(v),) for v in node.labels)
+            names = None
+        else:
+            part = node.partition
+            outputs = tuple(tuple(int(v) for v in c) for c in part.classes)
+            names = tuple(str(n) for n in part.names)
+        if plan.kind != "smoothed":
+            return NodeVotes(plan.path, plan.kind, outputs, choice=choice, names=names,
+                             router=not plan.is_leaf)  # fmt: skip
+        cs, ce = self.node_counts(plan, sel), self.node_counts(plan, est)
+        bins = tuple(int(v) for v in node.labels) if plan.renorm else None
+        method = "margin" if (plan.renorm and self.margin) else "cohen"
+        return NodeVotes(plan.path, "smoothed", outputs, cs, ce, bins, method, None, names,
+                         router=not plan.is_leaf)  # fmt: skip
+
+
+def select_modality(batch: Any, key: str | None) -> Any:
+    """``batch`` itself (``key=None``) or its modality ``key``.
+
+    Examples
+    --------
+    >>> select_modality({"a": 1}, "a")
+    1
+    """
+    if key is None:
+        if isinstance(batch, Mapping):
+            raise TypeError(
+                "a node with input_key=None reads a plain tensor but the input is a dict"
+            )
+        return batch
+    if not isinstance(batch, Mapping):
+        raise ValueError(f"a node reads modality {key!r} but the input is a plain tensor")
+    return batch[key]

@@ -1,0 +1,95 @@
+"""One input preparation for :class:`~hierclass.Smooth` and
+:class:`~hierclass.smoothing.hierarchical.HierarchicalSmooth`: same checks, same errors.
+
+A sample (no batch dimension) is a floating-point tensor or a non-empty dict of tensors; its
+floating-point values must be finite and inside the range in force
+(:func:`hierclass.inputs.check_inputs`: image-shaped tensors default to [0, 1], any modality
+may declare a range). Nothing is clamped. Models left in training mode draw a warning: dropout
+and batch norm make the base classifier random and batch-dependent, which voids the
+certificate's premise.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from hierclass.inputs import InputRange, check_inputs
+
+__all__ = ["check_dataset_inputs", "prepare_sample", "warn_training_mode"]
+
+
+def prepare_sample(
+    x: Any, device: torch.device, *, input_range: InputRange = None, what: str = "the input"
+) -> Any:
+    """One sample, validated and moved to ``device``: a tensor or a dict of tensors.
+
+    Examples
+    --------
+    >>> prepare_sample(torch.zeros(1, 2, 2), torch.device("cpu")).shape
+    torch.Size([1, 2, 2])
+    >>> prepare_sample(2 * torch.ones(1, 2, 2), torch.device("cpu"))
+    Traceback (most recent call last):
+    ...
+    ValueError: the input must lie in [0, 1] (the default for image-shaped inputs; ...
+    """
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    if isinstance(x, torch.Tensor):
+        if not x.is_floating_point():
+            raise TypeError(f"{what} must be a floating-point tensor, got dtype {x.dtype}")
+        if x.dim() == 0:
+            raise ValueError(f"{what} must be one sample of shape [...], got a 0-d tensor")
+        check_inputs(x, input_range=input_range, batched=False, what=what)
+        return x.to(device)
+    if isinstance(x, Mapping):
+        if not x:
+            raise ValueError(f"{what} must have at least one modality, got an empty dict")
+        for k, v in x.items():
+            if not isinstance(v, torch.Tensor):
+                raise TypeError(f"modality {k!r} must be a tensor, got {type(v).__name__}")
+        check_inputs(x, input_range=input_range, batched=False, what=what)
+        return {k: v.to(device) for k, v in x.items()}
+    raise TypeError(
+        f"{what} must be a tensor or a non-empty dict of tensors, got {type(x).__name__}"
+    )
+
+
+def check_dataset_inputs(x: Any, *, input_range: InputRange = None) -> None:
+    """Validate a whole data set ``[N, ...]`` (or dict of them) once, before certifying it.
+
+    Examples
+    --------
+    >>> check_dataset_inputs(torch.rand(3, 1, 4, 4))
+    >>> check_dataset_inputs(torch.full((2, 5), float("nan")))
+    Traceback (most recent call last):
+    ...
+    ValueError: the data set must be finite, got 10 non-finite values (inf or nan) (samples [0, 1])
+    """
+    if isinstance(x, torch.Tensor) and not x.is_floating_point():
+        raise TypeError(f"the data set must be a floating-point tensor, got dtype {x.dtype}")
+    check_inputs(x, input_range=input_range, batched=True, what="the data set")
+
+
+def warn_training_mode(*models: Any, stacklevel: int = 3) -> None:
+    """Warn once if any ``nn.Module`` among ``models`` is in training mode.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     warn_training_mode(torch.nn.Dropout())
+    >>> "training mode" in str(w[0].message)
+    True
+    """
+    if any(isinstance(m, torch.nn.Module) and m.training for m in models):
+        warnings.warn(
+            "a model is in training mode (dropout and batch norm then make it random and "
+            "batch-dependent); call .eval() before certifying",
+            stacklevel=stacklevel,
+        )
