@@ -80,3 +80,48 @@ def test_combine_path_rules():
     assert combine_path(np.zeros((0, 3), np.int8)).tolist() == [1, 1, 1]  # nothing smoothed
     assert combine_path(np.array([[1, -1, 0], [0, 1, 1]])).tolist() == [0, -1, 0]
     assert node_alpha(0.01, 0) == 0.01
+
+
+def _axis_model(axis: int):
+    import torch
+
+    m = torch.nn.Linear(2, 2).eval()
+    with torch.no_grad():
+        m.weight.zero_()
+        m.weight[0, axis], m.weight[1, axis] = 1.0, -1.0
+        m.bias.zero_()
+    return m
+
+
+def test_hierarchy_sampler_against_exact_radius():
+    """Router on x_0, leaves on x_1: the hierarchy's exact radius at (a, b) is min(|a|, |b|)."""
+    import torch
+
+    from hierclass import Hierarchy, LabelPartition, Leaf, Router
+    from hierclass.smoothing.hierarchical import HierarchicalSmooth
+    from hierclass.smoothing.sequential_path import certify_hierarchy_radii_many
+
+    p = LabelPartition([[0, 1], [2, 3]], num_labels=4)
+    h = Hierarchy(
+        Router(_axis_model(0), p), [Leaf(_axis_model(1), [0, 1]), Leaf(_axis_model(1), [2, 3])]
+    )
+    hs = HierarchicalSmooth(h, sigma=SIGMA, seed=2)
+    points = [(0.6, 0.1), (0.1, 0.6), (-0.8, 0.9), (0.9, -0.4), (1.2, 1.1)]
+    radii = [0.0, 0.25, 0.5, 1.0]
+    xs = [torch.tensor(pt) for pt in points]
+    out = sorted(
+        certify_hierarchy_radii_many(
+            hs, xs, radii, max_n=20_000, batch_size=2048, indices=range(5)
+        ),
+        key=lambda res: res.index,
+    )
+    for (a, b), res in zip(points, out):
+        exact = min(abs(a), abs(b))
+        expected = (0 if a > 0 else 2) + (0 if b > 0 else 1)
+        assert res.num_smoothed == 2 and res.route == ((0,) if a > 0 else (1,))
+        assert res.label == expected
+        assert res.radius <= exact  # soundness (alpha = 1e-3 per input)
+        assert res.n_samples <= 20_000
+        if min(abs(exact - r) for r in radii) > 0.1:
+            assert res.n_samples < 20_000  # decided early
+            assert res.radius == max(r for r in radii if r <= exact)  # and decided right
