@@ -590,9 +590,7 @@ class Smooth:
         """
         from hierclass.smoothing.sequential import certify_radii
 
-        return certify_radii(
-            self, x, radii, n0, max_n, alpha, batch_size, index=noise_index(index)
-        )
+        return certify_radii(self, x, radii, n0, max_n, alpha, batch_size, index=noise_index(index))
 
     def certify_iss(
         self,
@@ -630,7 +628,15 @@ class Smooth:
         from hierclass.smoothing.iss import certify_iss_many
 
         (res,) = certify_iss_many(
-            self, [x], radius_loss, n0, max_n, alpha, batch_size, indices=[noise_index(index)],
-            n_pilot=n_pilot, pilot_alpha=pilot_alpha,
+            self,
+            [x],
+            radius_loss,
+            n0,
+            max_n,
+            alpha,
+            batch_size,
+            indices=[noise_index(index)],
+            n_pilot=n_pilot,
+            pilot_alpha=pilot_alpha,
         )
         return res
