@@ -23,14 +23,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as C  # noqa: E402
 
-from hierclass import Hierarchy, LabelPartition, Leaf, Router  # noqa: E402
+from hierclass import Hierarchy, LabelPartition, Leaf, RenormalizedLeaf, Router  # noqa: E402
 from hierclass.attacks import PGD  # noqa: E402
 from hierclass.attacks.hierarchical import (  # noqa: E402
     evaluate_flat,
@@ -38,7 +37,7 @@ from hierclass.attacks.hierarchical import (  # noqa: E402
     robustness_table,
 )
 from hierclass.models import SmallCNN, resnet20  # noqa: E402
-from hierclass.smoothing import Smooth, certify_counts  # noqa: E402
+from hierclass.smoothing import certify_hierarchy  # noqa: E402
 from hierclass.training import fit  # noqa: E402
 from hierclass.training.yopo import fit_yopo  # noqa: E402
 
@@ -196,7 +195,6 @@ def table_ii(args, s, run, net, partition, xtr, ytr, xte, yte, device, figures) 
 
 
 def tables_xi_xii(args, s, run, net, partition, xtr, ytr, xte, yte, device, figures) -> list[str]:
-    half = s["alpha"] / 2
     rows = {name: [] for name in partition.names}
     for sigma in s["sigmas"]:
         flat, root_model = net(10), net(2)
@@ -211,32 +209,25 @@ def tables_xi_xii(args, s, run, net, partition, xtr, ytr, xte, yte, device, figu
                 device=device)  # fmt: skip
             model.eval()
         run.log(f"sigma={sigma}: trained baseline, root and leaves with Gaussian noise")
-        subsets = list(partition.classes)
+        # Hierarchical certificates from the library's path (certify_hierarchy): the root and
+        # the leaf on each path are smoothed, alpha is split between them, and the renormalised
+        # hierarchy's flat baseline is certified on the same noisy draws.
+        h_ren = Hierarchy(Router(root_model, partition),
+                          [RenormalizedLeaf(flat, c) for c in partition.classes])  # fmt: skip
+        cert = dict(sigma=sigma, n0=s["n0"], n=s["n"], alpha=s["alpha"], batch_size=s["batch"],
+                    seed=args.seed, device=device, verbose=False)  # fmt: skip
         for g, name in enumerate(partition.names):
             labels = partition.classes[g]
             rows_g = torch.isin(yte, torch.tensor(labels)).nonzero().flatten()[: s["n_cert"]]
-            x, y = xte[rows_g].to(device), yte[rows_g].numpy()
-            cert = dict(n0=s["n0"], n=s["n"], batch_size=s["batch"])
-            flat_res = list(Smooth(flat, 10, sigma, seed=args.seed).certify_many(
-                x, alpha=s["alpha"], subsets=subsets, methods=(), **cert))  # fmt: skip
-            root_res = list(Smooth(root_model, 2, sigma, seed=args.seed).certify_many(
-                x, alpha=half, **cert))  # fmt: skip
-            leaf_res = list(Smooth(leaves[g], len(labels), sigma, seed=args.seed).certify_many(
-                x, alpha=half, **cert))  # fmt: skip
-            base_ok = np.array([r.label for r in flat_res]) == y
-            base_r = np.array([r.radius for r in flat_res])
-            root_ok = np.array([r.label for r in root_res]) == g
-            root_r = np.array([r.radius for r in root_res])
-            leaf_lab = np.array([labels[r.label] if r.label >= 0 else -1 for r in leaf_res])
-            ret_ok = root_ok & (leaf_lab == y)
-            ret_r = np.minimum(root_r, [r.radius for r in leaf_res])
-            ren = [certify_counts(r.subset_counts_select[g], r.subset_counts[g], half, sigma,
-                                  labels=labels, method="cohen") for r in flat_res]  # fmt: skip
-            ren_ok = root_ok & (np.array([c.label for c in ren]) == y)
-            ren_r = np.minimum(root_r, [c.radius for c in ren])
+            x, y = xte[rows_g].to(device), yte[rows_g]
+            ren = certify_hierarchy(h_ren, x, y, flat=flat, **cert)
+            ret = certify_hierarchy(h, x, y, **cert)
+            base_ok, base_r = ren.flat["correct"] == 1, ren.flat["radius"]
+            ren_ok, ren_r = ren.hierarchy["correct"] == 1, ren.hierarchy["radius"]
+            ret_ok, ret_r = ret.hierarchy["correct"] == 1, ret.hierarchy["radius"]
             rows[name].append((sigma, C.summarise(base_ok, base_r), C.summarise(ret_ok, ret_r),
                                C.summarise(ren_ok, ren_r)))  # fmt: skip
-            run.log(f"sigma={sigma}: certified {len(y)} {name} images")
+            run.log(f"sigma={sigma}: certified {len(rows_g)} {name} images")
     figures["certify"] = rows
     out = []
     for name, table in (("non_living", "XI"), ("living", "XII")):

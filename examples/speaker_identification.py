@@ -129,13 +129,9 @@ def main(argv=None) -> int:
                 alpha=s["alpha"], batch_size=s["batch"], seed=args.seed, flat=flat,
                 verbose=run.verbose,
             )  # fmt: skip
-            y = y.numpy()
-            certs = res.certificates
-            base_ok = np.array([c.flat.label for c in certs]) == y
-            base_r = np.array([c.flat.radius for c in certs])
-            # A certified label implies a certified route: the label lies in one class only.
-            hier_ok = np.array([c.label for c in certs]) == y
-            hier_r = np.array([c.radius for c in certs])
+            # the library's rows: correct = route and label right, no abstention
+            base_ok, base_r = res.flat["correct"] == 1, res.flat["radius"]
+            hier_ok, hier_r = res.hierarchy["correct"] == 1, res.hierarchy["radius"]
             b, hh = C.summarise(base_ok, base_r), C.summarise(hier_ok, hier_r)
             rows[name].append((sigma, b, hh))
             pooled["baseline"].append(np.where(base_ok, base_r, -1.0))

@@ -98,3 +98,14 @@ def test_table_without_a_flat_baseline(tmp_path):
     )
     assert res.levels().splitlines()[2].startswith("| 0 | 5 |")
     assert read_results(tmp_path / "h.tsv")["level_correct"].shape == (5,)
+
+
+def test_one_acr_definition():
+    from hierclass.smoothing.analysis import average_certified_radius, class_summary
+    from hierclass.smoothing.results import ResultTable
+
+    r, c = np.array([0.5, np.inf, 2.0]), np.array([1, 1, 0])
+    assert average_certified_radius(r, c) == np.inf  # an infinite radius counts as infinite
+    assert average_certified_radius(r, c, cap=1.0) == pytest.approx(0.5)
+    t = ResultTable({"radius": r, "correct": c, "eqclass": np.array(["a"] * 3, dtype=object)})
+    assert class_summary(t)["all"]["acr"] == average_certified_radius(r, c)

@@ -163,3 +163,17 @@ def test_one_label_leaf_takes_no_share_of_alpha():
     assert c.route == (1,) and c.label == 2
     assert c.alpha_node == 0.01 and c.nodes[1].radius == math.inf
     assert c.radius == c.nodes[0].radius
+
+
+def test_cpu_blocks_with_torch_sampler_and_numpy_fallback(monkeypatch):
+    from hierclass.smoothing import sampling
+
+    assert sampling._MT_TEMPLATE is not None  # this torch's generator layout is the known one
+    for template in (sampling._MT_TEMPLATE, None):
+        monkeypatch.setattr(sampling, "_MT_TEMPLATE", template)
+        ns = NoiseStream(0, 3, STREAM_ESTIMATE, 0, (4,), 10**9, torch.Generator())
+        a, b = ns.block_noise(13527), ns.block_noise(16725)
+        assert not torch.equal(a, b) and torch.equal(a, ns.block_noise(13527))
+        z = torch.cat([ns.block_noise(k) for k in range(8)]).flatten().double()
+        # standard normal: mean within 5 standard errors, variance within 5% (n = 32768)
+        assert abs(float(z.mean())) < 5 / z.numel() ** 0.5 and abs(float(z.var()) - 1) < 0.05

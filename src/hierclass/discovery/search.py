@@ -32,6 +32,7 @@ from hierclass.discovery.embeddings import extract_embeddings
 from hierclass.discovery.kmeans import kmeans_partition
 from hierclass.discovery.report import DiscoveryError, DiscoveryReport
 from hierclass.partition import LabelPartition
+from hierclass.smoothing.analysis import average_certified_radius
 
 
 @dataclass
@@ -459,8 +460,9 @@ class PartitionSearch:
                 radii[rows] = cap if len(cls) == 1 else leaf[cls][rows]
                 correct[rows] = True if len(cls) == 1 else leaf_ok[cls][rows]
             score.leaf_radii = radii
-            score.flat_acr = float(flat.mean())
-            score.leaf_acr = float(radii.mean())
+            # the one ACR definition; radii were capped above, infinite ones count at the cap
+            score.flat_acr = average_certified_radius(flat, flat_ok, cap=cap)
+            score.leaf_acr = average_certified_radius(radii, correct, cap=cap)
             score.acr_gain = score.leaf_acr - score.flat_acr
             score.flat_accuracy = float(flat_ok.mean())
             score.leaf_accuracy = float(correct.mean())

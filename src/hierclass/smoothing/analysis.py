@@ -3,9 +3,10 @@
 Definitions follow Cohen et al. (Appendix D): the certified accuracy at radius ``r`` is the
 fraction of inputs that are classified correctly *and* certified with radius ``>= r``
 (abstentions count as wrong). The average certified radius (ACR) is the mean over all inputs
-of ``radius * correct``. Per-class tables report, like the paper's Tables IV-VII, the mean and
-standard deviation of the certified radius over the certified-correct inputs and the certified
-accuracy, baseline vs. hierarchy.
+of ``radius * correct``, an infinite radius counting as infinite unless a cap is given
+(:func:`average_certified_radius`, the one definition). Per-class tables report, like the
+paper's Tables IV-VII, the mean and standard deviation of the certified radius over the
+certified-correct inputs and the certified accuracy, baseline vs. hierarchy.
 """
 
 from __future__ import annotations
@@ -91,16 +92,23 @@ def certified_accuracy_curve(
     return grid, certified_accuracy(r, grid, c)
 
 
-def average_certified_radius(results: Any, correct: Any = None) -> float:
-    """ACR: mean of ``radius * correct`` over all inputs (``inf`` if any is infinite).
+def average_certified_radius(results: Any, correct: Any = None, *, cap: float = np.inf) -> float:
+    """ACR: mean over all inputs of ``min(radius, cap) * correct`` (the one definition).
+
+    An infinite radius (a path that reads nothing the adversary can touch) counts as
+    ``cap``: by default ``inf``, so the ACR is then infinite, as the mean of the certified
+    radii is; pass a finite ``cap`` to rank runs that contain infinite radii (partition
+    search counts them at its ``radius_cap_``). Abstentions and wrong predictions count 0.
 
     Examples
     --------
     >>> average_certified_radius(np.array([1.0, 3.0, 0.0]), np.array([1, 0, 0]))
     0.3333333333333333
+    >>> average_certified_radius(np.array([1.0, np.inf]), np.array([1, 1]), cap=2.0)
+    1.5
     """
     r, c = _arrays(results, correct)
-    return float(np.where(c, r, 0.0).mean())
+    return float(np.where(c, np.minimum(r, cap), 0.0).mean())
 
 
 def class_summary(results: ResultTable, radius: float = 0.0) -> dict[str, dict[str, float]]:
@@ -130,7 +138,7 @@ def class_summary(results: ResultTable, radius: float = 0.0) -> dict[str, dict[s
             "cr_std": float(finite.std()) if finite.size else float("nan"),
             "n_infinite": int(np.isinf(good).sum()),
             "ca": float(((rr >= radius) & cc).mean()) if mask.any() else float("nan"),
-            "acr": float(np.where(cc & np.isfinite(rr), rr, 0.0).mean()) if mask.any() else 0.0,
+            "acr": average_certified_radius(rr, cc) if mask.any() else 0.0,
         }
     return out
 

@@ -100,6 +100,38 @@ def block_seed(seed: int, index: int, stream: int, key_id: int, block: int) -> i
 
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
+_MT_WORDS = 624  # Mersenne-Twister state words (torch stores each in 8 bytes)
+_MT_OFFSET = 24  # after the initial seed (8 bytes), left/seeded (8) and next (8)
+
+
+def _mt_template() -> np.ndarray | None:
+    """The byte layout of a freshly seeded CPU generator's state, or None if it is not the
+    known one (then CPU noise falls back to numpy's Philox sampler, slower but as sound)."""
+    g = torch.Generator()
+    g.manual_seed(0)
+    state = g.get_state().numpy().copy()
+    if state.size != 5056:
+        return None
+    words = state[_MT_OFFSET : _MT_OFFSET + 8 * _MT_WORDS].view(np.uint64)
+    probe = torch.Generator()
+    probe.manual_seed(1)
+    try:
+        g.set_state(torch.from_numpy(state))
+        a = torch.randn(4, generator=g)
+        changed = state.copy()
+        changed[_MT_OFFSET + 8 : _MT_OFFSET + 16] = np.array([12345], np.uint64).view(np.uint8)
+        g.set_state(torch.from_numpy(changed))
+        b = torch.randn(4, generator=g)
+    except RuntimeError:
+        return None
+    # the layout is the one assumed when the words are the state and steer the draws
+    if words.max() >= 2**32 or torch.equal(a, b):
+        return None
+    return state
+
+
+_MT_TEMPLATE = _mt_template()
+
 
 def block_draws(shape: Sequence[int], total: int) -> int:
     """Draws per noise block for one input of ``shape`` in a stream of ``total`` draws.
@@ -131,10 +163,12 @@ class NoiseStream:
         How many draws the stream will be asked for (sets the block size).
     generator : torch.Generator
         A generator on the target device. On an accelerator it is reseeded at each block with
-        :func:`block_seed`, so it may be shared. On the CPU it only names the device: torch's
-        CPU generator keeps 32 bits of a seed, so two blocks could coincide; CPU blocks come
-        from numpy's Philox instead, keyed by :func:`stream_key` and started at
-        :func:`block_counter` (no two blocks of a run share noise, by construction).
+        :func:`block_seed`, so it may be shared. On the CPU a 32-bit seed could make two
+        blocks coincide (torch's CPU generator keeps 32 bits of a seed), so each block's
+        generator state is instead filled with numpy Philox words keyed by :func:`stream_key`
+        at :func:`block_counter`: distinct counters give distinct states, and torch's fast
+        normal sampler then draws from them (numpy's Philox sampler if the state layout is
+        not the known one).
     dtype : torch.dtype
         Floating dtype of the draws.
 
@@ -178,6 +212,14 @@ class NoiseStream:
                 size, generator=self.generator, device=self.generator.device, dtype=self.dtype
             )
         bits = np.random.Philox(key=self._philox_key, counter=block_counter(block))
+        if _MT_TEMPLATE is not None:
+            # torch's own (fast) normal sampler, from a full 19937-bit Mersenne-Twister state
+            # filled with this block's Philox words: distinct blocks get distinct states
+            state = _MT_TEMPLATE.copy()
+            words = bits.random_raw(_MT_WORDS // 2).view(np.uint32).astype(np.uint64)
+            state[_MT_OFFSET : _MT_OFFSET + 8 * _MT_WORDS] = words.view(np.uint8)
+            self.generator.set_state(torch.from_numpy(state))
+            return torch.randn(size, generator=self.generator, dtype=self.dtype)
         np_dtype = _NUMPY_DTYPES.get(self.dtype, np.float32)
         out = torch.empty(size, dtype=torch.float32 if np_dtype is np.float32 else torch.float64)
         np.random.Generator(bits).standard_normal(out=out.numpy(), dtype=np_dtype)
