@@ -58,6 +58,12 @@ def add_parser(subparsers: Any) -> None:
         default=None,
         help="hierarchy only: TSV for the flat baseline (default OUTFILE.flat.tsv)",
     )
+    p.add_argument(
+        "--radii",
+        default=None,
+        help="sequential certification (flat models): decide each of these comma-separated "
+        "radii, e.g. 0,0.25,0.5,0.75, drawing at most --N samples per input",
+    )
     p.add_argument("--no-resume", action="store_true", help="replace OUTFILE instead of resuming")
     p.add_argument("--device", default=None, help="e.g. cuda:0 (default: cuda if available)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -162,6 +168,27 @@ def _shared_flat_model(hierarchy: Any) -> Any:
     return next(iter(flats.values())) if len(flats) == 1 else None
 
 
+def _run_sequential(args, model, x, y, num_classes, indices, common) -> Any:
+    """``--radii``: sequential certification of a flat model (issue 14)."""
+    from hierclass import Hierarchy, Smooth
+    from hierclass.smoothing.distributed import run_sharded
+    from hierclass.smoothing.sequential_runner import certify_radii_dataset
+
+    try:
+        radii = [float(v) for v in args.radii.split(",")]
+    except ValueError:
+        raise ValueError(f"--radii must be comma-separated numbers, got {args.radii!r}") from None
+    if isinstance(model, Hierarchy):
+        raise ValueError("--radii certifies flat models; hierarchies are not supported yet")
+    smooth = Smooth(model, num_classes, args.sigma, seed=args.seed)
+    kw = {k: v for k, v in common.items() if k != "n"}
+
+    def job(ids, path):
+        certify_radii_dataset(smooth, x, y, radii, max_n=args.N, indices=ids, out=path, **kw)
+
+    return run_sharded(job, indices, args.outfile, resume=not args.no_resume)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``hierclass certify``; returns the exit status."""
     from hierclass import Hierarchy, Smooth
@@ -190,7 +217,9 @@ def run(args: argparse.Namespace) -> int:
             resume=not args.no_resume,
             verbose=verbose,
         )
-        if isinstance(model, Hierarchy):
+        if args.radii is not None:
+            table = _run_sequential(args, model, x, y, num_classes, indices, common)
+        elif isinstance(model, Hierarchy):
             flat = _shared_flat_model(model)
             flat_out = args.flat_out or args.outfile.with_suffix(".flat.tsv")
 

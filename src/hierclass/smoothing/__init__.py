@@ -23,6 +23,7 @@ _EXPORTS = {
     "clopper_pearson_lower": "hierclass.smoothing.bounds",
     "clopper_pearson_upper": "hierclass.smoothing.bounds",
     "certify_dataset": "hierclass.smoothing.runner",
+    "certify_radii_dataset": "hierclass.smoothing.sequential_runner",
     "certify_hierarchy": "hierclass.smoothing.hierarchical",
     "HierarchicalSmooth": "hierclass.smoothing.hierarchical",
     "HierarchyCertificate": "hierclass.smoothing.path",

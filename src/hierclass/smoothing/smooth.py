@@ -534,3 +534,109 @@ class Smooth:
                         sel[0], est[0], alpha, self.sigma, labels=L, method="margin"
                     )
         return res
+
+    # ------------------------------------------------------------------ sequential (issue 14)
+    def certify_radii(
+        self,
+        x: Any,
+        radii: Sequence[float],
+        n0: int = 100,
+        max_n: int = 100_000,
+        alpha: float = 0.001,
+        batch_size: BatchSize = 1000,
+        *,
+        index: int | None = None,
+    ) -> Any:
+        """Sequential certification: is ``x`` certified at each radius in ``radii``?
+
+        Draws estimation samples look by look and stops as soon as every radius is decided,
+        usually after far fewer than ``max_n`` draws. Guarantee: with probability
+        ``>= 1 - alpha``, every radius reported certified is certified for the smoothed
+        classifier at ``x``, simultaneously over the radii and whenever sampling stops
+        (an anytime-valid confidence sequence for ``pA``: one-sided Clopper-Pearson bounds at
+        ``alpha / K`` at ``K`` geometric sample sizes fixed in advance, union bound; see
+        :mod:`hierclass.smoothing.sequential`). The ``n0`` selection draws are never reused.
+
+        Parameters
+        ----------
+        x : Tensor, shape [...]
+            One input without batch dimension (or a dict of modalities).
+        radii : sequence of float
+            Distinct finite radii ``>= 0`` (L2, in input units).
+        n0 : int
+            Selection draws.
+        max_n : int
+            At most this many estimation draws.
+        alpha : float
+            Failure probability, shared by all radii and all looks.
+        batch_size : int or "auto"
+            Draws per forward pass.
+        index : int or None, keyword-only
+            The noise index (``None``: a fresh one, see :meth:`certify`).
+
+        Returns
+        -------
+        RadiiResult
+            ``label`` (or ``Smooth.ABSTAIN``), ``certified`` (bool per radius),
+            ``n_samples`` (estimation draws used), the bounds and counts.
+
+        Examples
+        --------
+        >>> s = Smooth(lambda b: torch.stack([b[:, 0], -b[:, 0]], 1), 2, sigma=0.5)
+        >>> r = s.certify_radii(torch.tensor([1.0, 0.0]), [0.0, 0.5, 1.5], max_n=20_000,
+        ...                     batch_size=4096)
+        >>> r.label, r.certified.tolist(), r.n_samples < 20_000  # exact radius: 1.0
+        (0, [True, True, False], True)
+        """
+        from hierclass.smoothing.sequential import certify_radii
+
+        return certify_radii(self, x, radii, n0, max_n, alpha, batch_size, index=noise_index(index))
+
+    def certify_iss(
+        self,
+        x: Any,
+        radius_loss: float = 0.05,
+        n0: int = 100,
+        max_n: int = 100_000,
+        alpha: float = 0.001,
+        batch_size: BatchSize = 1000,
+        *,
+        index: int | None = None,
+        n_pilot: int = 1000,
+        pilot_alpha: float = 0.001,
+    ) -> Any:
+        """Cohen's certificate with an input-specific sample size (ISS, Chen et al. 2022).
+
+        A pilot of ``n_pilot`` draws picks the smallest ``n <= max_n`` whose expected radius
+        is within ``radius_loss`` of ``max_n`` draws' (see :mod:`hierclass.smoothing.iss`);
+        the certificate comes from ``n`` fresh draws: a ``1 - alpha`` Clopper-Pearson bound,
+        exactly as in :meth:`certify` (the pilot only chooses ``n``).
+
+        Returns
+        -------
+        ISSResult
+            ``label``, ``radius``, ``n_samples`` (final draws), ``total_samples`` and
+            ``loss_bound`` (the planned radius loss vs ``max_n``).
+
+        Examples
+        --------
+        >>> s = Smooth(lambda b: torch.stack([b[:, 0], -b[:, 0]], 1), 2, sigma=0.5)
+        >>> r = s.certify_iss(torch.tensor([1.0, 0.0]), radius_loss=0.05, batch_size=4096)
+        >>> r.label, r.n_samples < 100_000, 0.8 < r.radius < 1.0, r.loss_bound <= 0.05
+        (0, True, True, True)
+        """
+        from hierclass.smoothing.iss import certify_iss_many
+
+        (res,) = certify_iss_many(
+            self,
+            [x],
+            radius_loss,
+            n0,
+            max_n,
+            alpha,
+            batch_size,
+            indices=[noise_index(index)],
+            n_pilot=n_pilot,
+            pilot_alpha=pilot_alpha,
+        )
+        return res

@@ -1,0 +1,237 @@
+"""Input-specific sample sizes (ISS, after Chen et al., AAAI 2022): a radius within a loss budget.
+
+Cohen's ``certify`` spends ``max_n`` draws on every input although the radius barely grows
+with ``n`` once ``pA`` is known well: ``sigma * Phi^-1(pA_lower(n))`` moves by less than a
+few hundredths between ``n = 20,000`` and ``100,000`` for most inputs. ISS spends a small
+*pilot* to learn roughly where ``pA`` is, then picks the smallest ``n`` whose expected radius
+is within ``radius_loss`` of the one ``max_n`` draws would give.
+
+Procedure (per input)
+---------------------
+1. ``n0`` selection draws pick ``c_A``.
+2. ``n_pilot`` pilot draws (their own noise stream) give a two-sided Clopper-Pearson interval
+   ``[p_lo, p_hi]`` for ``pA`` at level ``1 - pilot_alpha``.
+3. ``n`` is the smallest size on a fine geometric grid up to ``max_n`` such that for every
+   ``p`` in ``[p_lo, p_hi]``: ``R(max_n, p) - R(n, p) <= radius_loss``, where ``R(m, p) =
+   sigma * Phi^-1(CP_lower(floor(p m), m, alpha))`` is the radius from ``m`` draws whose count
+   sits at its mean (0 where that abstains). The largest such gap is reported as
+   ``loss_bound``.
+4. ``n`` **fresh** draws (a third noise stream) give Cohen's certificate:
+   ``pA_lower = CP_lower(count, n, alpha)``, radius ``sigma * Phi^-1(pA_lower)``.
+
+Soundness: the pilot only chooses ``n``; the certificate is computed from draws independent
+of the pilot and of the selection, so for every fixed ``n`` it is Cohen's ``1 - alpha`` bound,
+and hence also for ``n`` chosen from independent data (condition on the pilot). No share of
+``alpha`` is spent on the pilot. The loss bound is a planning figure, not a guarantee: it
+holds when ``pA`` lies in the pilot interval (probability ``>= 1 - pilot_alpha``) and the
+final count is at its mean.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.stats import norm
+
+from hierclass.smoothing.bounds import (
+    check_alpha,
+    clopper_pearson_lower,
+    clopper_pearson_upper,
+)
+from hierclass.smoothing.certificates import ABSTAIN
+from hierclass.smoothing.sampling import STREAM_SELECT, Request, Task
+from hierclass.smoothing.sequential import _run_sessions
+
+__all__ = ["ISSResult", "STREAM_ISS_FINAL", "STREAM_ISS_PILOT", "certify_iss_many", "plan_size"]
+
+#: Noise streams of the pilot and of the final estimate (disjoint from every other stream).
+STREAM_ISS_PILOT = (1 << 17) + 0
+STREAM_ISS_FINAL = (1 << 17) + 1
+
+_GRID_SIZES = 96  # candidate sample sizes between the pilot size and max_n
+_GRID_P = 33  # points of the pilot interval the loss is maximised over
+
+
+def _expected_radius(p: np.ndarray, m: np.ndarray, alpha: float, sigma: float) -> np.ndarray:
+    """``R(m, p)``: the radius from ``m`` draws whose count is ``floor(p m)``."""
+    k = np.floor(p * m).astype(np.int64)
+    lo = clopper_pearson_lower(k, m, alpha)
+    with np.errstate(divide="ignore"):
+        r = sigma * norm.ppf(np.clip(lo, 0.5, 1.0))
+    return np.where(lo >= 0.5, r, 0.0)
+
+
+def plan_size(
+    p_lo: float, p_hi: float, *, max_n: int, min_n: int, alpha: float, sigma: float, loss: float
+) -> tuple[int, float]:
+    """The smallest ``n`` in ``[min_n, max_n]`` (geometric grid) within ``loss`` of ``max_n``.
+
+    Returns ``(n, loss_bound)``: the chosen size and the largest expected radius gap
+    ``R(max_n, p) - R(n, p)`` over ``p`` in ``[p_lo, p_hi]`` (see the module docstring).
+
+    Examples
+    --------
+    >>> n, gap = plan_size(0.995, 1.0, max_n=100_000, min_n=1000, alpha=0.001, sigma=0.25,
+    ...                    loss=0.05)
+    >>> 1000 < n < 100_000, gap <= 0.05
+    (True, True)
+    """
+    min_n = max(1, min(int(min_n), int(max_n)))
+    sizes = np.unique(np.geomspace(min_n, max_n, _GRID_SIZES).round().astype(np.int64))
+    sizes[-1] = max_n
+    p = np.linspace(p_lo, p_hi, _GRID_P)
+    full = _expected_radius(p, np.full_like(p, max_n, dtype=np.int64), alpha, sigma)
+    pp, mm = np.meshgrid(p, sizes)
+    gaps = full[None, :] - _expected_radius(pp, mm, alpha, sigma)
+    worst = np.maximum(gaps.max(axis=1), 0.0)
+    ok = np.flatnonzero(worst <= loss)
+    j = int(ok[0]) if ok.size else len(sizes) - 1
+    return int(sizes[j]), float(worst[j])
+
+
+@dataclass
+class ISSResult:
+    """Certificate of one input with an input-specific sample size.
+
+    Attributes
+    ----------
+    index : int
+        Noise index.
+    label : int
+        ``c_A`` or ``ABSTAIN``.
+    radius : float
+        Cohen's certified radius from the ``n_samples`` final draws (valid at ``1 - alpha``).
+    p_lower : float
+        Clopper-Pearson lower bound from the final draws.
+    n_samples : int
+        Final estimation draws (the ``n`` ISS chose).
+    n_pilot, n_select : int
+        Pilot and selection draws (total cost: ``n_select + n_pilot + n_samples``).
+    loss_bound : float
+        Planned radius loss vs ``max_n`` draws (see the module docstring).
+    counts_select, counts_pilot, counts : ndarray of int
+        Votes on each set of draws.
+    """
+
+    index: int
+    label: int
+    radius: float
+    p_lower: float
+    n_samples: int
+    n_pilot: int
+    n_select: int
+    loss_bound: float
+    counts_select: np.ndarray
+    counts_pilot: np.ndarray
+    counts: np.ndarray
+
+    @property
+    def total_samples(self) -> int:
+        """Every draw this certificate cost: selection, pilot and final."""
+        return self.n_select + self.n_pilot + self.n_samples
+
+
+def _check_loss(radius_loss: Any) -> float:
+    if isinstance(radius_loss, bool) or not isinstance(
+        radius_loss, (int, float, np.integer, np.floating)
+    ):
+        raise TypeError(f"radius_loss must be a float >= 0, got {type(radius_loss).__name__}")
+    v = float(radius_loss)
+    if not (math.isfinite(v) and v >= 0):
+        raise ValueError(f"radius_loss must be a finite float >= 0, got {radius_loss}")
+    return v
+
+
+def certify_iss_many(
+    smooth: Any,
+    xs: Iterable[Any],
+    radius_loss: float = 0.05,
+    n0: int = 100,
+    max_n: int = 100_000,
+    alpha: float = 0.001,
+    batch_size: int | str = 1000,
+    *,
+    indices: Iterable[int] | None = None,
+    n_pilot: int = 1000,
+    pilot_alpha: float = 0.001,
+) -> Iterator[ISSResult]:
+    """ISS certification of a stream of inputs; yields results as inputs finish.
+
+    See :meth:`Smooth.certify_iss <hierclass.smoothing.smooth.Smooth.certify_iss>`.
+    """
+    from hierclass.smoothing.smooth import check_count, noise_index
+
+    loss = _check_loss(radius_loss)
+    n0 = check_count("n0", n0)
+    max_n = check_count("max_n", max_n)
+    n_pilot = check_count("n_pilot", n_pilot)
+    alpha = check_alpha(alpha)
+    pilot_alpha = check_alpha(pilot_alpha)
+    sigma = smooth.sigma
+    xs_iter = iter(xs)
+    idx_iter = iter(indices) if indices is not None else None
+    head = next(xs_iter, None)
+    if head is None:
+        return iter(())
+    head = smooth._prepare(head)
+    engine = smooth._engine(batch_size, head)
+
+    def first_tasks() -> Iterator[Task]:
+        x = head
+        while x is not None:
+            i = next(idx_iter, None) if idx_iter is not None else noise_index(None)
+            if i is None:
+                raise ValueError("indices is shorter than the inputs")
+            i = noise_index(i)
+            reqs = [Request(STREAM_SELECT, n0), Request(STREAM_ISS_PILOT, n_pilot)]
+            yield Task(x, int(i), reqs, {"x": x})
+            nxt = next(xs_iter, None)
+            x = None if nxt is None else smooth._prepare(nxt)
+
+    def follow_up(task: Task):
+        state = task.payload
+        if "n" not in state:
+            sel, pilot = task.counts[0][0], task.counts[1][0]
+            c_a = int(np.argmax(sel))
+            s = int(pilot[c_a])
+            p_lo = float(clopper_pearson_lower(s, n_pilot, pilot_alpha / 2))
+            p_hi = float(clopper_pearson_upper(s, n_pilot, pilot_alpha / 2))
+            n, gap = plan_size(
+                p_lo,
+                p_hi,
+                max_n=max_n,
+                min_n=min(n_pilot, max_n),
+                alpha=alpha,
+                sigma=sigma,
+                loss=loss,
+            )
+            state.update(sel=sel, pilot=pilot, c_a=c_a, n=n, gap=gap)
+            return Task(state["x"], task.index, [Request(STREAM_ISS_FINAL, n)], state), None
+        counts = task.counts[0][0]
+        n, c_a = state["n"], state["c_a"]
+        p_lower = float(clopper_pearson_lower(int(counts[c_a]), n, alpha))
+        label = c_a if p_lower >= 0.5 else ABSTAIN
+        radius = float(sigma * norm.ppf(p_lower)) if p_lower > 0.5 else 0.0
+        return None, ISSResult(
+            index=task.index,
+            label=label,
+            radius=radius,
+            p_lower=p_lower,
+            n_samples=n,
+            n_pilot=n_pilot,
+            n_select=n0,
+            loss_bound=state["gap"],
+            counts_select=state["sel"],
+            counts_pilot=state["pilot"],
+            counts=counts,
+        )
+
+    def results() -> Iterator[ISSResult]:
+        for _task, result in _run_sessions(engine, first_tasks(), follow_up):
+            yield result
+
+    return results()
