@@ -292,9 +292,9 @@ def test_evaluate_accuracy_is_exact_and_restores_mode() -> None:
         (
             dict(epochs=1, x=torch.full((8, 1, 8, 8), 2.0)),
             ValueError,
-            r"x must lie in \[0.0, 1.0\]",
+            r"x must lie in \[0, 1\]",
         ),
-        (dict(epochs=1, x=torch.full((8, 1, 8, 8), math.nan)), ValueError, "NaN"),
+        (dict(epochs=1, x=torch.full((8, 1, 8, 8), math.nan)), ValueError, "x must be finite"),
         (dict(epochs=1, x=torch.zeros(8, 1, 8, 8, dtype=torch.uint8)), TypeError, "floating-point"),
         (dict(epochs=1, x=[[0.0]] * 8), TypeError, "x must be a torch.Tensor or a dict"),
         (
