@@ -6,6 +6,8 @@ from collections.abc import Mapping
 
 import torch
 
+from hierclass.inputs import InputRange, check_inputs
+
 Batch = torch.Tensor | Mapping[str, torch.Tensor]
 
 
@@ -52,28 +54,29 @@ def index_batch(x: Batch, index: torch.Tensor) -> Batch:
     return {key: value[index.to(value.device)] for key, value in x.items()}
 
 
-def check_batch(x: Batch) -> int:
-    """Validate a batch at a public boundary: non-empty, no NaN, consistent sizes.
+def check_batch(x: Batch, *, input_range: InputRange = None, what: str = "input") -> int:
+    """Validate a batch at a public boundary; returns the batch size.
 
-    Returns the batch size.
+    The batch must be non-empty, its modalities must agree on the batch size, and every
+    floating-point value must be finite and inside the range in force
+    (:func:`hierclass.inputs.check_inputs`: image-shaped tensors default to ``[0, 1]``,
+    ``input_range`` declares others).
 
     Examples
     --------
     >>> check_batch(torch.zeros(2, 3))
     2
-    >>> check_batch(torch.tensor([[0.0], [float("nan")]]))
+    >>> check_batch(torch.tensor([[0.0], [float("inf")]]))
     Traceback (most recent call last):
     ...
-    ValueError: input contains NaN in samples [1]
+    ValueError: input must be finite, got 1 non-finite values (inf or nan) (samples [1])
+    >>> check_batch(torch.full((1, 3, 4, 4), 255.0), input_range=(0, 255))
+    1
     """
     n = batch_size(x)
     if n == 0:
-        raise ValueError("empty batch: expected at least one sample, got 0")
-    tensors = [("input", x)] if isinstance(x, torch.Tensor) else list(x.items())
-    for key, value in tensors:
-        if value.is_floating_point() and bool(torch.isnan(value).any()):
-            bad = torch.isnan(value.reshape(value.shape[0], -1)).any(1).nonzero().flatten()
-            raise ValueError(f"{key} contains NaN in samples {bad.tolist()[:10]}")
+        raise ValueError(f"empty batch: expected at least one sample in the {what}, got 0")
+    check_inputs(x, input_range=input_range, what=what)
     return n
 
 

@@ -27,13 +27,16 @@ def save(path: Path, state: dict[str, Any]) -> None:
 
 def load(path: Path, device: torch.device) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save`; never unpickles code (``weights_only``)."""
+    from hierclass.persistence import describe_load_error
+
     try:
         state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as err:  # truncated, not a torch file, or holding pickled objects
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+        # torch's message advises weights_only=False, which runs the file's code: never pass
+        # that on.
         raise ValueError(
-            f"cannot read training checkpoint {path}: it is damaged or not a hierclass "
-            f"checkpoint ({type(err).__name__}); delete it or choose another checkpoint path "
-            "to start afresh"
+            f"cannot read training checkpoint {path} ({describe_load_error(exc)}); delete it "
+            "or choose another checkpoint path to start afresh"
         ) from None
     tag = state.get("format") if isinstance(state, dict) else None
     if tag == FORMAT or tag in COMPATIBLE:
