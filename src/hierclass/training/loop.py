@@ -334,7 +334,11 @@ def run_epochs(
                         f"learning rate is the likely cause (lr={epoch_lr:g}, optimizer="
                         f"{optimizer!r}); lower it, e.g. lr={epoch_lr / 10:g}. The model's "
                         "weights are no longer usable"
-                        + (f"; {path} holds the last finished epoch" if path else ""),
+                        + (
+                            f"; {path} holds the last finished epoch"
+                            if path and path.exists()
+                            else ""
+                        ),
                         history,
                     )
                 clean = adversarial = math.nan
@@ -376,8 +380,8 @@ def _warn_if_at_chance(
     chance, margin = _chance_level(y)
     acc, loss = history.accuracy[-1], history.loss[-1]
     # At chance: no better than always answering the most frequent label, and a loss no
-    # lower than the cross-entropy of predicting the label frequencies themselves.
-    if acc <= chance + margin and loss >= _prior_entropy(y):
+    # lower than (2 % below) the cross-entropy of predicting the label frequencies themselves.
+    if acc <= chance + margin and loss >= 0.98 * _prior_entropy(y):
         warnings.warn(
             f"training ended at chance level: accuracy {acc:.3f} on the inputs trained on in "
             f"epoch {history.epoch[-1]}, where always answering the most frequent label scores "
