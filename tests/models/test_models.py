@@ -23,17 +23,6 @@ from hierclass.models import (
     resnet110,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models gain nothing from intra-op threads, and on a loaded 2-core machine OpenMP
-    # spin-waiting makes them ~20x slower; restore the caller's setting afterwards.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # (factory, input shape) for every model family; small widths where the class allows it.
 CASES = {
     "small_cnn_mnist": (lambda: SmallCNN(10), (3, 1, 28, 28)),

@@ -14,16 +14,6 @@ from hierclass.models import SmallCNN
 from hierclass.training import TrainHistory, evaluate_accuracy, fit
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models gain nothing from intra-op threads, and on a loaded 2-core machine OpenMP
-    # spin-waiting makes them ~20x slower; restore the caller's setting afterwards.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_cnn(num_classes: int = 10, seed: int = 0) -> SmallCNN:
     torch.manual_seed(seed)
     return SmallCNN(num_classes, image_size=8, channels=(8, 16, 16))
