@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hierclass._utils.checks import positive_int
 from hierclass.attacks.base import check_budget
 from hierclass.attacks.pgd import PGD, ascent_direction, project, random_start
 from hierclass.inputs import IMAGE_RANGE
@@ -158,8 +159,7 @@ def yopo_step(
     """
     layer_one, rest = check_layer_one_split(model)
     check_budget(eps, step_size, n, norm, alpha_name="step_size", steps_name="n (inner steps)")
-    if isinstance(m, bool) or not isinstance(m, int) or m < 1:
-        raise ValueError(f"m (full passes per batch) must be an int >= 1, got {m!r}")
+    positive_int(m, "m (full passes per batch)")
     if grad_accumulation not in ("mean", "sum"):
         raise ValueError(f"grad_accumulation must be 'mean' or 'sum', got {grad_accumulation!r}")
     weight = 1.0 / m if grad_accumulation == "mean" else 1.0
@@ -318,8 +318,7 @@ def fit_yopo(
     check_layer_one_split(model)
     alpha, alpha_name = _step_size(alpha, step_size)
     check_budget(eps, alpha, n, norm, alpha_name=alpha_name, steps_name="n (inner steps)")
-    if isinstance(m, bool) or not isinstance(m, int) or m < 1:
-        raise ValueError(f"m (full passes per batch) must be an int >= 1, got {m!r}")
+    positive_int(m, "m (full passes per batch)")
     if grad_accumulation not in ("mean", "sum"):
         raise ValueError(f"grad_accumulation must be 'mean' or 'sum', got {grad_accumulation!r}")
     run = prepare(model, x, y, epochs=epochs, lr=lr, batch_size=batch_size,
