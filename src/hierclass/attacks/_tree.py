@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from hierclass.attacks._utils import check_labels
-from hierclass.attacks.threat_model import check_threat_model
+from hierclass.attacks.threat_model import _check_threat_model
 from hierclass.batch import Batch, batch_size, index_batch
 from hierclass.hierarchy import Hierarchy
 from hierclass.nodes import Node, Router
@@ -131,7 +131,7 @@ def prepare(
         )
     check_factory(make_attack)
     chunk = check_chunk(chunk)
-    keys = check_threat_model(h, x, perturbable)
+    keys = _check_threat_model(h, x, perturbable)
     n = batch_size(x)
     if n == 0:
         raise ValueError("empty batch: expected at least one sample")

@@ -17,10 +17,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from hierclass.attacks._tree import AttackFactory, check_chunk, check_factory, path_name, prepare
 from hierclass.attacks._utils import check_labels, model_mode
-from hierclass.attacks.joint import joint_key, run_joint_attack
-from hierclass.attacks.node import most_harmful, run_node_attacks
+from hierclass.attacks.joint import _joint_key, _run_joint_attack
+from hierclass.attacks.node import _most_harmful, _run_node_attacks
 from hierclass.attacks.report import RobustnessReport
-from hierclass.attacks.sequential import union_along_routes
+from hierclass.attacks.sequential import _union_along_routes
 from hierclass.batch import Batch
 from hierclass.inputs import IMAGE_RANGE, check_inputs
 
@@ -107,16 +107,16 @@ def evaluate_hierarchy(
     with model_mode(h, False):
         s = prepare(h, x, y, make_attack, perturbable, batch_size)
         if joint:
-            joint_key(h, s)  # refuse two modalities before any attack runs
-        results = run_node_attacks(h, s, make_attack)
-        sequential = union_along_routes(h, s, results)
+            _joint_key(h, s)  # refuse two modalities before any attack runs
+        results = _run_node_attacks(h, s, make_attack)
+        sequential = _union_along_routes(h, s, results)
         worst = sequential.robust.clone()
         joint_acc = math.nan
         if joint:
-            jres = run_joint_attack(h, s, make_attack)
+            jres = _run_joint_attack(h, s, make_attack)
             worst &= jres.robust
             joint_acc = jres.accuracy
-    path = most_harmful(results)
+    path = _most_harmful(results)
     natural = float(s.natural.float().mean())
     return RobustnessReport(
         natural_accuracy=natural,

@@ -7,22 +7,11 @@ differentiable surrogate), :mod:`~hierclass.attacks.node` (single-node and budge
 :mod:`~hierclass.attacks.report` (result types). Import them from :mod:`hierclass.attacks`.
 """
 
-from hierclass.attacks.evaluate import evaluate_flat, evaluate_hierarchy
-from hierclass.attacks.joint import joint_attack
-from hierclass.attacks.node import budgeted_attack, node_attacks
-from hierclass.attacks.report import AttackResult, RobustnessReport, robustness_table
-from hierclass.attacks.sequential import sequential_attack
-from hierclass.attacks.threat_model import is_attackable
-
-__all__ = [
-    "AttackResult",
-    "RobustnessReport",
-    "budgeted_attack",
-    "evaluate_flat",
-    "evaluate_hierarchy",
-    "is_attackable",
-    "joint_attack",
-    "node_attacks",
-    "robustness_table",
-    "sequential_attack",
-]
+# The names it used to define, for code that imports them from here. No ``__all__``: the API
+# pages document each once, in its own module.
+from hierclass.attacks.evaluate import evaluate_flat, evaluate_hierarchy  # noqa: F401
+from hierclass.attacks.joint import joint_attack  # noqa: F401
+from hierclass.attacks.node import budgeted_attack, node_attacks  # noqa: F401
+from hierclass.attacks.report import AttackResult, RobustnessReport, robustness_table  # noqa: F401
+from hierclass.attacks.sequential import sequential_attack  # noqa: F401
+from hierclass.attacks.threat_model import is_attackable  # noqa: F401

@@ -21,7 +21,7 @@ from hierclass.attacks.threat_model import is_attackable
 from hierclass.batch import Batch
 
 
-def joint_key(h: Any, s: Setup) -> tuple[bool, str | None]:
+def _joint_key(h: Any, s: Setup) -> tuple[bool, str | None]:
     """``(anything to attack, the one perturbable modality the attackable nodes read)``."""
     read = {node.input_key for _, node in h.nodes() if is_attackable(node, s.x, s.keys)}
     if len(read) > 1:
@@ -45,10 +45,10 @@ def _refuse_early_stop(attack: Any) -> None:
         )
 
 
-def run_joint_attack(h: Any, s: Setup, make_attack: AttackFactory) -> AttackResult:
+def _run_joint_attack(h: Any, s: Setup, make_attack: AttackFactory) -> AttackResult:
     """The joint attack on a prepared problem (``h`` in eval mode)."""
     robust = s.natural.clone()
-    any_node, key = joint_key(h, s)
+    any_node, key = _joint_key(h, s)
     if not any_node:
         return AttackResult("joint", robust, s.x, s.natural)
     # nodes reading other (unperturbed) modalities tie the surrogate to its batch's rows
@@ -109,5 +109,5 @@ def joint_attack(
     """
     with model_mode(h, False):
         s = prepare(h, x, y, make_attack, perturbable, batch_size)
-        joint_key(h, s)  # refuse two modalities before anything runs
-        return run_joint_attack(h, s, make_attack)
+        _joint_key(h, s)  # refuse two modalities before anything runs
+        return _run_joint_attack(h, s, make_attack)

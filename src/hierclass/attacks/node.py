@@ -31,7 +31,7 @@ from hierclass.attacks.threat_model import is_attackable
 from hierclass.batch import Batch
 
 
-def run_node_attacks(h: Any, s: Setup, make_attack: AttackFactory) -> dict[NodePath, AttackResult]:
+def _run_node_attacks(h: Any, s: Setup, make_attack: AttackFactory) -> dict[NodePath, AttackResult]:
     """Every attackable node attacked alone on a prepared problem (``h`` in eval mode)."""
     out: dict[NodePath, AttackResult] = {}
     for path, node in h.nodes():
@@ -53,7 +53,7 @@ def run_node_attacks(h: Any, s: Setup, make_attack: AttackFactory) -> dict[NodeP
     return out
 
 
-def most_harmful(results: dict[NodePath, AttackResult]) -> NodePath | None:
+def _most_harmful(results: dict[NodePath, AttackResult]) -> NodePath | None:
     """The node whose attack leaves the lowest accuracy (ties: the first depth-first)."""
     return min(results, key=lambda p: results[p].accuracy) if results else None
 
@@ -91,7 +91,7 @@ def node_attacks(
     """
     with model_mode(h, False):
         s = prepare(h, x, y, make_attack, perturbable, batch_size)
-        return run_node_attacks(h, s, make_attack)
+        return _run_node_attacks(h, s, make_attack)
 
 
 def budgeted_attack(
@@ -121,8 +121,8 @@ def budgeted_attack(
     """
     with model_mode(h, False):
         s = prepare(h, x, y, make_attack, perturbable, batch_size)
-        results = run_node_attacks(h, s, make_attack)
-    path = most_harmful(results)
+        results = _run_node_attacks(h, s, make_attack)
+    path = _most_harmful(results)
     if path is None:
         return None, AttackResult("budgeted", s.natural.clone(), s.x, s.natural)
     return path, results[path]

@@ -17,12 +17,12 @@ import torch
 
 from hierclass.attacks._tree import AttackFactory, NodePath, Setup, modality, prepare, scatter
 from hierclass.attacks._utils import model_mode
-from hierclass.attacks.node import run_node_attacks
+from hierclass.attacks.node import _run_node_attacks
 from hierclass.attacks.report import AttackResult
 from hierclass.batch import Batch
 
 
-def union_along_routes(h: Any, s: Setup, results: dict[NodePath, AttackResult]) -> AttackResult:
+def _union_along_routes(h: Any, s: Setup, results: dict[NodePath, AttackResult]) -> AttackResult:
     """The sequential verdict from single-node results: broken if any node on the route is.
 
     Each broken sample keeps the adversarial input of the shallowest node that broke it
@@ -94,4 +94,4 @@ def sequential_attack(
     """
     with model_mode(h, False):
         s = prepare(h, x, y, make_attack, perturbable, batch_size)
-        return union_along_routes(h, s, run_node_attacks(h, s, make_attack))
+        return _union_along_routes(h, s, _run_node_attacks(h, s, make_attack))

@@ -37,7 +37,7 @@ def is_attackable(node: Node, x: Batch, perturbable: Collection[str] | None) -> 
     return perturbable is not None and node.input_key in perturbable
 
 
-def check_threat_model(h: Any, x: Batch, perturbable: Any) -> frozenset[str] | None:
+def _check_threat_model(h: Any, x: Batch, perturbable: Any) -> frozenset[str] | None:
     """Validate a batch against a threat model; return the perturbable keys (None: a tensor).
 
     Every value must be finite, perturbable modalities must lie in [0, 1] (attacks work in
@@ -46,9 +46,9 @@ def check_threat_model(h: Any, x: Batch, perturbable: Any) -> frozenset[str] | N
 
     Examples
     --------
-    >>> check_threat_model(None, {"image": torch.rand(2, 3)}, ["image"])
+    >>> _check_threat_model(None, {"image": torch.rand(2, 3)}, ["image"])
     frozenset({'image'})
-    >>> check_threat_model(None, torch.rand(2, 3), ["image"])
+    >>> _check_threat_model(None, torch.rand(2, 3), ["image"])
     Traceback (most recent call last):
     ...
     ValueError: perturbable=['image'] names modalities but the batch is a plain tensor (which is the one perturbable input); pass perturbable=None
