@@ -25,10 +25,10 @@ def positive_int(value: Any, name: str) -> int:
     >>> positive_int(0, "epochs")
     Traceback (most recent call last):
     ...
-    ValueError: epochs must be an int >= 1 (a positive int), got 0
+    ValueError: epochs must be an int >= 1, got 0
     """
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1 (a positive int), got {value!r}")
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
     return int(value)
 
 
