@@ -61,6 +61,7 @@ def simulate_accuracy(
 
     Examples
     --------
+    >>> from hierclass.theory import meta_feature_accuracy, meta_feature_rule
     >>> dist = TsiprasDistribution(d=20, p=0.9, eta=0.5)
     >>> sim = simulate_accuracy(meta_feature_rule(20, 4), dist, 2000, eps=1.0, protected_k=4)
     >>> sim.contains(meta_feature_accuracy(4, 0.5))
