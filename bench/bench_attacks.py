@@ -71,7 +71,8 @@ def main() -> None:
     data = load_mnist_subset()
     model = SmallCNN(10, channels=tuple(args.channels))
     # A few epochs so the strength comparison is on a model worth attacking.
-    fit(model, data.x_train, data.y_train, epochs=2, lr=0.05, batch_size=64, verbose=False)
+    fit(model, data.x_train, data.y_train, epochs=2, lr=0.05, optimizer="sgd", batch_size=64,
+        verbose=False)  # fmt: skip
     model.eval()
     x, y = data.x_test[: args.batch], data.y_test[: args.batch]
 
@@ -141,7 +142,7 @@ def hierarchy_strength(n: int, steps: int, eps: float = 0.1, alpha: float = 0.01
     data = load_mnist_subset()
     p = LabelPartition({"round": [0, 2, 3, 5, 6, 8], "straight": [1, 4, 7, 9]}, num_labels=10)
     flat, root = SmallCNN(10), SmallCNN(2)
-    kw = dict(epochs=3, noise_sigma=0.25, lr=0.05, batch_size=64, verbose=False)
+    kw = dict(epochs=3, noise_sigma=0.25, lr=0.05, optimizer="sgd", batch_size=64, verbose=False)
     fit(flat, data.x_train, data.y_train, **kw)
     fit(root, data.x_train, torch.as_tensor(p.class_of(data.y_train)), **kw)
     h = Hierarchy(Router(root.eval(), p), [RenormalizedLeaf(flat.eval(), c) for c in p.classes])
