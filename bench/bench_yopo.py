@@ -68,7 +68,7 @@ def main() -> None:
     init = SmallCNN(10, channels=tuple(args.channels))
     pre_x = data.x_train if not args.quick else x
     pre_y = data.y_train if not args.quick else y
-    fit(init, pre_x, pre_y, epochs=args.pretrain_epochs, lr=args.lr, batch_size=64,
+    fit(init, pre_x, pre_y, epochs=args.pretrain_epochs, lr=args.lr, optimizer="sgd", batch_size=64,
         seed=args.seed, verbose=False)  # fmt: skip
     pre_attack = PGD(init, args.eps, args.pgd_alpha, args.pgd_steps, seed=123)
     print(f"pretrained: clean test acc {accuracy(init, xt, yt):.3f}, PGD-{args.pgd_steps} "

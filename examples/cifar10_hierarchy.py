@@ -204,9 +204,9 @@ def tables_xi_xii(args, s, run, net, partition, xtr, ytr, xte, yte, device, figu
         jobs = [(flat, xtr, ytr), (root_model, *h.node_dataset(xtr, ytr, ()))]
         jobs += [(m, *h.node_dataset(xtr, ytr, (i,))) for i, m in enumerate(leaves)]
         for model, x, y in jobs:
-            fit(model, x, y, epochs=s["epochs"], lr=0.1, batch_size=128, weight_decay=1e-4,
-                lr_schedule="step", noise_sigma=sigma, seed=args.seed, verbose=run.verbose,
-                device=device)  # fmt: skip
+            fit(model, x, y, epochs=s["epochs"], lr=0.1, optimizer="sgd", batch_size=128,
+                weight_decay=1e-4, lr_schedule="step", noise_sigma=sigma, seed=args.seed,
+                verbose=run.verbose, device=device)  # fmt: skip
             model.eval()
         run.log(f"sigma={sigma}: trained baseline, root and leaves with Gaussian noise")
         # Hierarchical certificates from the library's path (certify_hierarchy): the root and

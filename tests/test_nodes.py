@@ -75,3 +75,28 @@ def test_constructor_type_errors():
 def test_singleton_leaf_is_constant():
     leaf = SingletonLeaf(4)
     assert leaf({"a": torch.zeros(3, 2)}).shape == (3, 1) and leaf.labels == (4,)
+
+
+def test_root_and_intermediate_roles_are_validated_by_the_tree():
+    from hierclass import Hierarchy, Intermediate, LabelPartition, Leaf, Root, Router
+
+    inner = LabelPartition({"a": [0], "b": [1]})
+    sub = Hierarchy(Intermediate(nn.Linear(4, 2), inner), [None, None])
+    top = Hierarchy(
+        Root(nn.Linear(4, 2), LabelPartition({"ab": [0, 1], "c": [2]}, num_labels=3)),
+        [sub, Leaf(nn.Linear(4, 1), [2])],
+    )
+    assert top.predict(torch.zeros(3, 4)).shape == (3,)
+    assert isinstance(top.root, Router) and isinstance(sub.root, Router)  # the shared base
+    # A Root below the top is refused, naming the role to use instead.
+    rooted_sub = Hierarchy(Root(nn.Linear(4, 2), inner), [None, None])
+    with pytest.raises(TypeError, match="a Root stands only at the top.*Intermediate"):
+        Hierarchy(
+            Root(nn.Linear(4, 2), LabelPartition({"ab": [0, 1], "c": [2]}, num_labels=3)),
+            [rooted_sub, Leaf(nn.Linear(4, 1), [2])],
+        )
+    # A plain Router is still accepted in either place (back-compat).
+    Hierarchy(
+        Router(nn.Linear(4, 2), LabelPartition({"ab": [0, 1], "c": [2]}, num_labels=3)),
+        [Hierarchy(Router(nn.Linear(4, 2), inner), [None, None]), Leaf(nn.Linear(4, 1), [2])],
+    )

@@ -17,6 +17,8 @@ _EXPORTS = {
     "LabelPartition": "hierclass.partition",
     "Node": "hierclass.nodes",
     "Router": "hierclass.nodes",
+    "Root": "hierclass.nodes",
+    "Intermediate": "hierclass.nodes",
     "Leaf": "hierclass.nodes",
     "RenormalizedLeaf": "hierclass.nodes",
     "RuleRouter": "hierclass.nodes",

@@ -98,3 +98,50 @@ def batch_device(x: Batch) -> torch.device:
     if isinstance(x, torch.Tensor):
         return x.device
     return next(iter(x.values())).device
+
+
+def slice_batch(x: Batch, start: int, stop: int, device: torch.device | None = None) -> Batch:
+    """Rows ``start:stop`` of every modality of a batch, moved to ``device`` if given.
+
+    Examples
+    --------
+    >>> slice_batch({"a": torch.arange(4)}, 1, 3)["a"]
+    tensor([1, 2])
+    """
+    if isinstance(x, torch.Tensor):
+        part = x[start:stop]
+        return part if device is None else part.to(device)
+    return {
+        key: value[start:stop] if device is None else value[start:stop].to(device)
+        for key, value in x.items()
+    }
+
+
+def select_modality(x: Batch, key: str | None, what: str = "x") -> torch.Tensor:
+    """The tensor a node reads: ``x`` itself, or ``x[key]`` for a dict batch.
+
+    Examples
+    --------
+    >>> select_modality({"image": torch.zeros(2, 3)}, "image", "x").shape
+    torch.Size([2, 3])
+    >>> select_modality({"image": torch.zeros(2, 3)}, None, "x")
+    Traceback (most recent call last):
+    ...
+    ValueError: x is a dict of modalities ['image']; pass input_key= to say which one ...
+    """
+    if isinstance(x, Mapping):
+        if key is None:
+            raise ValueError(
+                f"{what} is a dict of modalities {sorted(x)}; pass input_key= to say which one "
+                "the model reads"
+            )
+        if key not in x:
+            raise ValueError(f"input_key {key!r} not in {what}; available: {sorted(x)}")
+        x = x[key]
+    elif key is not None and isinstance(x, torch.Tensor):
+        raise ValueError(f"input_key={key!r} was given but {what} is a tensor, not a dict")
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(
+            f"{what} must be a torch.Tensor or a dict of tensors, got {type(x).__name__}"
+        )
+    return x

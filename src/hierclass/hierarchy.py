@@ -11,7 +11,7 @@ from torch import nn
 
 from hierclass.batch import Batch, batch_device, batch_size, check_batch, index_batch
 from hierclass.inputs import InputRange, check_input_range
-from hierclass.nodes import Leaf, Node, Router, SingletonLeaf
+from hierclass.nodes import Leaf, Node, Root, Router, SingletonLeaf
 
 NodePath = tuple[int, ...]
 Child = Union[Leaf, "Hierarchy", None]
@@ -110,6 +110,12 @@ class Hierarchy:
                     )
                 child = SingletonLeaf(labels[0])
             if isinstance(child, Hierarchy):
+                if isinstance(child.root, Root):
+                    raise TypeError(
+                        f"child {name!r} is a Hierarchy whose root is a Root; a Root stands "
+                        "only at the top of a tree: make the sub-tree's router an Intermediate "
+                        "(or a plain Router)"
+                    )
                 child_labels = child.labels
             elif isinstance(child, Leaf):
                 child_labels = child.labels

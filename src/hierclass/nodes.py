@@ -171,6 +171,34 @@ class Router(Node):
         return f"{super().describe()} {self.partition.num_classes} classes"
 
 
+class Root(Router):
+    """The router at the top of a tree: the role :class:`Router` plays there, named.
+
+    Same arguments and behaviour as :class:`Router`; a :class:`~hierclass.Hierarchy` refuses a
+    ``Root`` anywhere but at the top (a plain ``Router`` is accepted in either role).
+
+    Examples
+    --------
+    >>> p = LabelPartition([[0, 1], [2]])
+    >>> Root(nn.Linear(4, 2), p)(torch.zeros(5, 4)).shape
+    torch.Size([5, 2])
+    """
+
+
+class Intermediate(Router):
+    """A router below the root (the root of a sub-tree): the role :class:`Router` plays there.
+
+    Same arguments and behaviour as :class:`Router`; a tree whose root is an ``Intermediate``
+    is meant to be nested as a child of another :class:`~hierclass.Hierarchy`.
+
+    Examples
+    --------
+    >>> p = LabelPartition({"a": [0], "b": [1]})
+    >>> Intermediate(nn.Linear(4, 2), p)(torch.zeros(3, 4)).shape
+    torch.Size([3, 2])
+    """
+
+
 class RuleRouter(Router):
     """Routes by a known, non-learned invariant read from metadata (e.g. location, §VI-A4).
 

@@ -306,3 +306,34 @@ def test_conv_nodes_are_attacked_channels_last_with_the_same_outcome():
     assert 0.0 < plain.adversarial_accuracy < 1.0
     assert fast.adversarial_accuracy == plain.adversarial_accuracy
     assert fast.node_accuracy == plain.node_accuracy
+
+
+def test_sequential_union_equals_attacking_the_survivors_by_hand():
+    # sequential_attack is computed as the union of single-node attacks; the paper's adversary
+    # attacks the root, then each leaf on the samples the root attack left correct
+    torch.manual_seed(0)
+    d = 6
+    p = LabelPartition([[0, 1, 2], [3, 4]])
+    h = Hierarchy(
+        Router(nn.Sequential(nn.Linear(d, 8), nn.Tanh(), nn.Linear(8, 2)), p),
+        [Leaf(nn.Linear(d, 3), [0, 1, 2]), Leaf(nn.Linear(d, 2), [3, 4])],
+    )
+    x = torch.rand(64, d)
+    y = h.predict(x)
+    y[:5] = (y[:5] + 1) % 5
+    survivors = h.predict(x) == y
+    rows = survivors.nonzero().flatten()
+    coarse = torch.as_tensor(p.class_of(y[rows]))
+    x_root = _pgd(h.root)(x[rows], coarse)
+    survivors[rows[h.predict(x_root) != y[rows]]] = False
+    for leaf in h.children:
+        labels = torch.tensor(leaf.labels)
+        rows = (survivors & torch.isin(y, labels)).nonzero().flatten()
+        if rows.numel() == 0:
+            continue
+        local = (y[rows, None] == labels).float().argmax(1)
+        x_leaf = _pgd(leaf)(x[rows], local)
+        survivors[rows[h.predict(x_leaf) != y[rows]]] = False
+    seq = sequential_attack(h, x, y, _pgd)
+    assert 0 < int(survivors.sum()) < int((h.predict(x) == y).sum())  # both stages bite
+    assert torch.equal(seq.robust, survivors)

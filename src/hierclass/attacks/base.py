@@ -1,123 +1,53 @@
-"""What every attack shares: input checks, the model's mode, and gradients under ``no_grad``.
+"""The attack base class: it owns the checks, the model's mode, the device and the verdict.
 
-An attack is a callable ``attack(x, y) -> x_adv`` on inputs in [0, 1]. The model can be an
-``nn.Module``, a :class:`~hierclass.Hierarchy` (anything with ``nodes()``), or any callable
-returning logits; for a plain callable there are no modes to manage.
+An attack is a callable ``attack(x, y) -> x_adv`` on inputs in [0, 1] (the torchattacks
+convention: normalisation belongs inside the model). :class:`Attack` validates the batch once,
+puts the model in eval mode and hands every submodule's flag back, enables gradients under a
+caller's ``no_grad``/``inference_mode``, picks the memory layout, and says whether a point fools
+the model; a subclass implements only :meth:`Attack.perturb`, the algorithm.
+
+The model can be an ``nn.Module``, any callable returning logits, or a
+:class:`~hierclass.Hierarchy`. A hierarchy's routing is a hard ``argmax``, so its output carries
+no gradient towards another route: an attack on a hierarchy follows the gradient of its
+differentiable surrogate ``log h.soft_forward`` (route probability times leaf probability) and
+asks the real tree (``h.predict``) whether a point fools it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import nn
 
+from hierclass.attacks._surrogate import Surrogate, as_surrogate
+from hierclass.attacks._utils import (  # noqa: F401  check_unit_interval: for old imports
+    check_labels,
+    check_unit_interval,
+    model_mode,
+)
 from hierclass.channels_last import (
     ChannelsLastForward,
     call_with_fallback,
     check_channels_last,
     has_4d_weights,
 )
+from hierclass.inputs import IMAGE_RANGE, check_inputs
 
 Model = Callable[[torch.Tensor], torch.Tensor]
 
 NORMS = ("linf", "l2")
 
-
-def _modules_of(model: Any) -> list[nn.Module]:
-    """The ``nn.Module`` objects whose train/eval flags an attack may touch."""
-    if isinstance(model, nn.Module):
-        return [model]
-    nodes = getattr(model, "nodes", None)
-    if callable(nodes):
-        # A Hierarchy is a plain object holding modules; its nodes carry the flags.
-        return [node for _, node in nodes() if isinstance(node, nn.Module)]
-    return []
+#: How a bad attack input is named: the range is the attacks' contract, not a declared one.
+_WHAT_X = "x (attacks take inputs in [0, 1]; normalisation belongs inside the model)"
 
 
-@contextlib.contextmanager
-def model_mode(model: Any, training: bool | None = False) -> Iterator[None]:
-    """Set the model's train/eval mode for a block and restore every submodule's flag after.
-
-    Flags are saved per submodule, so a model with mixed modes (e.g. a frozen batch-norm
-    inside a training network) comes back exactly as it was, even if the block raises.
-
-    Parameters
-    ----------
-    model : nn.Module, Hierarchy or callable
-        The model; callables without modules are left alone.
-    training : bool or None
-        Mode to use inside the block; ``None`` keeps the caller's mode.
-
-    Examples
-    --------
-    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout())
-    >>> with model_mode(net, training=False):
-    ...     net[1].training
-    False
-    >>> net[1].training
-    True
-    """
-    saved = [(m, m.training) for root in _modules_of(model) for m in root.modules()]
-    try:
-        if training is not None:
-            for root in _modules_of(model):
-                root.train(training)
-        yield
-    finally:
-        for module, flag in saved:
-            module.training = flag
-
-
-def check_unit_interval(x: torch.Tensor, name: str = "x") -> None:
-    """Raise ``ValueError`` unless every entry of ``x`` lies in [0, 1] (one host sync).
-
-    Examples
-    --------
-    >>> check_unit_interval(torch.tensor([0.0, 0.5, 1.0]))
-    >>> check_unit_interval(torch.tensor([1.5]))
-    Traceback (most recent call last):
-    ...
-    ValueError: x must lie in [0, 1] (normalisation belongs inside the model); got values in ...
-    """
-    if not torch.is_tensor(x):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    if x.numel() == 0:
-        return
-    lo, hi = torch.aminmax(x.detach())
-    lo, hi = float(lo), float(hi)
-    if not (lo >= 0.0 and hi <= 1.0):  # written this way so NaN fails too
-        raise ValueError(
-            f"{name} must lie in [0, 1] (normalisation belongs inside the model); "
-            f"got values in [{lo:g}, {hi:g}]"
-        )
-
-
-def check_labels(y: torch.Tensor, x: torch.Tensor, name: str = "y") -> None:
-    """Raise unless ``y`` is an integer tensor of shape ``[B]`` matching ``x``'s batch.
-
-    Examples
-    --------
-    >>> check_labels(torch.tensor([0, 2]), torch.zeros(2, 3))
-    >>> check_labels(torch.tensor([0, 2, 1]), torch.zeros(2, 3))
-    Traceback (most recent call last):
-    ...
-    ValueError: y must have shape [B] = [2] to match x (2, 3), got (3,)
-    """
-    if not torch.is_tensor(y):
-        raise TypeError(f"{name} must be a torch.Tensor of labels, got {type(y).__name__}")
-    if y.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
-        raise TypeError(f"{name} must be an integer tensor, got dtype {y.dtype}")
-    if y.dim() != 1 or y.shape[0] != x.shape[0]:
-        raise ValueError(
-            f"{name} must have shape [B] = [{x.shape[0]}] to match x {tuple(x.shape)}, "
-            f"got {tuple(y.shape)}"
-        )
+def _check_real(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
 
 
 def check_budget(
@@ -131,6 +61,9 @@ def check_budget(
 ) -> None:
     """Validate the threat-model numbers shared by PGD and YOPO.
 
+    ``alpha`` is the step size, as in torchattacks (smoothing's ``alpha`` is Cohen et al.'s
+    failure probability; each keeps its own ecosystem's name).
+
     Examples
     --------
     >>> check_budget(0.3, 0.01, 40, "linf")
@@ -143,31 +76,38 @@ def check_budget(
         raise TypeError(f"{steps_name} must be an int, got {type(steps).__name__}")
     if steps < 1:
         raise ValueError(f"{steps_name} must be >= 1, got {steps}")
-    for label, value in (("eps", eps), (alpha_name, alpha)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"{label} must be a real number, got {type(value).__name__}")
-        if not math.isfinite(value):
-            raise ValueError(f"{label} must be finite, got {value}")
+    _check_real(eps, "eps")
+    _check_real(alpha, alpha_name)
     if eps < 0:
         raise ValueError(f"eps must be >= 0, got {eps}")
     if alpha <= 0:
         raise ValueError(f"{alpha_name} must be > 0, got {alpha}")
-    if norm not in NORMS:
+    if not isinstance(norm, str) or norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+
+
+def _check_flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
 
 
 class Attack:
     """Base class: ``attack(x, y) -> x_adv`` with checks, eval mode and gradients enabled.
 
-    Subclasses implement :meth:`perturb`. ``__call__`` validates ``x`` (a float tensor in
-    [0, 1]) and ``y`` (labels ``[B]``), puts the model in eval mode (``eval_mode=True``) or
-    leaves its mode alone, enables gradients even under a caller's ``torch.no_grad()``, and
-    restores every submodule's train/eval flag afterwards.
+    Subclasses implement :meth:`perturb` and call :meth:`get_logits` (the differentiable
+    scores), :meth:`fooled` (the verdict) and :meth:`loss`. ``__call__`` validates ``x`` (a
+    finite float tensor in [0, 1]) and ``y`` (integer labels ``[B]`` inside the model's
+    outputs), puts the model in eval mode (``eval_mode=True``) or leaves its mode alone,
+    enables gradients even under a caller's ``torch.no_grad()``, and restores every
+    submodule's train/eval flag afterwards.
 
     Parameters
     ----------
-    model : callable
-        Maps a batch ``[B, ...]`` in [0, 1] to logits ``[B, K]``.
+    model : callable or Hierarchy
+        Maps a batch ``[B, ...]`` in [0, 1] to logits ``[B, K]``. A
+        :class:`~hierclass.Hierarchy` is attacked through ``log h.soft_forward`` and judged by
+        ``h.predict`` (see the module docstring).
     eval_mode : bool
         Attack the model in eval mode (dropout off, batch-norm running statistics, which are
         then not updated by the attack). ``False`` attacks it in whatever mode it is in.
@@ -193,52 +133,125 @@ class Attack:
         if not callable(model):
             raise TypeError(f"model must be callable (x -> logits), got {type(model).__name__}")
         self.model = model
-        self.eval_mode = eval_mode
-        self.channels_last = check_channels_last(channels_last, model)
-        self.forward_: Callable[[torch.Tensor], torch.Tensor] = model
+        self.eval_mode = _check_flag(eval_mode, "eval_mode")
+        # what the gradient follows; a Surrogate also carries the judge and the label count
+        self.scores_: Model = as_surrogate(model)
+        self.channels_last = check_channels_last(channels_last, self.scores_)
+        self.forward_: Model = self.scores_  # the scores in the layout chosen per call
         self._fast_: ChannelsLastForward | None = None
         self._fast_works_: bool | None = None  # learnt on the first auto call
+        # set per call, checked against the width of the first logits, then cleared
+        self._labels_: torch.Tensor | None = None
+        self._label_max_: int | None = None
 
-    def _pick_forward(self, x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-        """The model, or its channels-last twin when that is asked for or (auto) likely faster."""
-        if self.channels_last is False or not has_4d_weights(self.model):
-            return self.model
-        if self.channels_last is None and (x.dim() != 4 or x.device.type != "cpu"):
-            return self.model
-        if self._fast_ is None:
-            self._fast_ = ChannelsLastForward(self.model)
-        if self.channels_last is None and self._fast_works_ is None:
-            # one sample tells whether forward() can run channels-last at all (a .view on a
-            # conv output cannot); then the choice is remembered
-            _, self._fast_works_ = call_with_fallback(self._fast_, self.model, x[:1])
-        if self.channels_last is None and not self._fast_works_:
-            return self.model
-        return self._fast_
+    # ------------------------------------------------------------------ what subclasses use
+    def get_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The differentiable scores ``[B, K]`` the attack follows (the surrogate's for a tree).
 
+        The first call of each attack checks their shape and that every label is below ``K``.
+        """
+        logits = self.forward_(x)
+        if self._label_max_ is not None:
+            self._check_outputs(logits, x.shape[0])
+        return logits
+
+    def fooled(
+        self, x: torch.Tensor, logits: torch.Tensor, y: torch.Tensor, targeted: bool = False
+    ) -> torch.Tensor:
+        """Bool ``[B]``: whether ``x`` fools the model (untargeted) or hits ``y`` (targeted).
+
+        A plain model is judged by the ``argmax`` of the ``logits`` its forward pass gave (no
+        extra pass); a surrogate (a hierarchy) by its judge, the real tree.
+        """
+        if isinstance(self.scores_, Surrogate):
+            with torch.no_grad():
+                pred = self.scores_.judge(x.detach())
+        else:
+            pred = logits.argmax(dim=1)
+        hit = pred == y
+        return hit if targeted else ~hit
+
+    # ------------------------------------------------------------------ the boundary
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if isinstance(x, dict):
-            raise TypeError(
-                "attacks perturb one tensor; for a dict batch attack the modality a node reads "
-                "(hierclass.attacks.sequential_attack / budgeted_attack take a threat model)"
-            )
-        check_unit_interval(x, "x")
-        check_labels(y, x, "y")
+        self._check_call(x, y)
         y = y.to(device=x.device, dtype=torch.long)
         mode = False if self.eval_mode else None
         # inference_mode(False) + clone: a caller under inference_mode still gets gradients.
-        with torch.inference_mode(False), model_mode(self.model, mode), torch.enable_grad():
-            x = x.detach().clone() if x.is_inference() else x.detach()
-            y = y.clone() if y.is_inference() else y
-            self.forward_ = self._pick_forward(x)
-            x_adv = self.perturb(x, y)
+        try:
+            with torch.inference_mode(False), model_mode(self.model, mode), torch.enable_grad():
+                x = x.detach().clone() if x.is_inference() else x.detach()
+                y = y.clone() if y.is_inference() else y
+                self.forward_ = self._pick_forward(x)
+                x_adv = self.perturb(x, y)
+        finally:
+            self._labels_ = self._label_max_ = None
         return x_adv.detach()
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Return adversarial examples for a validated batch (subclasses implement this)."""
         raise NotImplementedError
 
+    def _check_call(self, x: Any, y: Any) -> None:
+        if isinstance(x, dict):
+            raise TypeError(
+                "attacks perturb one tensor; for a dict batch attack the modality a node reads "
+                "(hierclass.attacks.sequential_attack / budgeted_attack take a threat model)"
+            )
+        if not torch.is_tensor(x):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise TypeError(f"x must be a floating-point tensor in [0, 1], got dtype {x.dtype}")
+        if x.dim() == 0:
+            raise ValueError("x needs a leading batch dimension [B, ...], got a 0-d tensor")
+        check_inputs(x, input_range=IMAGE_RANGE, what=_WHAT_X)
+        check_labels(y, x, "y")
+        if y.numel() == 0:
+            return
+        lo, hi = (int(v) for v in torch.aminmax(y))  # one host sync, at the boundary
+        num = getattr(self.scores_, "num_classes", None)
+        if lo < 0 or (num is not None and hi >= num):
+            self._raise_labels(y, num)
+        self._labels_, self._label_max_ = y, hi  # checked on the first forward
+
+    def _check_outputs(self, logits: Any, n: int) -> None:
+        if not torch.is_tensor(logits) or logits.dim() != 2 or logits.shape[0] != n:
+            got = tuple(logits.shape) if torch.is_tensor(logits) else type(logits).__name__
+            raise ValueError(f"the model must return logits [B, K] = [{n}, K], got {got}")
+        if self._label_max_ >= logits.shape[1]:
+            self._raise_labels(self._labels_, logits.shape[1])
+        self._labels_ = self._label_max_ = None
+
+    @staticmethod
+    def _raise_labels(y: torch.Tensor, num: int | None) -> None:
+        if num is None:
+            bad = y[y < 0]
+            expected = "labels >= 0"
+        else:
+            bad = y[(y < 0) | (y >= num)]
+            expected = f"labels in 0..{num - 1} (the model has {num} outputs)"
+        raise ValueError(f"y must hold {expected}, got labels {bad.unique().tolist()}")
+
+    def _pick_forward(self, x: torch.Tensor) -> Model:
+        """The scores, or their channels-last twin when asked for or (auto) likely faster."""
+        model = self.scores_
+        if self.channels_last is False or not has_4d_weights(model):
+            return model
+        if self.channels_last is None and (x.dim() != 4 or x.device.type != "cpu"):
+            return model
+        if self._fast_ is None:
+            self._fast_ = ChannelsLastForward(model)
+        if self.channels_last is None and self._fast_works_ is None:
+            # one sample tells whether forward() can run channels-last at all (a .view on a
+            # conv output cannot); then the choice is remembered
+            _, self._fast_works_ = call_with_fallback(self._fast_, model, x[:1])
+        if self.channels_last is None and not self._fast_works_:
+            return model
+        return self._fast_
+
     def __repr__(self) -> str:
         params = ", ".join(
-            f"{k}={v!r}" for k, v in vars(self).items() if k != "model" and not k.endswith("_")
+            f"{k}={v!r}"
+            for k, v in vars(self).items()
+            if k != "model" and not k.endswith("_") and not k.startswith("_")
         )
         return f"{type(self).__name__}({params})"

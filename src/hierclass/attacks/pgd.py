@@ -1,11 +1,15 @@
-"""Projected gradient descent (Madry et al. 2018) in the l-inf and l2 balls."""
+"""Projected gradient descent (Madry et al. 2018) in the l-inf and l2 balls.
+
+The ball's geometry (steepest-ascent direction, projection, random start) is shared with YOPO
+adversarial training; :class:`PGD` is the attack loop over it.
+"""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from hierclass.attacks.base import Attack, Model, check_budget
+from hierclass.attacks.base import Attack, Model, _check_flag, check_budget
 
 _TINY = 1e-12
 
@@ -88,12 +92,60 @@ def random_start(
     return (x + direction * radius.view(-1, *([1] * (x.dim() - 1)))).clamp_(0.0, 1.0)
 
 
+def _take(t: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+    return t if rows is None else t[rows]
+
+
+def _put(t: torch.Tensor, rows: torch.Tensor | None, value: torch.Tensor) -> torch.Tensor:
+    return value if rows is None else t.index_copy(0, rows, value)
+
+
+class _Ball:
+    """The threat model around the clean batch: its eps-ball intersected with [0, 1]."""
+
+    def __init__(self, x: torch.Tensor, eps: float, norm: str, lo=None, hi=None) -> None:
+        if norm == "linf" and lo is None:  # the box bounds, computed once per attack
+            lo, hi = (x - eps).clamp_(min=0.0), (x + eps).clamp_(max=1.0)
+        self.x, self.eps, self.norm, self.lo, self.hi = x, eps, norm, lo, hi
+
+    def rows(self, index: torch.Tensor | None) -> _Ball:
+        if index is None:
+            return self
+        lo, hi = (None if t is None else t[index] for t in (self.lo, self.hi))
+        return _Ball(self.x[index], self.eps, self.norm, lo, hi)
+
+    def project(self, x_adv: torch.Tensor) -> torch.Tensor:
+        return project(x_adv, self.x, self.eps, self.norm, self.lo, self.hi)
+
+
+class _Pool:
+    """Per sample, the highest-loss point offered so far (ties go to the later point: near an
+    optimum the loss is flat to float precision and the later iterate is better converged)."""
+
+    def __init__(self, x: torch.Tensor) -> None:
+        self.x = x
+        self.loss = torch.full((x.shape[0],), -torch.inf, device=x.device)
+        self.found = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+
+    def offer(self, rows, x, loss, ok: torch.Tensor | None = None) -> None:
+        """Offer ``x`` for the samples ``rows`` (``None``: all), only where ``ok`` if given."""
+        better = loss >= _take(self.loss, rows)
+        if ok is not None:
+            better = ok & better
+        keep = better.view(-1, *([1] * (x.dim() - 1)))
+        self.x = _put(self.x, rows, torch.where(keep, x, _take(self.x, rows)))
+        self.loss = _put(self.loss, rows, torch.where(better, loss, _take(self.loss, rows)))
+        self.found = _put(self.found, rows, _take(self.found, rows) | better)
+
+
 class PGD(Attack):
     """Projected gradient descent on the cross-entropy, l-inf or l2 ball, with restarts.
 
     Each step moves ``alpha`` along the steepest-ascent direction of the loss in the attack's
     norm (``sign`` of the gradient for l-inf, the normalised gradient for l2) and projects
-    back onto the eps-ball around the clean input intersected with [0, 1].
+    back onto the eps-ball around the clean input intersected with [0, 1]. The names follow
+    torchattacks: ``alpha`` is the *step size* (in :mod:`hierclass.smoothing`, ``alpha`` is
+    Cohen et al.'s failure probability; each room keeps its own ecosystem's convention).
 
     Each sample gets the highest-loss iterate that fooled the model (every iterate is checked
     on the forward pass its gradient step runs anyway), else the final iterate; with several
@@ -103,14 +155,19 @@ class PGD(Attack):
     has no host synchronisation (unless ``early_stop``); gradients flow only to the input,
     never into the model's ``.grad``.
 
+    A :class:`~hierclass.Hierarchy` can be attacked directly: the steps follow its
+    differentiable surrogate ``log h.soft_forward`` (a hard route has no gradient towards
+    another route) and the real tree judges every iterate. That is the joint attack; the
+    worst case over all attacks on a tree is :func:`~hierclass.attacks.evaluate_hierarchy`'s.
+
     Parameters
     ----------
-    model : callable
+    model : callable or Hierarchy
         Maps ``x`` ``[B, ...]`` in [0, 1] to logits ``[B, K]`` (normalisation inside).
     eps : float
         Radius of the threat model's ball, >= 0 (in [0, 1] pixel units).
     alpha : float
-        Step size, > 0.
+        Step size, > 0 (torchattacks' name; not a probability).
     steps : int
         Number of gradient steps, >= 1.
     norm : {"linf", "l2"}
@@ -137,11 +194,7 @@ class PGD(Attack):
         sample: the first iterate that fooled the model instead of the highest-loss one. Use
         it to *evaluate*; keep the default for adversarial training, whose signal is the
         high-loss point. The model is called on shrinking sub-batches, so it must treat
-        samples independently (as in eval mode). "Fooled" means fooled *this* model: when
-        the verdict comes from another one (the hierarchy's joint attack attacks a soft
-        surrogate but judges the hard tree) stopping early weakens the attack, and
-        :func:`~hierclass.attacks.joint_attack` refuses it. Costs one host synchronisation
-        per step.
+        samples independently (as in eval mode). Costs one host synchronisation per step.
 
     Examples
     --------
@@ -179,15 +232,22 @@ class PGD(Attack):
                 f"restarts={restarts} without random_start would repeat the same run; "
                 "set random_start=True or restarts=1"
             )
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise TypeError(f"seed must be an int or None, got {seed!r}")
         self.eps = float(eps)
         self.alpha = float(alpha)
         self.steps = steps
         self.norm = norm
-        self.random_start = bool(random_start)
+        self.random_start = _check_flag(random_start, "random_start")
         self.restarts = restarts
-        self.targeted = bool(targeted)
+        self.targeted = _check_flag(targeted, "targeted")
         self.seed = seed
-        self.early_stop = bool(early_stop)
+        self.early_stop = _check_flag(early_stop, "early_stop")
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-sample loss the attack ascends: the cross-entropy, negated when targeted."""
+        ce = F.cross_entropy(logits, y, reduction="none")
+        return -ce if self.targeted else ce
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Run the attack on a validated batch; see the class docstring."""
@@ -196,93 +256,52 @@ class PGD(Attack):
         generator = None
         if self.seed is not None and self.random_start:
             generator = torch.Generator(device=x.device).manual_seed(self.seed)
-        lo = hi = None
-        if self.norm == "linf":
-            lo, hi = (x - self.eps).clamp_(min=0.0), (x + self.eps).clamp_(max=1.0)
-        shape = (-1,) + (1,) * (x.dim() - 1)
-        # Untargeted: maximise CE; targeted: maximise -CE towards y.
-        sign = -1.0 if self.targeted else 1.0
-
-        n = x.shape[0]
-        # Pool 1: the highest-loss iterate that fooled the model (checked for free on every
-        # iterate whose forward pass the gradient step already ran).
-        hit_x = x
-        hit_found = torch.zeros(n, dtype=torch.bool, device=x.device)
-        hit_loss = torch.full((n,), -torch.inf, device=x.device)
-        # Pool 2, for samples never fooled: the final iterate (of the restart where it has the
-        # highest loss). With one restart it is not scored, so the attack costs exactly
-        # `steps` forward/backward passes, like a plain PGD loop.
-        final_x = x
-        final_loss = torch.full((n,), -torch.inf, device=x.device)
-
-        # `rows`: the samples still attacked (None: all). Only early_stop ever shrinks it.
-        def take(t, rows):
-            return t if rows is None or t is None else t[rows]
-
-        def put(t, rows, value):
-            return value if rows is None else t.index_copy(0, rows, value)
-
-        def fooled(logits: torch.Tensor, yy: torch.Tensor) -> torch.Tensor:
-            hit = logits.argmax(dim=1) == yy
-            return hit if self.targeted else ~hit
-
-        def pool_hits(rows, candidate, logits, loss, yy) -> torch.Tensor:
-            nonlocal hit_x, hit_found, hit_loss
-            # Ties go to the later iterate: near an optimum the loss is flat to float precision
-            # and the later iterate is the better-converged point.
-            now = fooled(logits, yy)
-            better = now & (loss >= take(hit_loss, rows))
-            hit_x = put(hit_x, rows, torch.where(better.view(shape), candidate, take(hit_x, rows)))
-            hit_loss = put(hit_loss, rows, torch.where(better, loss, take(hit_loss, rows)))
-            hit_found = put(hit_found, rows, take(hit_found, rows) | better)
-            return now
-
+        ball = _Ball(x, self.eps, self.norm)
+        # hits: the highest-loss iterate that fooled the model; finals, for samples never
+        # fooled: the final iterate of the restart where it has the highest loss
+        hits, finals = _Pool(x), _Pool(x)
         for _ in range(self.restarts):
             if self.random_start:
                 start = random_start(x, self.eps, self.norm, generator)
             else:
                 start = x.clone()
-            rows = None
+            rows = None  # the samples still attacked (None: all); only early_stop drops any
             if self.early_stop:  # samples fooled in an earlier restart are done
-                rows = (~hit_found).nonzero().flatten()
+                rows = (~hits.found).nonzero().flatten()
                 if rows.numel() == 0:
                     break
-            x_adv, x0, y0, lo0, hi0 = (take(t, rows) for t in (start, x, y, lo, hi))
-            for _ in range(self.steps):
-                x_adv.requires_grad_(True)
-                logits = self.forward_(x_adv)
-                loss = sign * F.cross_entropy(logits, y0, reduction="none")
-                (grad,) = torch.autograd.grad(loss.sum(), x_adv)
-                x_adv = x_adv.detach()
-                now = pool_hits(rows, x_adv, logits.detach(), loss.detach(), y0)
-                x_adv = project(
-                    x_adv + self.alpha * ascent_direction(grad, self.norm),
-                    x0,
-                    self.eps,
-                    self.norm,
-                    lo0,
-                    hi0,
-                )
-                if self.early_stop:
-                    # drop the samples this iterate fooled (one host sync per step)
-                    keep = (~now).nonzero().flatten()
-                    if keep.numel() < now.numel():
-                        rows = keep if rows is None else rows[keep]
-                        x_adv, x0, y0, lo0, hi0 = (take(t, keep) for t in (x_adv, x0, y0, lo0, hi0))
-                    if rows.numel() == 0:
-                        break
-            if self.restarts == 1:
-                final_x = put(final_x, rows, x_adv)
+            x_adv, yr, rows = self._ascend(_take(start, rows), ball.rows(rows), _take(y, rows),
+                                           rows, hits)  # fmt: skip
+            if self.restarts == 1:  # not scored: one restart costs exactly `steps` passes
+                finals.x = _put(finals.x, rows, x_adv)
                 break
             if rows is not None and rows.numel() == 0:
                 continue
             with torch.no_grad():
-                logits = self.forward_(x_adv)
-                loss = sign * F.cross_entropy(logits, y0, reduction="none")
-            pool_hits(rows, x_adv, logits, loss, y0)
-            better = loss >= take(final_loss, rows)
-            final_x = put(
-                final_x, rows, torch.where(better.view(shape), x_adv, take(final_x, rows))
-            )
-            final_loss = put(final_loss, rows, torch.where(better, loss, take(final_loss, rows)))
-        return torch.where(hit_found.view(shape), hit_x, final_x)
+                logits = self.get_logits(x_adv)
+                loss = self.loss(logits, yr)
+            hits.offer(rows, x_adv, loss, self.fooled(x_adv, logits, yr, self.targeted))
+            finals.offer(rows, x_adv, loss)
+        return torch.where(hits.found.view(-1, *([1] * (x.dim() - 1))), hits.x, finals.x)
+
+    def _ascend(self, x_adv, ball: _Ball, y, rows, hits: _Pool):
+        """``steps`` projected steps from ``x_adv``, offering every fooling iterate to ``hits``.
+
+        Returns the final iterates, their labels and rows (fewer with ``early_stop``).
+        """
+        for _ in range(self.steps):
+            x_adv.requires_grad_(True)
+            logits = self.get_logits(x_adv)
+            loss = self.loss(logits, y)
+            (grad,) = torch.autograd.grad(loss.sum(), x_adv)
+            x_adv, logits, loss = x_adv.detach(), logits.detach(), loss.detach()
+            fooled = self.fooled(x_adv, logits, y, self.targeted)
+            hits.offer(rows, x_adv, loss, fooled)
+            x_adv = ball.project(x_adv + self.alpha * ascent_direction(grad, self.norm))
+            if self.early_stop:  # drop the samples this iterate fooled (one host sync)
+                keep = (~fooled).nonzero().flatten()
+                if keep.numel() < fooled.numel():
+                    rows, x_adv, ball, y = rows[keep], x_adv[keep], ball.rows(keep), y[keep]
+                if rows.numel() == 0:
+                    break
+        return x_adv, y, rows

@@ -87,7 +87,8 @@ def run_demo(
     width = (16, 32, 32)  # narrow enough to train and certify in the demo's 3-minute budget
     flat = SmallCNN(10, channels=width)
     root_model = SmallCNN(partition.num_classes, channels=width)
-    train = dict(epochs=epochs, lr=0.05, batch_size=64, noise_sigma=sigma, seed=seed)
+    train = dict(epochs=epochs, lr=0.05, optimizer="sgd", batch_size=64, noise_sigma=sigma,
+                 seed=seed)  # fmt: skip
     print(f"training the flat classifier ({epochs} epochs, Gaussian noise sigma={sigma})")
     fit(flat, data.x_train, data.y_train, verbose=verbose, **train)
     print("training the root on the two digit classes")
