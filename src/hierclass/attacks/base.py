@@ -173,6 +173,12 @@ class Attack:
 
     # ------------------------------------------------------------------ the boundary
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Adversarial examples for ``x`` ``[B, ...]`` in [0, 1] with labels ``y`` ``[B]``.
+
+        Raises ``TypeError``/``ValueError`` before any work for a non-tensor or non-float
+        ``x``, non-finite values or values outside [0, 1], labels of the wrong dtype or shape,
+        and labels outside the model's outputs.
+        """
         self._check_call(x, y)
         y = y.to(device=x.device, dtype=torch.long)
         mode = False if self.eval_mode else None
