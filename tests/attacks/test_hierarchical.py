@@ -337,3 +337,21 @@ def test_sequential_union_equals_attacking_the_survivors_by_hand():
     seq = sequential_attack(h, x, y, _pgd)
     assert 0 < int(survivors.sum()) < int((h.predict(x) == y).sum())  # both stages bite
     assert torch.equal(seq.robust, survivors)
+
+
+def test_joint_attack_on_images_tied_to_an_unperturbed_modality_runs_channels_last():
+    # the surrogate needs all rows of its batch (the root reads "meta"); the channels-last
+    # probe must not call it on one row
+    from hierclass.models import SmallCNN
+
+    torch.manual_seed(0)
+    p = LabelPartition({"low": [0, 1], "high": [2, 3]})
+    h = Hierarchy(
+        Router(nn.Linear(2, 2), p, input_key="meta"),
+        [Leaf(SmallCNN(2, image_size=8).eval(), c, input_key="image") for c in ([0, 1], [2, 3])],
+    )
+    batch = {"image": torch.rand(12, 1, 8, 8), "meta": torch.rand(12, 2)}
+    y = h.predict(batch)
+    res = joint_attack(h, batch, y, lambda m: PGD(m, 0.3, 0.1, 3, seed=0), perturbable=["image"])
+    assert res.robust.shape == (12,) and not res.robust.all()
+    assert torch.equal(res.x_adv["meta"], batch["meta"])

@@ -248,8 +248,11 @@ class Attack:
             self._fast_ = ChannelsLastForward(model)
         if self.channels_last is None and self._fast_works_ is None:
             # one sample tells whether forward() can run channels-last at all (a .view on a
-            # conv output cannot); then the choice is remembered
-            _, self._fast_works_ = call_with_fallback(self._fast_, model, x[:1])
+            # conv output cannot); then the choice is remembered. A surrogate tied to its
+            # batch's rows is probed on the whole batch.
+            probe = x if getattr(model, "whole_batch_only", False) else x[:1]
+            with torch.no_grad():
+                _, self._fast_works_ = call_with_fallback(self._fast_, model, probe)
         if self.channels_last is None and not self._fast_works_:
             return model
         return self._fast_
