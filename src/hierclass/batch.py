@@ -6,6 +6,8 @@ from collections.abc import Mapping
 
 import torch
 
+from hierclass.inputs import InputRange, check_inputs
+
 Batch = torch.Tensor | Mapping[str, torch.Tensor]
 
 
@@ -52,28 +54,29 @@ def index_batch(x: Batch, index: torch.Tensor) -> Batch:
     return {key: value[index.to(value.device)] for key, value in x.items()}
 
 
-def check_batch(x: Batch) -> int:
-    """Validate a batch at a public boundary: non-empty, no NaN, consistent sizes.
+def check_batch(x: Batch, *, input_range: InputRange = None, what: str = "input") -> int:
+    """Validate a batch at a public boundary; returns the batch size.
 
-    Returns the batch size.
+    The batch must be non-empty, its modalities must agree on the batch size, and every
+    floating-point value must be finite and inside the range in force
+    (:func:`hierclass.inputs.check_inputs`: image-shaped tensors default to ``[0, 1]``,
+    ``input_range`` declares others).
 
     Examples
     --------
     >>> check_batch(torch.zeros(2, 3))
     2
-    >>> check_batch(torch.tensor([[0.0], [float("nan")]]))
+    >>> check_batch(torch.tensor([[0.0], [float("inf")]]))
     Traceback (most recent call last):
     ...
-    ValueError: input contains NaN in samples [1]
+    ValueError: input must be finite, got 1 non-finite values (inf or nan) (samples [1])
+    >>> check_batch(torch.full((1, 3, 4, 4), 255.0), input_range=(0, 255))
+    1
     """
     n = batch_size(x)
     if n == 0:
-        raise ValueError("empty batch: expected at least one sample, got 0")
-    tensors = [("input", x)] if isinstance(x, torch.Tensor) else list(x.items())
-    for key, value in tensors:
-        if value.is_floating_point() and bool(torch.isnan(value).any()):
-            bad = torch.isnan(value.reshape(value.shape[0], -1)).any(1).nonzero().flatten()
-            raise ValueError(f"{key} contains NaN in samples {bad.tolist()[:10]}")
+        raise ValueError(f"empty batch: expected at least one sample in the {what}, got 0")
+    check_inputs(x, input_range=input_range, what=what)
     return n
 
 
@@ -88,3 +91,50 @@ def batch_device(x: Batch) -> torch.device:
     if isinstance(x, torch.Tensor):
         return x.device
     return next(iter(x.values())).device
+
+
+def slice_batch(x: Batch, start: int, stop: int, device: torch.device | None = None) -> Batch:
+    """Rows ``start:stop`` of every modality of a batch, moved to ``device`` if given.
+
+    Examples
+    --------
+    >>> slice_batch({"a": torch.arange(4)}, 1, 3)["a"]
+    tensor([1, 2])
+    """
+    if isinstance(x, torch.Tensor):
+        part = x[start:stop]
+        return part if device is None else part.to(device)
+    return {
+        key: value[start:stop] if device is None else value[start:stop].to(device)
+        for key, value in x.items()
+    }
+
+
+def select_modality(x: Batch, key: str | None, what: str = "x") -> torch.Tensor:
+    """The tensor a node reads: ``x`` itself, or ``x[key]`` for a dict batch.
+
+    Examples
+    --------
+    >>> select_modality({"image": torch.zeros(2, 3)}, "image", "x").shape
+    torch.Size([2, 3])
+    >>> select_modality({"image": torch.zeros(2, 3)}, None, "x")
+    Traceback (most recent call last):
+    ...
+    ValueError: x is a dict of modalities ['image']; pass input_key= to say which one ...
+    """
+    if isinstance(x, Mapping):
+        if key is None:
+            raise ValueError(
+                f"{what} is a dict of modalities {sorted(x)}; pass input_key= to say which one "
+                "the model reads"
+            )
+        if key not in x:
+            raise ValueError(f"input_key {key!r} not in {what}; available: {sorted(x)}")
+        x = x[key]
+    elif key is not None and isinstance(x, torch.Tensor):
+        raise ValueError(f"input_key={key!r} was given but {what} is a tensor, not a dict")
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(
+            f"{what} must be a torch.Tensor or a dict of tensors, got {type(x).__name__}"
+        )
+    return x

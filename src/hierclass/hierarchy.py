@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from hierclass.batch import Batch, batch_device, batch_size, check_batch, index_batch
+from hierclass.inputs import InputRange, check_input_range
 from hierclass.nodes import Leaf, Node, Router, SingletonLeaf
 
 NodePath = tuple[int, ...]
@@ -28,6 +29,15 @@ class Hierarchy:
         by class name or id). Each child is a :class:`~hierclass.nodes.Leaf` over exactly that
         class's labels, a nested :class:`Hierarchy` whose labels are that class's labels, or
         ``None`` for a class of one label (a leaf by itself).
+    input_range : (low, high), dict or None, optional
+        The range of the inputs, declared once for the whole tree: one ``(low, high)`` pair
+        for every floating-point modality, or ``{modality: (low, high) or None}`` (a plain
+        tensor batch uses the key ``None``). Undeclared image-shaped inputs ``[B, 1|3, H, W]``
+        must lie in ``[0, 1]``; other undeclared inputs have no range. :meth:`predict`,
+        :meth:`forward`, :meth:`route` (and the smoothing built on the hierarchy) refuse
+        non-finite values and values outside the range in force; nothing is clamped. Saved
+        and loaded with the hierarchy. A nested hierarchy's own ``input_range`` is not
+        consulted: the tree you call declares the range.
 
     Notes
     -----
@@ -48,7 +58,13 @@ class Hierarchy:
     (torch.Size([4, 5]), torch.Size([4]), torch.Size([4, 1]))
     """
 
-    def __init__(self, root: Router, children: Sequence[Child] | Mapping[Any, Child]):
+    def __init__(
+        self,
+        root: Router,
+        children: Sequence[Child] | Mapping[Any, Child],
+        input_range: InputRange = None,
+    ):
+        input_range = check_input_range(input_range)
         if not isinstance(root, Router):
             raise TypeError(f"root must be a Router (or RuleRouter), got {type(root).__name__}")
         partition = root.partition
@@ -105,6 +121,7 @@ class Hierarchy:
             resolved.append(child)
         self.root = root
         self.children: tuple[Leaf | Hierarchy, ...] = tuple(resolved)
+        self.input_range: InputRange = input_range
 
     # ------------------------------------------------------------------ structure
     @property
@@ -235,7 +252,7 @@ class Hierarchy:
         return labels, route
 
     def _run(self, x: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        n = check_batch(x)
+        n = check_batch(x, input_range=self.input_range)
         device = batch_device(x)
         probs = torch.zeros(n, self.num_labels, device=device)
         labels = torch.full((n,), -1, dtype=torch.long, device=device)
@@ -268,7 +285,7 @@ class Hierarchy:
         router probabilities along its path times its leaf's probability. Joint attacks use
         it to trade off misrouting against misclassifying inside the class.
         """
-        n = check_batch(x)
+        n = check_batch(x, input_range=self.input_range)
         return self._soft(x, n)
 
     def _soft(self, x: Batch, n: int) -> torch.Tensor:
@@ -287,7 +304,7 @@ class Hierarchy:
 
     def node_outputs(self, x: Batch) -> dict[NodePath, torch.Tensor]:
         """Each node's probabilities on every sample: ``{path: [B, node.num_outputs]}``."""
-        check_batch(x)
+        check_batch(x, input_range=self.input_range)
         return {path: torch.softmax(node(x), dim=1) for path, node in self.nodes()}
 
     # ------------------------------------------------------------------ training sets

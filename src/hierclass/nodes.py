@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from hierclass.batch import Batch, batch_size
+from hierclass.inputs import check_logits
 from hierclass.partition import LabelPartition
 
 
@@ -36,6 +37,9 @@ class Node(nn.Module):
 
     #: True for nodes whose output does not depend on perturbable inputs (rules, constants).
     deterministic: bool = False
+    #: Whether :meth:`forward` refuses non-finite scores. Only nodes that build their scores
+    #: themselves as log-probabilities with ``-inf`` for "impossible" (rule routers) opt out.
+    _finite_scores: bool = True
 
     def __init__(self, input_key: str | None = None) -> None:
         super().__init__()
@@ -90,6 +94,8 @@ class Node(nn.Module):
                 f"{self._name()} expected scores of shape [{n}, {self.num_outputs}] from its "
                 f"model, got {list(out.shape)}"
             )
+        if self._finite_scores:
+            check_logits(out, f"{self._name()}'s model")
         return out
 
     def _name(self) -> str:
@@ -175,6 +181,7 @@ class RuleRouter(Router):
     """
 
     deterministic = True
+    _finite_scores = False  # one-hot log-probabilities: -inf off the chosen class, by design
 
     def __init__(
         self,
@@ -230,8 +237,10 @@ class Leaf(Node):
     Notes
     -----
     Subclass it for custom leaves: override :meth:`scores` (``xm -> [B, len(labels)]``).
-    A subclass is saved under its class name; pass it to
-    :meth:`Hierarchy.load <hierclass.hierarchy.Hierarchy.load>` as ``node_classes``.
+    A subclass is saved under its class name with its whole ``state_dict`` (its own buffers
+    and parameters too); pass the class (or a ``callable(model, labels, input_key)`` that
+    builds it) to :meth:`Hierarchy.load <hierclass.hierarchy.Hierarchy.load>` as
+    ``node_classes``.
 
     Examples
     --------
@@ -252,6 +261,42 @@ class Leaf(Node):
         return len(self.labels)
 
     def scores(self, xm: Any) -> torch.Tensor:
+        """The leaf's scores over its own labels: the extension point of custom leaves.
+
+        Override it in a subclass to give a leaf behaviour of its own (a nearest-centroid
+        rule, a temperature, a calibration head); everything else (picking the modality from
+        a dict batch, checking the output, routing, attacks, smoothing) stays with the base
+        class. The base implementation calls ``self.model(xm)``.
+
+        Parameters
+        ----------
+        xm : Tensor
+            The leaf's modality ``[B, ...]``, already picked from a dict batch by
+            ``input_key`` (the hierarchy has checked it is finite and in range).
+
+        Returns
+        -------
+        Tensor
+            Scores ``[B, len(labels)]``; column ``k`` scores label ``labels[k]``. They must
+            be finite: :meth:`forward` refuses ``nan``/``inf`` with a ``ValueError``, and a
+            wrong shape with a ``ValueError`` naming the shape expected.
+
+        Notes
+        -----
+        Smoothing calls ``scores`` on batches of noisy copies, so it must be per sample (no
+        batch statistics). Buffers and parameters a subclass registers are saved with the
+        hierarchy and restored by :meth:`Hierarchy.load <hierclass.hierarchy.Hierarchy.load>`
+        (pass the subclass in ``node_classes``).
+
+        Examples
+        --------
+        >>> class Sharp(Leaf):
+        ...     def scores(self, xm):
+        ...         return 3.0 * self.model(xm)
+        >>> leaf = Sharp(nn.Linear(4, 2), labels=[0, 1])
+        >>> torch.equal(leaf(torch.ones(1, 4)), 3.0 * leaf.model(torch.ones(1, 4)))
+        True
+        """
         _check_float_input(self, xm)
         return self.model(xm)
 

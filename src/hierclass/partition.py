@@ -160,7 +160,24 @@ class LabelPartition:
 
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any]) -> LabelPartition:
-        labels = tuple(spec["labels"])
+        """Rebuild a partition from :meth:`to_dict`'s output (validated like the constructor).
+
+        Examples
+        --------
+        >>> LabelPartition.from_dict({"classes": {"a": [0], "b": [1, 2]}, "labels": [0, 1, 2]})
+        LabelPartition({'a': [0], 'b': [1, 2]}, num_labels=3)
+        >>> LabelPartition.from_dict({"classes": [[0]]})
+        Traceback (most recent call last):
+        ...
+        ValueError: a partition dict needs the keys ['classes', 'labels'], got ['classes']
+        """
+        if not isinstance(spec, Mapping):
+            raise TypeError(f"a partition dict must be a mapping, got {type(spec).__name__}")
+        if not {"classes", "labels"} <= set(spec):
+            raise ValueError(
+                f"a partition dict needs the keys ['classes', 'labels'], got {sorted(spec)}"
+            )
+        labels = tuple(_int_labels(spec["labels"], "labels"))
         if labels == tuple(range(len(labels))):
             return LabelPartition(spec["classes"], num_labels=len(labels))
         return NestedPartition(spec["classes"], labels=labels)
@@ -307,10 +324,20 @@ def _check_groups(names, groups, num_labels, render=lambda i: i) -> None:
     if dup:
         where = {render(lab): [n for n, g in zip(names, groups) if lab in g] for lab in sorted(dup)}
         raise ValueError(f"classes overlap or repeat labels: {where} (label: classes holding it)")
-    missing = sorted(set(range(num_labels)) - set(flat))
-    if missing:
+    covered = set(flat)
+    if len(covered) != num_labels:
+        # Name the first few uncovered labels without materialising range(num_labels): a
+        # num_labels far beyond the labels given must not cost memory or time.
+        missing = []
+        for label in range(num_labels):
+            if label not in covered:
+                missing.append(render(label))
+                if len(missing) == 10:
+                    break
+        total = num_labels - len(covered)  # every covered label is in range (checked above)
+        shown = f"{missing}" if total <= len(missing) else f"{missing} ... ({total} in all)"
         raise ValueError(
-            f"labels {[render(m) for m in missing]} are in no class; classes must cover every label"
+            f"labels {shown} are in no class; classes must cover every label 0..{num_labels - 1}"
         )
 
 

@@ -184,7 +184,7 @@ def test_invalid_parameters_raise_at_generate(kwargs: dict, match: str) -> None:
 
 
 def test_invalid_requests_raise() -> None:
-    with pytest.raises(ValueError, match="positive int"):
+    with pytest.raises(ValueError, match="n must be an int >= 1"):
         SIM.generate(0)
     with pytest.raises(ValueError, match="0..42"):
         SIM.generate(3, labels=[0, 43])

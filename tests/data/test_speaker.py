@@ -131,7 +131,7 @@ def test_invalid_parameters_raise(kwargs: dict, match: str) -> None:
 
 
 def test_invalid_requests_raise() -> None:
-    with pytest.raises(ValueError, match="positive int"):
+    with pytest.raises(ValueError, match="n must be an int >= 1"):
         SIM.generate(-1)
     with pytest.raises(ValueError, match="0..5"):
         SIM.render([6])

@@ -102,7 +102,7 @@ def test_gtsrb_errors(tmp_path: Path, gtsrb_root) -> None:
         load_gtsrb(tmp_path / "empty", "train")
     with pytest.raises(ValueError, match="split must be 'train' or 'test'"):
         load_gtsrb(root, "val")
-    with pytest.raises(ValueError, match="image_size must be a positive int"):
+    with pytest.raises(ValueError, match="image_size must be an int >= 1"):
         load_gtsrb(root, "train", image_size=0)
     with pytest.raises(TypeError, match="root must be a str or pathlib.Path"):
         load_gtsrb(None, "train")  # type: ignore[arg-type]

@@ -23,17 +23,6 @@ from hierclass.models import (
     resnet110,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models gain nothing from intra-op threads, and on a loaded 2-core machine OpenMP
-    # spin-waiting makes them ~20x slower; restore the caller's setting afterwards.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # (factory, input shape) for every model family; small widths where the class allows it.
 CASES = {
     "small_cnn_mnist": (lambda: SmallCNN(10), (3, 1, 28, 28)),
@@ -186,15 +175,15 @@ def test_register_custom_model() -> None:
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda: SmallCNN(0), "num_classes must be a positive int"),
-        (lambda: SmallCNN(True), "num_classes must be a positive int"),
+        (lambda: SmallCNN(0), "num_classes must be an int >= 1"),
+        (lambda: SmallCNN(True), "num_classes must be an int >= 1"),
         (lambda: SmallCNN(10, image_size=3), "image_size must be an int >= 4"),
         (lambda: SmallCNN(10, channels=(8, 8)), "channels must be three"),
         (lambda: SmallCNN(10, mean=[0.5]), "both mean and std"),
         (lambda: SmallCNN(10, mean=[0.5, 0.5], std=[1, 1]), "one value per input channel"),
         (lambda: SmallCNN(10, mean=[0.5], std=[0.0]), "std must be positive"),
         (lambda: CifarResNet(21), "depth must be 6n \\+ 2"),
-        (lambda: PointNet(3, in_dim=0), "in_dim must be a positive int"),
+        (lambda: PointNet(3, in_dim=0), "in_dim must be an int >= 1"),
         (lambda: PointNet(3, dropout=1.0), "dropout must be in"),
         (lambda: build_from_spec({"name": "resnet20"}), "keys 'name' and 'kwargs'"),
     ],

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import math
+import sys
 
 import pytest
 import torch
@@ -10,15 +12,6 @@ from torch import nn
 
 from hierclass.attacks import PGD
 from hierclass.training.adversarial import accuracy, fit_adversarial
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models: extra threads only add contention on the shared 2-core machine.
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
 
 
 @pytest.fixture(scope="module")
@@ -125,12 +118,23 @@ def test_checkpoint_from_other_settings_is_refused(tmp_path, digits):
         fit_adversarial(_mlp(), x[:50], y[:50], eps=0.2, **kwargs)
 
 
-def test_quiet_when_not_verbose(digits, capsys):
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_quiet_when_not_verbose(digits, capsys, monkeypatch):
+    # stderr is never a terminal under pytest: pretend it is, or a bar that ignores
+    # verbose=False would still be hidden by the terminal check and this test could not fail.
     x, y, _, _ = digits
+    monkeypatch.setattr(sys, "stderr", _Terminal())
     fit_adversarial(_mlp(), x[:50], y[:50], eps=0.1, alpha=0.05, steps=1, epochs=1,
                     verbose=False)  # fmt: skip
-    captured = capsys.readouterr()
-    assert captured.out == "" and captured.err == ""
+    assert sys.stderr.getvalue() == ""
+    assert capsys.readouterr().out == ""
+    # The control: the same run with the default (verbose=None) on a terminal shows a bar.
+    fit_adversarial(_mlp(), x[:50], y[:50], eps=0.1, alpha=0.05, steps=1, epochs=1)
+    assert "PGD-AT" in sys.stderr.getvalue()
 
 
 def test_bad_input_raises(digits):

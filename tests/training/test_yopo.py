@@ -12,15 +12,6 @@ from hierclass.attacks import PGD
 from hierclass.training.yopo import fit_yopo, yopo_step
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models: extra threads only add contention on the shared 2-core machine.
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
-
-
 class Split(nn.Module):
     """model(x) == rest(layer_one(x)), the contract hierclass.models provide."""
 

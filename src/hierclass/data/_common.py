@@ -1,13 +1,12 @@
-"""Small helpers shared by the data loaders."""
+"""Small helpers shared by the data loaders (progress bars: hierclass._utils.progress)."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TypeVar
 
-T = TypeVar("T")
+from hierclass._utils.progress import progress
+
+__all__ = ["check_root", "progress"]
 
 
 def check_root(root: object) -> Path:
@@ -15,13 +14,3 @@ def check_root(root: object) -> Path:
     if not isinstance(root, str | Path):
         raise TypeError(f"root must be a str or pathlib.Path, got {type(root).__name__}")
     return Path(root).expanduser()
-
-
-def progress(items: Iterable[T], desc: str, verbose: bool) -> Iterator[T]:
-    """tqdm over ``items`` when ``verbose`` and stderr is a terminal, plain iteration otherwise."""
-    if verbose and sys.stderr.isatty():
-        from tqdm.auto import tqdm
-
-        yield from tqdm(items, desc=desc, leave=False)
-    else:
-        yield from items

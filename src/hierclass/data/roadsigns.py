@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from hierclass._utils.checks import positive_int
+
 from .gtsrb import GTSRB_SHAPE_IDS
 
 __all__ = [
@@ -348,8 +350,7 @@ class RoadSignSimulator:
         -------
         RoadSignBatch
         """
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
+        n = positive_int(n, "n")
         pool = np.arange(43) if labels is None else _as_label_array(labels, "labels")
         if pool.size == 0:
             raise ValueError("labels must name at least one GTSRB class, got an empty sequence")

@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from hierclass._utils.checks import positive_int
+
 __all__ = [
     "GENDER_NAMES",
     "SpeakerBatch",
@@ -249,8 +251,7 @@ class SpeakerSimulator:
         -------
         SpeakerBatch
         """
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
+        n = positive_int(n, "n")
         pool = np.arange(self.num_speakers) if speakers is None else self._as_ids(speakers)
         if pool.size == 0:
             raise ValueError("speakers must name at least one speaker, got an empty sequence")

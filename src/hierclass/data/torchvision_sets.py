@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hierclass._utils.checks import positive_int
+
 from ._common import check_root, progress
 
 _MNIST_FILES = {
@@ -247,7 +249,7 @@ def load_gtsrb(
     image_size: int = 32,
     *,
     download: bool = False,
-    verbose: bool = True,
+    verbose: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Load GTSRB's train (39,209) or test (12,630) images, resized to a square size.
 
@@ -261,8 +263,8 @@ def load_gtsrb(
         Side length after bilinear resizing of the whole image.
     download : bool, default False
         Download into ``root`` through torchvision if the files are missing.
-    verbose : bool, default True
-        Progress bar while decoding images (only on a TTY).
+    verbose : bool or None, default None
+        Progress bar while decoding images: always, never, or (``None``) on a terminal.
 
     Returns
     -------
@@ -281,8 +283,7 @@ def load_gtsrb(
 
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
-        raise ValueError(f"image_size must be a positive int, got {image_size!r}")
+    image_size = positive_int(image_size, "image_size")
     root = check_root(root)
     base = root / "gtsrb"
     try:

@@ -15,6 +15,10 @@ import numpy as np
 import torch
 from sklearn.cluster import SpectralClustering
 
+from hierclass._utils.checks import positive_int
+from hierclass._utils.modules import model_device
+from hierclass.batch import batch_size as batch_size_of
+from hierclass.batch import slice_batch
 from hierclass.discovery._validate import as_numpy, check_k, check_labels
 from hierclass.discovery.report import DiscoveryError, DiscoveryReport
 from hierclass.partition import LabelPartition
@@ -81,19 +85,13 @@ def model_confusion_matrix(
     array([[1, 0],
            [1, 1]])
     """
-    from hierclass.discovery.embeddings import _batch_len, _slice
-
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    if device is None:
-        param = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
-        device = param.device if param is not None else torch.device("cpu")
-    device = torch.device(device)
-    n = _batch_len(x)
+    batch_size = positive_int(batch_size, "batch_size")
+    device = torch.device(device) if device is not None else model_device(model)
+    n = batch_size_of(x)
     preds = []
     with torch.inference_mode():
         for start in range(0, n, batch_size):
-            logits = model(_slice(x, start, start + batch_size, device))
+            logits = model(slice_batch(x, start, start + batch_size, device))
             if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
                 raise TypeError("model must return a 2-D logits tensor [B, num_labels]")
             if logits.shape[1] != num_labels:

@@ -7,6 +7,11 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from hierclass._utils.checks import positive_int
+from hierclass._utils.modules import model_device, model_mode
+from hierclass.batch import batch_size as batch_size_of
+from hierclass.batch import slice_batch
+
 Batch = torch.Tensor | Mapping[str, torch.Tensor]
 
 
@@ -99,15 +104,11 @@ def extract_embeddings(
     unknown = [n for n in names if not isinstance(n, str) or n not in modules or n == ""]
     if unknown:
         raise ValueError(f"unknown layer name(s) {unknown}; valid layers of this model: {valid}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    n = _batch_len(x)
+    batch_size = positive_int(batch_size, "batch_size")
+    n = batch_size_of(x)
     if n == 0:
         raise ValueError("x holds no inputs; expected at least one")
-    if device is None:
-        param = next(model.parameters(), None)
-        device = param.device if param is not None else torch.device("cpu")
-    device = torch.device(device)
+    device = torch.device(device) if device is not None else model_device(model)
 
     chunks: dict[str, list[torch.Tensor]] = {name: [] for name in names}
     current: dict[str, torch.Tensor] = {}
@@ -123,15 +124,14 @@ def extract_embeddings(
         return hook
 
     handles = [modules[name].register_forward_hook(make_hook(name)) for name in names]
-    was_training = model.training
     try:
-        model.eval()
         # no_grad rather than inference_mode: the returned tensors stay ordinary tensors that
-        # users may modify in place or feed to autograd later.
-        with torch.no_grad():
+        # users may modify in place or feed to autograd later. Every submodule's train/eval
+        # flag comes back as it was.
+        with model_mode(model, False), torch.no_grad():
             for start in range(0, n, batch_size):
                 current.clear()
-                model(_slice(x, start, start + batch_size, device))
+                model(slice_batch(x, start, start + batch_size, device))
                 for name in names:
                     if name not in current:
                         raise ValueError(
@@ -143,31 +143,5 @@ def extract_embeddings(
     finally:
         for handle in handles:
             handle.remove()
-        model.train(was_training)
     result = {name: torch.cat(parts) for name, parts in chunks.items()}
     return result[names[0]] if single else result
-
-
-def _batch_len(x: Batch) -> int:
-    if isinstance(x, torch.Tensor):
-        if x.dim() == 0:
-            raise ValueError("x must have a batch dimension, got a 0-d tensor")
-        return x.shape[0]
-    if isinstance(x, Mapping):
-        if not x:
-            raise ValueError("x is an empty dict; expected at least one modality")
-        sizes = {}
-        for key, value in x.items():
-            if not isinstance(value, torch.Tensor):
-                raise TypeError(f"x[{key!r}] must be a tensor, got {type(value).__name__}")
-            sizes[key] = value.shape[0]
-        if len(set(sizes.values())) != 1:
-            raise ValueError(f"modalities disagree on the batch size: {sizes}")
-        return next(iter(sizes.values()))
-    raise TypeError(f"x must be a tensor or a dict of tensors, got {type(x).__name__}")
-
-
-def _slice(x: Batch, start: int, stop: int, device: torch.device) -> Batch:
-    if isinstance(x, torch.Tensor):
-        return x[start:stop].to(device)
-    return {key: value[start:stop].to(device) for key, value in x.items()}

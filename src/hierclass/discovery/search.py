@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
+from hierclass._utils.progress import progress
 from hierclass.discovery._validate import as_numpy, check_labels
 from hierclass.discovery.confusion import confusion_partition
 from hierclass.discovery.embeddings import extract_embeddings
@@ -302,8 +302,8 @@ class PartitionSearch:
         Candidates whose root scores below this are ranked after every feasible one.
     seed : int, default 0
         Base noise seed (results do not depend on batch size or order).
-    verbose : bool, default False
-        Progress bar over inputs.
+    verbose : bool or None, default False
+        Progress bar over inputs: always, never, or (``None``) on a terminal.
 
     Attributes
     ----------
@@ -436,7 +436,7 @@ class PartitionSearch:
         flat_ok = np.zeros(x.shape[0], dtype=bool)
         leaf = {cls: np.zeros(x.shape[0]) for cls in subsets}
         leaf_ok = {cls: np.zeros(x.shape[0], dtype=bool) for cls in subsets}
-        iterator = tqdm(results, total=x.shape[0], disable=not self.verbose, desc="certify")
+        iterator = progress(results, "certify", self.verbose, total=x.shape[0])
         for i, res in enumerate(iterator):
             if res.label == int(yy[i]):
                 flat[i] = min(res.radius, cap)

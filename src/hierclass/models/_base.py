@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import copy
 import json
-import numbers
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
+
+from hierclass._utils.checks import positive_int
 
 _SPEC_ATTR = "_hierclass_spec"
 
@@ -85,11 +86,7 @@ def make_input_layer(
 
 def check_num_classes(num_classes: Any) -> int:
     """Validate a class count (a positive ``int``; ``bool`` is rejected)."""
-    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral):
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-    return int(num_classes)
+    return positive_int(num_classes, "num_classes")
 
 
 def _jsonable(value: Any) -> Any:

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from hierclass._utils.checks import positive_int
+
 from ._base import SplitModel, check_num_classes, make_input_layer, record_spec
 
 
@@ -82,8 +84,7 @@ class PointNet(SplitModel):
         super().__init__()
         num_classes = check_num_classes(num_classes)
         point_dims, head_dims = tuple(point_dims), tuple(head_dims)
-        if not isinstance(in_dim, int) or in_dim < 1:
-            raise ValueError(f"in_dim must be a positive int, got {in_dim!r}")
+        in_dim = positive_int(in_dim, "in_dim")
         if not point_dims or not all(isinstance(d, int) and d > 0 for d in point_dims):
             raise ValueError(
                 f"point_dims must be a non-empty list of positive ints, got {point_dims}"

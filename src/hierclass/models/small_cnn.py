@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from hierclass._utils.checks import positive_int
+
 from ._base import SplitModel, check_num_classes, make_input_layer, record_spec
 
 
@@ -57,8 +59,7 @@ class SmallCNN(SplitModel):
     ) -> None:
         super().__init__()
         num_classes = check_num_classes(num_classes)
-        if not isinstance(in_channels, int) or in_channels < 1:
-            raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
+        in_channels = positive_int(in_channels, "in_channels")
         if not isinstance(image_size, int) or image_size < 4:
             raise ValueError(f"image_size must be an int >= 4, got {image_size!r}")
         channels = tuple(channels)

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hierclass._utils.checks import positive_int
+
 
 class RepetitionCode:
     """Repeat each bit ``r`` times (``r`` odd); decode by majority vote per block.
@@ -109,8 +111,7 @@ class PRFECCTask:
     key: bytes = b"hierclass-toy-key"
 
     def __post_init__(self) -> None:
-        if isinstance(self.n_bits, bool) or not isinstance(self.n_bits, int) or self.n_bits < 1:
-            raise ValueError(f"n_bits must be a positive int, got {self.n_bits!r}")
+        positive_int(self.n_bits, "n_bits")
         self.code = RepetitionCode(self.r)
         self.prf = PRF(self.key)
 

@@ -1,21 +1,28 @@
-"""Training: plain / Gaussian-noise training (:func:`fit`), PGD and YOPO adversarial training.
+"""Training: one epoch loop, four steps on it.
 
-* :func:`fit`, :func:`evaluate_accuracy`, :class:`TrainHistory` -- :mod:`.standard`.
-* :func:`fit_adversarial`, :class:`AdversarialHistory` -- :mod:`.adversarial` (imported on
-  first use).
-* :func:`fit_yopo`, :func:`yopo_step` -- :mod:`.yopo` (imported on first use).
+* :func:`fit` -- standard training, Gaussian-noise training (``noise_sigma``, for models to
+  be smoothed) and any batch transformation (``perturb``);
+* :func:`fit_adversarial` -- PGD adversarial training (imported on first use);
+* :func:`fit_yopo` -- YOPO-m-n adversarial training (imported on first use);
+* :func:`evaluate_accuracy` -- clean or robust accuracy;
+* :class:`TrainHistory` -- what every trainer returns; :class:`TrainingDiverged` and
+  :class:`ChanceLevelWarning` -- how a run that learned nothing is reported.
+
+Where things live: :mod:`.loop` (seeding, schedule, checkpoint and resume, progress,
+evaluation), :mod:`.steps` (cross-entropy with noise, PGD), :mod:`.yopo` (YOPO's step).
 """
 
 from __future__ import annotations
 
 from hierclass._lazy import lazy_exports
 
-from .history import TrainHistory
-from .standard import evaluate_accuracy, fit
+from .evaluate import evaluate_accuracy
+from .history import AdversarialHistory, TrainHistory
+from .loop import ChanceLevelWarning, TrainingDiverged
+from .standard import fit
 
 # Adversarial trainers pull in the attacks package; resolved lazily on attribute access.
 _LAZY = {
-    "AdversarialHistory": "hierclass.training.adversarial",
     "fit_adversarial": "hierclass.training.adversarial",
     "fit_yopo": "hierclass.training.yopo",
     "yopo_step": "hierclass.training.yopo",
@@ -23,7 +30,9 @@ _LAZY = {
 
 __all__ = [
     "AdversarialHistory",
+    "ChanceLevelWarning",
     "TrainHistory",
+    "TrainingDiverged",
     "evaluate_accuracy",
     "fit",
     "fit_adversarial",

@@ -31,15 +31,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hierclass.attacks.base import check_budget, check_labels, check_unit_interval
+from hierclass._utils.checks import positive_int
+from hierclass.attacks.base import check_budget
 from hierclass.attacks.pgd import PGD, ascent_direction, project, random_start
-from hierclass.training.adversarial import AdversarialHistory, run_epochs
+from hierclass.inputs import IMAGE_RANGE
+
+from ._boundary import prepare
+from ._data import Data
+from .adversarial import eval_pair, schedule_of
+from .history import TrainHistory
+from .loop import Schedule, TrainStep, run_epochs
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -152,8 +159,7 @@ def yopo_step(
     """
     layer_one, rest = check_layer_one_split(model)
     check_budget(eps, step_size, n, norm, alpha_name="step_size", steps_name="n (inner steps)")
-    if isinstance(m, bool) or not isinstance(m, int) or m < 1:
-        raise ValueError(f"m (full passes per batch) must be an int >= 1, got {m!r}")
+    positive_int(m, "m (full passes per batch)")
     if grad_accumulation not in ("mean", "sum"):
         raise ValueError(f"grad_accumulation must be 'mean' or 'sum', got {grad_accumulation!r}")
     weight = 1.0 / m if grad_accumulation == "mean" else 1.0
@@ -193,63 +199,109 @@ def yopo_step(
     return YOPOStep(x_adv=x_adv, etas=etas, loss=loss_total / m, logits=logits.detach())
 
 
+def _step_size(alpha: float | None, step_size: float | None) -> tuple[float, str]:
+    """The inner step size and the name it was given (``alpha``, or YOPO's ``step_size``)."""
+    if alpha is None and step_size is None:
+        raise TypeError("give the inner step size as alpha= (or YOPO's name, step_size=)")
+    if alpha is not None and step_size is not None:
+        raise TypeError("give alpha or step_size (the same inner step size), not both")
+    return (alpha, "alpha (step size)") if alpha is not None else (step_size, "step_size")
+
+
+def yopo_train_step(
+    m: int, n: int, eps: float, alpha: float, norm: str, grad_accumulation: str
+) -> TrainStep:
+    """The loop's step for YOPO-m-n (:func:`yopo_step` on every batch; random ``eta_0``
+    from torch's global RNG, which the loop seeds per epoch).
+
+    Examples
+    --------
+    >>> from hierclass.models import SmallCNN
+    >>> step = yopo_train_step(m=1, n=2, eps=0.1, alpha=0.05, norm="linf",
+    ...                        grad_accumulation="mean")
+    >>> loss, correct = step(SmallCNN(2, image_size=4, channels=(2, 2, 2)),
+    ...                      torch.rand(3, 1, 4, 4), torch.tensor([0, 1, 0]), None)
+    >>> loss.dim(), 0 <= int(correct) <= 3
+    (0, True)
+    """
+
+    def step(net: nn.Module, xb: torch.Tensor, yb: torch.Tensor, generator: Any):
+        out = yopo_step(net, xb, yb, m=m, n=n, eps=eps, step_size=alpha, norm=norm,
+                        grad_accumulation=grad_accumulation)  # fmt: skip
+        return out.loss * yb.shape[0], (out.logits.argmax(1) == yb).sum()
+
+    return step
+
+
 def fit_yopo(
     model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
+    x: Data,
+    y: torch.Tensor | None = None,
     *,
     m: int = 5,
     n: int = 10,
     eps: float,
-    step_size: float,
+    alpha: float | None = None,
+    step_size: float | None = None,
     norm: str = "linf",
     epochs: int = 10,
     lr: float = 0.05,
     batch_size: int = 128,
+    optimizer: str = "sgd",
     momentum: float = 0.9,
     weight_decay: float = 5e-4,
+    lr_schedule: Schedule = None,
     lr_milestones: Sequence[int] = (),
     grad_accumulation: str = "mean",
     seed: int = 0,
     checkpoint: str | os.PathLike[str] | None = None,
-    verbose: bool = True,
+    verbose: bool | None = None,
+    eval_data: Any = None,
     x_eval: torch.Tensor | None = None,
     y_eval: torch.Tensor | None = None,
     eval_attack: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-) -> AdversarialHistory:
+    input_key: str | None = None,
+    device: str | torch.device | None = None,
+) -> TrainHistory:
     """YOPO-m-n adversarial training; same loop, checkpoints and history as PGD training.
 
     Cost per batch: ``m`` full forward/backward passes plus ``m * (n + 1)`` forward/backward
     passes of the first layer only (YOPO-5-10 approximates PGD-40 at about 5 full passes).
 
+    Names: ``m`` and ``n`` are the paper's (YOPO-m-n): full passes per batch and inner
+    first-layer steps per pass (not smoothing's Monte-Carlo ``n``); ``eps`` and ``alpha``
+    (the inner step size) are the attack room's names, as in
+    :func:`~hierclass.training.fit_adversarial`; ``step_size`` is accepted for ``alpha``.
+
     Parameters
     ----------
     model : nn.Module with ``layer_one`` and ``rest``
         Trained in place.
-    x, y : training inputs ``[N, ...]`` in [0, 1] and labels ``[N]`` (fine, local or coarse).
+    x, y : training inputs ``[N, ...]`` in [0, 1] and labels ``[N]`` (fine, local or coarse),
+        or a ``Dataset``/``DataLoader`` of pairs and ``y=None``.
     m, n : int
         YOPO-m-n: full passes per batch and inner first-layer steps per pass.
-    eps, step_size, norm
+    eps, alpha, norm
         Perturbation radius, inner step size and norm.
-    epochs, lr, batch_size, momentum, weight_decay, lr_milestones
-        SGD settings, as in :func:`~hierclass.training.adversarial.fit_adversarial`.
+    epochs, lr, batch_size, optimizer, momentum, weight_decay, lr_schedule, lr_milestones
+        Optimiser settings, as in :func:`~hierclass.training.fit_adversarial`.
     grad_accumulation : {"mean", "sum"}
         See :func:`yopo_step`.
-    seed, checkpoint, verbose, x_eval, y_eval
-        As in :func:`~hierclass.training.adversarial.fit_adversarial`.
+    seed, checkpoint, verbose, eval_data, x_eval, y_eval, input_key, device
+        As in :func:`~hierclass.training.fit_adversarial`.
     eval_attack : callable or None
-        Defaults to PGD with ``m * n`` steps of ``step_size`` in the same ball.
+        Defaults to PGD with ``m * n`` steps of ``alpha`` in the same ball.
 
     Returns
     -------
-    AdversarialHistory
+    TrainHistory
 
     Raises
     ------
     TypeError
         The model has no ``layer_one``/``rest`` split.
     ValueError
-        eps < 0, step_size <= 0, m or n < 1, an unknown norm, inputs outside [0, 1].
+        eps < 0, alpha <= 0, m or n < 1, an unknown norm, inputs outside [0, 1].
 
     Examples
     --------
@@ -258,38 +310,28 @@ def fit_yopo(
     <torch._C.Generator object at ...>
     >>> net = SmallCNN(2, image_size=8, channels=(4, 4, 4))
     >>> x = torch.rand(16, 1, 8, 8); y = (x.mean((1, 2, 3)) > 0.5).long()
-    >>> hist = fit_yopo(net, x, y, m=2, n=2, eps=0.05, step_size=0.02, epochs=1,
+    >>> hist = fit_yopo(net, x, y, m=2, n=2, eps=0.05, alpha=0.02, epochs=1,
     ...                 batch_size=8, verbose=False)
     >>> hist.config["method"], hist.epoch
     ('yopo', [1])
     """
     check_layer_one_split(model)
-    check_budget(eps, step_size, n, norm, alpha_name="step_size", steps_name="n (inner steps)")
-    if isinstance(m, bool) or not isinstance(m, int) or m < 1:
-        raise ValueError(f"m (full passes per batch) must be an int >= 1, got {m!r}")
+    alpha, alpha_name = _step_size(alpha, step_size)
+    check_budget(eps, alpha, n, norm, alpha_name=alpha_name, steps_name="n (inner steps)")
+    positive_int(m, "m (full passes per batch)")
     if grad_accumulation not in ("mean", "sum"):
         raise ValueError(f"grad_accumulation must be 'mean' or 'sum', got {grad_accumulation!r}")
-    check_unit_interval(x, "x")
-    check_labels(y, x, "y")
+    run = prepare(model, x, y, epochs=epochs, lr=lr, batch_size=batch_size,
+                  optimizer=optimizer, momentum=momentum, weight_decay=weight_decay,
+                  lr_schedule=schedule_of(lr_schedule, lr_milestones), seed=seed,
+                  verbose=verbose, eval_data=eval_pair(eval_data, x_eval, y_eval),
+                  input_key=input_key, input_range=IMAGE_RANGE, device=device)  # fmt: skip
     if eval_attack is None:
-        eval_attack = PGD(model, eps, step_size, m * n, norm=norm)
-
-    def step(net: nn.Module, xb: torch.Tensor, yb: torch.Tensor):
-        out = yopo_step(
-            net, xb, yb, m=m, n=n, eps=eps, step_size=step_size, norm=norm,
-            grad_accumulation=grad_accumulation,
-        )  # fmt: skip
-        return out.loss * yb.shape[0], (out.logits.argmax(1) == yb).sum()
-
-    config = dict(
-        method="yopo", m=m, n=n, eps=float(eps), step_size=float(step_size), norm=norm,
-        lr=float(lr), batch_size=batch_size, momentum=float(momentum),
-        weight_decay=float(weight_decay), lr_milestones=[int(v) for v in lr_milestones],
-        grad_accumulation=grad_accumulation, seed=int(seed),
-    )  # fmt: skip
-    return run_epochs(
-        model, x, y, step, config=config, epochs=epochs, lr=lr, batch_size=batch_size,
-        momentum=momentum, weight_decay=weight_decay, lr_milestones=lr_milestones, seed=seed,
-        checkpoint=checkpoint, verbose=verbose, x_eval=x_eval, y_eval=y_eval,
-        eval_attack=eval_attack, desc=f"YOPO-{m}-{n}",
-    )  # fmt: skip
+        eval_attack = PGD(model, eps, alpha, m * n, norm=norm)
+    config = {**run.config, "method": "yopo", "m": m, "n": n, "eps": float(eps),
+              "alpha": float(alpha), "norm": norm,
+              "grad_accumulation": grad_accumulation}  # fmt: skip
+    step = yopo_train_step(m, n, float(eps), float(alpha), norm, grad_accumulation)
+    return run_epochs(model, run.x, run.y, step, config=config, checkpoint=checkpoint,
+                      eval_data=run.eval_data, eval_attack=eval_attack,
+                      desc=f"YOPO-{m}-{n}", **run.loop)  # fmt: skip
