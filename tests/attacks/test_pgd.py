@@ -7,8 +7,8 @@ import torch
 from scipy.stats import binomtest
 from torch import nn
 
+from hierclass._utils.modules import model_mode
 from hierclass.attacks import PGD
-from hierclass.attacks._utils import model_mode
 
 
 @pytest.fixture(autouse=True)

@@ -21,12 +21,9 @@ from typing import Any
 
 import torch
 
+from hierclass._utils.checks import check_labels
+from hierclass._utils.modules import model_mode
 from hierclass.attacks._surrogate import Surrogate, as_surrogate
-from hierclass.attacks._utils import (  # noqa: F401  check_unit_interval: for old imports
-    check_labels,
-    check_unit_interval,
-    model_mode,
-)
 from hierclass.channels_last import (
     ChannelsLastForward,
     call_with_fallback,
@@ -210,7 +207,7 @@ class Attack:
         if x.dim() == 0:
             raise ValueError("x needs a leading batch dimension [B, ...], got a 0-d tensor")
         check_inputs(x, input_range=IMAGE_RANGE, what=_WHAT_X)
-        check_labels(y, x, "y")
+        y = check_labels(y, x, "y")
         if y.numel() == 0:
             return
         lo, hi = (int(v) for v in torch.aminmax(y))  # one host sync, at the boundary

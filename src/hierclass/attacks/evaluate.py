@@ -15,8 +15,9 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from hierclass._utils.checks import check_labels
+from hierclass._utils.modules import model_mode
 from hierclass.attacks._tree import AttackFactory, check_chunk, check_factory, path_name, prepare
-from hierclass.attacks._utils import check_labels, model_mode
 from hierclass.attacks.joint import _joint_key, _run_joint_attack
 from hierclass.attacks.node import _most_harmful, _run_node_attacks
 from hierclass.attacks.report import RobustnessReport
