@@ -231,7 +231,7 @@ def test_tensor_without_labels():
 
 def test_data_set_of_single_tensors():
     x, _ = _tx()
-    with refused(ValueError, r"\(x, y\) pairs"):
+    with refused(ValueError, r"\(inputs, labels\).*got 1 tensors"):
         evaluate_flat(nn.Linear(4, 4), TensorDataset(x), make_attack=_pgd)
 
 
