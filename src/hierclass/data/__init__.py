@@ -3,7 +3,7 @@
 * Embedded (no files needed): :func:`load_digits`, :func:`load_mnist_subset`.
 * From a root directory you provide: :func:`load_mnist`, :func:`load_cifar10`,
   :func:`load_gtsrb` (never download unless ``download=True``).
-* GTSRB class table and shape invariant: :mod:`hierclass.data.gtsrb`.
+* GTSRB class table, shape invariant and speed-limit rule: :mod:`hierclass.data.gtsrb`.
 * Simulators of the paper's case studies: :mod:`hierclass.data.roadsigns`,
   :mod:`hierclass.data.speaker` (imported on first use).
 """
@@ -18,8 +18,12 @@ from .gtsrb import (
     GTSRB_NAMES,
     GTSRB_SHAPE_IDS,
     GTSRB_SHAPE_OF,
+    LOCATION_NAMES,
     SHAPES,
+    SPEED_LIMIT_LABELS,
     gtsrb_shape_partition,
+    speed_limit_partition,
+    speed_limit_rule,
 )
 from .torchvision_sets import CIFAR10_CLASSES, load_cifar10, load_gtsrb, load_mnist
 
@@ -28,10 +32,6 @@ _LAZY = {
     "RoadSignBatch": "hierclass.data.roadsigns",
     "RoadSignSimulator": "hierclass.data.roadsigns",
     "simulate_road_signs": "hierclass.data.roadsigns",
-    "speed_limit_partition": "hierclass.data.roadsigns",
-    "speed_limit_rule": "hierclass.data.roadsigns",
-    "SPEED_LIMIT_LABELS": "hierclass.data.roadsigns",
-    "LOCATION_NAMES": "hierclass.data.roadsigns",
     "GENDER_NAMES": "hierclass.data.speaker",
     "SpeakerBatch": "hierclass.data.speaker",
     "SpeakerSimulator": "hierclass.data.speaker",

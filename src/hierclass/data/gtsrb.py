@@ -4,6 +4,9 @@ Shapes follow the German road-sign code (StVO): prohibitions, mandatory signs an
 end-of-restriction signs are circles; danger warnings are triangles (point up); "Yield" is the
 inverted triangle, "Stop" the octagon and "Priority road" the diamond. Resulting class sizes:
 25 circles, 15 triangles, one each of the other three.
+
+The second invariant of the road-sign case study (§VI-A4) lives here too: the speed-limit
+labels among the circles, their partition and the rule that routes by map data.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 
 from hierclass.partition import LabelPartition
 
@@ -115,3 +119,65 @@ def gtsrb_shape_partition(labels: Sequence[int] | None = None) -> LabelPartition
         shape: [i for i, c in enumerate(pool) if GTSRB_SHAPE_OF[c] == shape] for shape in SHAPES
     }
     return LabelPartition({k: v for k, v in groups.items() if v}, num_labels=len(pool))
+
+
+#: GTSRB speed-limit signs (the "SpeedLimit" labels of Fig. 8; "end of speed limit 80" is not one).
+SPEED_LIMIT_LABELS: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 7, 8)
+
+#: Location codes: what map data says about the place where a sign stands.
+LOCATION_NAMES: tuple[str, ...] = ("other", "speed_limit_zone")
+
+
+def speed_limit_partition():
+    """Second invariant (§VI-A4): circular signs split into speed limits and the rest.
+
+    Returns
+    -------
+    NestedPartition
+        Over the 25 circular GTSRB labels (global ids), classes
+        ``("speed_limit", "other_circle")``, for a router below the circle class of
+        :func:`~hierclass.data.gtsrb.gtsrb_shape_partition`; :func:`speed_limit_rule` routes
+        into it from the location code.
+
+    Examples
+    --------
+    >>> p = speed_limit_partition()
+    >>> p.names, p.labels_of("speed_limit")
+    (('speed_limit', 'other_circle'), (0, 1, 2, 3, 4, 5, 7, 8))
+    """
+    circles = gtsrb_shape_partition().labels_of("circle")
+    return gtsrb_shape_partition().restrict(
+        "circle",
+        {
+            "speed_limit": list(SPEED_LIMIT_LABELS),
+            "other_circle": [c for c in circles if c not in SPEED_LIMIT_LABELS],
+        },
+    )
+
+
+def speed_limit_rule(location: torch.Tensor) -> torch.Tensor:
+    """Class id in :func:`speed_limit_partition` from the location code (map data).
+
+    Parameters
+    ----------
+    location : LongTensor, shape [N]
+        Codes into :data:`LOCATION_NAMES`.
+
+    Returns
+    -------
+    LongTensor, shape [N]
+        0 (``"speed_limit"``) where the map marks a speed-limit zone, else 1.
+
+    Examples
+    --------
+    >>> speed_limit_rule(torch.tensor([1, 0])).tolist()
+    [0, 1]
+    """
+    if not isinstance(location, torch.Tensor) or location.is_floating_point():
+        raise TypeError(f"location must be an integer tensor of codes, got {location!r}")
+    bad = location[(location < 0) | (location >= len(LOCATION_NAMES))]
+    if bad.numel():
+        raise ValueError(
+            f"location codes must be in 0..{len(LOCATION_NAMES) - 1}, got {bad.tolist()}"
+        )
+    return (1 - location).long()

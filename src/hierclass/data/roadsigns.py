@@ -28,7 +28,14 @@ import torch
 
 from hierclass._utils.checks import positive_int
 
-from .gtsrb import GTSRB_SHAPE_IDS
+# The speed-limit table and rule are GTSRB's; re-exported here, where they used to live.
+from .gtsrb import (
+    GTSRB_SHAPE_IDS,
+    LOCATION_NAMES,
+    SPEED_LIMIT_LABELS,
+    speed_limit_partition,
+    speed_limit_rule,
+)
 
 __all__ = [
     "LOCATION_NAMES",
@@ -40,11 +47,6 @@ __all__ = [
     "speed_limit_rule",
 ]
 
-#: GTSRB speed-limit signs (the "SpeedLimit" labels of Fig. 8; "end of speed limit 80" is not one).
-SPEED_LIMIT_LABELS: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 7, 8)
-
-#: Location codes: what map data says about the place where a sign stands.
-LOCATION_NAMES: tuple[str, ...] = ("other", "speed_limit_zone")
 
 _SPEED_TEXT = {0: "20", 1: "30", 2: "50", 3: "60", 4: "70", 5: "80", 6: "80", 7: "100", 8: "120"}
 
@@ -542,60 +544,3 @@ def simulate_road_signs(n: int, seed: int = 0, **kwargs: Any) -> RoadSignBatch:
     torch.Size([3])
     """
     return RoadSignSimulator(**kwargs).generate(n, seed=seed)
-
-
-def speed_limit_partition():
-    """Second invariant (§VI-A4): circular signs split into speed limits and the rest.
-
-    Returns
-    -------
-    NestedPartition
-        Over the 25 circular GTSRB labels (global ids), classes
-        ``("speed_limit", "other_circle")``, for a router below the circle class of
-        :func:`~hierclass.data.gtsrb.gtsrb_shape_partition`; :func:`speed_limit_rule` routes
-        into it from the location code.
-
-    Examples
-    --------
-    >>> p = speed_limit_partition()
-    >>> p.names, p.labels_of("speed_limit")
-    (('speed_limit', 'other_circle'), (0, 1, 2, 3, 4, 5, 7, 8))
-    """
-    from .gtsrb import gtsrb_shape_partition
-
-    circles = gtsrb_shape_partition().labels_of("circle")
-    return gtsrb_shape_partition().restrict(
-        "circle",
-        {
-            "speed_limit": list(SPEED_LIMIT_LABELS),
-            "other_circle": [c for c in circles if c not in SPEED_LIMIT_LABELS],
-        },
-    )
-
-
-def speed_limit_rule(location: torch.Tensor) -> torch.Tensor:
-    """Class id in :func:`speed_limit_partition` from the location code (map data).
-
-    Parameters
-    ----------
-    location : LongTensor, shape [N]
-        Codes into :data:`LOCATION_NAMES`.
-
-    Returns
-    -------
-    LongTensor, shape [N]
-        0 (``"speed_limit"``) where the map marks a speed-limit zone, else 1.
-
-    Examples
-    --------
-    >>> speed_limit_rule(torch.tensor([1, 0])).tolist()
-    [0, 1]
-    """
-    if not isinstance(location, torch.Tensor) or location.is_floating_point():
-        raise TypeError(f"location must be an integer tensor of codes, got {location!r}")
-    bad = location[(location < 0) | (location >= len(LOCATION_NAMES))]
-    if bad.numel():
-        raise ValueError(
-            f"location codes must be in 0..{len(LOCATION_NAMES) - 1}, got {bad.tolist()}"
-        )
-    return (1 - location).long()

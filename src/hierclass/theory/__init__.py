@@ -7,23 +7,19 @@ Examples
 (0.8413, 0.19)
 """
 
+from hierclass.theory.fig9 import FIG9_COLUMNS, fig9_markdown, fig9_table, plot_fig9
 from hierclass.theory.prf_ecc import PRF, PRFECCTask, RepetitionCode, prf_ecc_comparison
+from hierclass.theory.simulation import SimulatedAccuracy, simulate_accuracy
 from hierclass.theory.tsipras import (
-    FIG9_COLUMNS,
     LinearRule,
-    SimulatedAccuracy,
     TsiprasDistribution,
-    fig9_markdown,
-    fig9_table,
     linear_rule_accuracy,
     meta_feature_accuracy,
     meta_feature_rule,
     min_protected_features,
-    plot_fig9,
     restricted_linf_attack,
     robust_rule,
     robust_rule_accuracy,
-    simulate_accuracy,
     standard_rule,
     theorem1_bound,
 )

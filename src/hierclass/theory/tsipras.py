@@ -15,12 +15,14 @@ every ``eta``). The *invariant* forbids touching the first ``k`` weak features
 All classifiers here are linear rules ``y_hat = sign(w . x)`` (``+1`` on ties). For them the
 worst-case attack is known in closed form (``delta_i = -eps * y * sign(w_i)`` on every
 perturbable feature), and so is the accuracy, which lets tests compare simulation with theory.
+
+This module holds the setting and its closed forms; the Monte-Carlo check is
+:mod:`hierclass.theory.simulation`, the Fig. 9 table and plot :mod:`hierclass.theory.fig9`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,31 +30,7 @@ import numpy as np
 import torch
 from scipy.stats import norm
 
-
-def _check_prob(p: float, name: str, *, open_low: float = 0.5) -> float:
-    if isinstance(p, bool) or not isinstance(p, (int, float, np.floating)):
-        raise TypeError(f"{name} must be a float, got {type(p).__name__}")
-    if not open_low <= float(p) < 1.0:
-        raise ValueError(f"{name} must be in [{open_low}, 1), got {p}")
-    return float(p)
-
-
-def _check_int(value: Any, name: str, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < low or (high is not None and value > high):
-        bound = f"{low}..{high}" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be in {bound}, got {value}")
-    return int(value)
-
-
-def _check_pos(value: Any, name: str, *, allow_zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
-        raise TypeError(f"{name} must be a float, got {type(value).__name__}")
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        what = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be finite and {what}, got {value}")
-    return float(value)
+from ._checks import _check_int, _check_pos, _check_prob
 
 
 @dataclass(frozen=True)
@@ -408,206 +386,20 @@ def _robust_only(p: float) -> LinearRule:
     return LinearRule((math.log(p / (1 - p)), 0.0), name="robust feature only")
 
 
-@dataclass(frozen=True)
-class SimulatedAccuracy:
-    """Monte-Carlo accuracy with its exact (Clopper-Pearson) confidence interval.
-
-    Examples
-    --------
-    >>> s = SimulatedAccuracy(correct=90, n=100, alpha=0.01)
-    >>> s.accuracy, s.interval[0] < 0.9 < s.interval[1]
-    (0.9, True)
-    """
-
-    correct: int
-    n: int
-    alpha: float = 0.001
-
-    @property
-    def accuracy(self) -> float:
-        return self.correct / self.n
-
-    @property
-    def interval(self) -> tuple[float, float]:
-        """Two-sided ``1 - alpha`` Clopper-Pearson interval for the true accuracy."""
-        from scipy.stats import beta
-
-        a, c, n = self.alpha, self.correct, self.n
-        low = 0.0 if c == 0 else float(beta.ppf(a / 2, c, n - c + 1))
-        high = 1.0 if c == n else float(beta.ppf(1 - a / 2, c + 1, n - c))
-        return low, high
-
-    def contains(self, value: float) -> bool:
-        low, high = self.interval
-        return low <= value <= high
+# Moved to their own modules; still importable from here (resolved on first use, PEP 562).
+_MOVED = {
+    "FIG9_COLUMNS": "fig9",
+    "fig9_markdown": "fig9",
+    "fig9_table": "fig9",
+    "plot_fig9": "fig9",
+    "SimulatedAccuracy": "simulation",
+    "simulate_accuracy": "simulation",
+}
 
 
-def simulate_accuracy(
-    rule: LinearRule,
-    dist: TsiprasDistribution,
-    n: int,
-    *,
-    eps: float = 0.0,
-    protected_k: int = 0,
-    seed: int = 0,
-    alpha: float = 0.001,
-) -> SimulatedAccuracy:
-    """Monte-Carlo accuracy of ``rule`` on ``n`` samples, attacked when ``eps > 0``.
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        import importlib
 
-    Examples
-    --------
-    >>> dist = TsiprasDistribution(d=20, p=0.9, eta=0.5)
-    >>> sim = simulate_accuracy(meta_feature_rule(20, 4), dist, 2000, eps=1.0, protected_k=4)
-    >>> sim.contains(meta_feature_accuracy(4, 0.5))
-    True
-    """
-    if rule.d != dist.d:
-        raise ValueError(f"rule expects d={rule.d} weak features, the distribution has {dist.d}")
-    x, y = dist.sample(n, seed=seed)
-    if eps > 0:
-        x = restricted_linf_attack(rule, x, y, eps, protected_k)
-    correct = int((rule(x) == y).sum())
-    return SimulatedAccuracy(correct=correct, n=n, alpha=alpha)
-
-
-# ---------------------------------------------------------------------- Fig. 9
-FIG9_COLUMNS = (
-    "eta",
-    "k",
-    "robust_adv",
-    "meta_feature",
-    "standard_nat",
-    "standard_adv",
-    "bound_no_invariant",
-)
-
-
-def fig9_table(
-    d: int = 200,
-    etas: Sequence[float] = (0.1, 0.2, 0.3, 0.5, 1.0),
-    ks: Sequence[int] | None = None,
-    p: float = 0.95,
-) -> list[dict[str, float]]:
-    """Fig. 9: adversarial accuracy against ``k``, the number of protected weak features.
-
-    The adversary is ``l_inf``-bounded with ``eps = 2 * eta`` on the weak features it may
-    touch (all but the first ``k``). Columns, all closed forms:
-
-    - ``robust_adv``: the robust-and-accurate rule (:func:`robust_rule`); its adversarial
-      accuracy equals its natural accuracy.
-    - ``meta_feature``: the meta-feature alone, ``Phi(sqrt(k) * eta)`` (``nan`` at k = 0).
-    - ``standard_nat`` / ``standard_adv``: the naturally optimal rule (:func:`standard_rule`)
-      without attack and under the same restricted attack.
-    - ``bound_no_invariant``: Theorem 1's cap on adversarial accuracy for ``standard_nat`` with the
-      robust feature alone (``p``), i.e. without the invariant.
-
-    The meta-feature alone exceeds 90% once ``k >= (1.2816 / eta)**2``, so *small* ``eta``
-    needs *more* protected features (``eta = 0.1``: 165; ``eta = 1``: 2). The paper's remark
-    that small ``eta`` exceeds 90% with ``k << d`` reads the other way round; with the robust
-    feature included (``p = 0.95``) every curve starts at ``p`` and only rises.
-
-    Parameters
-    ----------
-    d : int, default 200
-    etas : sequence of float, default (0.1, 0.2, 0.3, 0.5, 1.0)
-        Values in (0, 1].
-    ks : sequence of int, optional
-        Protected-feature counts in 0..d; default 0, 1, 2, 5, 10, 20, ..., d.
-    p : float, default 0.95
-
-    Returns
-    -------
-    list of dict with keys :data:`FIG9_COLUMNS`
-
-    Examples
-    --------
-    >>> rows = fig9_table(d=200, etas=(1.0,), ks=(0, 9))
-    >>> [round(r["robust_adv"], 3) for r in rows]
-    [0.95, 0.999]
-    """
-    d = _check_int(d, "d", 1)
-    p = _check_prob(p, "p")
-    if ks is None:
-        ks = sorted({0, 1, 2, 5, *range(10, d + 1, 10), d})
-    ks = [_check_int(k, "k", 0, d) for k in ks]
-    rows = []
-    for eta in etas:
-        eta = _check_pos(eta, "eta")
-        if eta > 1.0:
-            raise ValueError(f"Fig. 9 uses eta <= 1, got {eta}")
-        standard = standard_rule(d, p, eta)
-        nat = linear_rule_accuracy(standard, p, eta)
-        for k in ks:
-            rows.append(
-                {
-                    "eta": eta,
-                    "k": k,
-                    "robust_adv": robust_rule_accuracy(k, p, eta),
-                    "meta_feature": meta_feature_accuracy(k, eta) if k else float("nan"),
-                    "standard_nat": nat,
-                    "standard_adv": linear_rule_accuracy(
-                        standard, p, eta, eps=2 * eta, protected_k=k
-                    ),
-                    "bound_no_invariant": theorem1_bound(nat, p),
-                }
-            )
-    return rows
-
-
-def fig9_markdown(rows: Sequence[dict[str, float]]) -> str:
-    """Render :func:`fig9_table` rows as a markdown table.
-
-    Examples
-    --------
-    >>> print(fig9_markdown(fig9_table(d=10, etas=(1.0,), ks=(1,))).splitlines()[0])
-    | eta | k | robust_adv | meta_feature | standard_nat | standard_adv | bound_no_invariant |
-    """
-    lines = ["| " + " | ".join(FIG9_COLUMNS) + " |", "|" + "---|" * len(FIG9_COLUMNS)]
-    for row in rows:
-        cells = [f"{row['eta']:g}", str(row["k"])]
-        cells += [f"{row[c]:.4f}" for c in FIG9_COLUMNS[2:]]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def plot_fig9(rows: Sequence[dict[str, float]], path: Any = None, *, ax: Any = None) -> Any:
-    """Plot Fig. 9 (adversarial accuracy vs ``k``, one line per ``eta``); save if ``path``.
-
-    Solid lines: the robust-and-accurate rule; dotted: the standard rule under the same
-    restricted attack.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-
-    Examples
-    --------
-    >>> fig = plot_fig9(fig9_table(d=20, etas=(0.5,), ks=(0, 5, 20)))
-    >>> len(fig.axes)
-    1
-    """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6, 4))
-    else:
-        fig = ax.figure
-    for eta in sorted({r["eta"] for r in rows}):
-        sel = sorted((r for r in rows if r["eta"] == eta), key=lambda r: r["k"])
-        ks = [r["k"] for r in sel]
-        (line,) = ax.plot(ks, [r["robust_adv"] for r in sel], label=f"eta = {eta:g}")
-        ax.plot(ks, [r["standard_adv"] for r in sel], ":", color=line.get_color())
-    ax.set_xlabel("k (weak features the adversary may not touch)")
-    ax.set_ylabel("adversarial accuracy")
-    ax.set_ylim(0, 1.02)
-    ax.set_title("Tsipras setting: robust rule (solid) vs standard rule (dotted)")
-    ax.legend(loc="lower right")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-    return fig
+        return getattr(importlib.import_module(f"hierclass.theory.{_MOVED[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
