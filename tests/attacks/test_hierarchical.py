@@ -13,6 +13,7 @@ import math
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 from hierclass import Hierarchy, LabelPartition, Leaf, Router, RuleRouter
 from hierclass.attacks import (
@@ -28,14 +29,6 @@ from hierclass.attacks import (
 )
 
 EPS = 0.1
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
 
 
 def _threshold(coord: int, d: int = 4, k: float = 10.0) -> nn.Linear:
@@ -77,6 +70,18 @@ def _pgd(model):
 
 
 WEAK_LOW, WEAK_HIGH, WEAK_ROOT = [4, 5, 6], [7], [8, 9]
+
+
+def _small_learned_tree():
+    """A random 2-level tree (MLP router, linear leaves) over 6 features, and 64 inputs."""
+    torch.manual_seed(0)
+    d = 6
+    p = LabelPartition([[0, 1, 2], [3, 4]])
+    h = Hierarchy(
+        Router(nn.Sequential(nn.Linear(d, 8), nn.Tanh(), nn.Linear(8, 2)), p),
+        [Leaf(nn.Linear(d, 3), [0, 1, 2]), Leaf(nn.Linear(d, 2), [3, 4])],
+    )
+    return h, p, torch.rand(64, d)
 
 
 def test_sequential_breaks_exactly_the_analytically_weak_samples():
@@ -127,14 +132,7 @@ def test_report_matches_analytic_table_and_is_consistent():
 
 
 def test_sequential_report_equals_survivor_only_sequential_attack():
-    torch.manual_seed(0)
-    d = 6
-    p = LabelPartition([[0, 1, 2], [3, 4]])
-    h = Hierarchy(
-        Router(nn.Sequential(nn.Linear(d, 8), nn.Tanh(), nn.Linear(8, 2)), p),
-        [Leaf(nn.Linear(d, 3), [0, 1, 2]), Leaf(nn.Linear(d, 2), [3, 4])],
-    )
-    x = torch.rand(64, d)
+    h, p, x = _small_learned_tree()
     y = h.predict(x)  # every sample naturally correct, so every sample gets attacked
     y[:5] = (y[:5] + 1) % 5  # ... except a few naturally wrong ones
     seq = sequential_attack(h, x, y, _pgd)
@@ -311,14 +309,7 @@ def test_conv_nodes_are_attacked_channels_last_with_the_same_outcome():
 def test_sequential_union_equals_attacking_the_survivors_by_hand():
     # sequential_attack is computed as the union of single-node attacks; the paper's adversary
     # attacks the root, then each leaf on the samples the root attack left correct
-    torch.manual_seed(0)
-    d = 6
-    p = LabelPartition([[0, 1, 2], [3, 4]])
-    h = Hierarchy(
-        Router(nn.Sequential(nn.Linear(d, 8), nn.Tanh(), nn.Linear(8, 2)), p),
-        [Leaf(nn.Linear(d, 3), [0, 1, 2]), Leaf(nn.Linear(d, 2), [3, 4])],
-    )
-    x = torch.rand(64, d)
+    h, p, x = _small_learned_tree()
     y = h.predict(x)
     y[:5] = (y[:5] + 1) % 5
     survivors = h.predict(x) == y
@@ -337,3 +328,74 @@ def test_sequential_union_equals_attacking_the_survivors_by_hand():
     seq = sequential_attack(h, x, y, _pgd)
     assert 0 < int(survivors.sum()) < int((h.predict(x) == y).sum())  # both stages bite
     assert torch.equal(seq.robust, survivors)
+
+
+def test_joint_attack_on_images_tied_to_an_unperturbed_modality_runs_channels_last():
+    # the surrogate needs all rows of its batch (the root reads "meta"); the channels-last
+    # probe must not call it on one row
+    from hierclass.models import SmallCNN
+
+    torch.manual_seed(0)
+    p = LabelPartition({"low": [0, 1], "high": [2, 3]})
+    h = Hierarchy(
+        Router(nn.Linear(2, 2), p, input_key="meta"),
+        [Leaf(SmallCNN(2, image_size=8).eval(), c, input_key="image") for c in ([0, 1], [2, 3])],
+    )
+    batch = {"image": torch.rand(12, 1, 8, 8), "meta": torch.rand(12, 2)}
+    y = h.predict(batch)
+    res = joint_attack(h, batch, y, lambda m: PGD(m, 0.3, 0.1, 3, seed=0), perturbable=["image"])
+    assert res.robust.shape == (12,) and not res.robust.all()
+    assert torch.equal(res.x_adv["meta"], batch["meta"])
+
+
+# ---------------------------------------------------------------- PGD(h) vs the worst case
+def _robust(h, x_adv, y) -> float:
+    with torch.no_grad():
+        return float((h.predict(x_adv) == y).float().mean())
+
+
+def test_the_hard_tree_hides_the_route_and_the_surrogate_finds_it():
+    h, (x, y) = _tree(), _data()
+    n = len(y)
+    # the tree's own output: zeros outside the chosen class, so no gradient towards another
+    # route; an attack on it (the way torchattacks sees a tree) breaks only the leaf-weak rows
+    hard = _robust(h, _pgd(lambda z: h(z))(x, y), y)
+    assert hard == pytest.approx(1 - len(WEAK_LOW + WEAK_HIGH) / n)
+    # PGD(h) follows the soft surrogate and asks the real tree: it misroutes the root-weak rows
+    direct = _robust(h, _pgd(h)(x, y), y)
+    assert direct == pytest.approx(1 - len(WEAK_LOW + WEAK_HIGH + WEAK_ROOT) / n)
+    report = evaluate_hierarchy(h, x, y, _pgd)
+    assert report.adversarial_accuracy <= direct
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_worst_case_finds_at_least_what_the_direct_attack_finds(seed):
+    # a small learned tree: route and leaves are MLPs; every sample starts correct
+    torch.manual_seed(seed)
+    d = 8
+    p = LabelPartition([[0, 1, 2], [3, 4]])
+
+    def mlp(k):
+        return nn.Sequential(nn.Linear(d, 16), nn.Tanh(), nn.Linear(16, k))
+
+    h = Hierarchy(Router(mlp(2), p), [Leaf(mlp(3), [0, 1, 2]), Leaf(mlp(2), [3, 4])])
+    x = torch.rand(200, d)
+    y = h.predict(x)
+    direct_ok = h.predict(_pgd(h)(x, y)) == y
+    report = evaluate_hierarchy(h, x, y, _pgd)
+    assert 0.0 < report.adversarial_accuracy < 1.0  # the attacks bite, not everywhere
+    assert report.adversarial_accuracy <= float(direct_ok.float().mean())
+    # the joint attack of the report is the direct attack on the same samples
+    assert report.joint_accuracy == pytest.approx(float(direct_ok.float().mean()))
+
+
+@pytest.mark.parametrize("wrap", ["dataset", "loader"])
+def test_data_sets_give_the_tensor_report(wrap):
+    h, (x, y) = _tree(), _data()
+    data = TensorDataset(x, y)
+    if wrap == "loader":
+        data = DataLoader(data, batch_size=3)
+    from_data = evaluate_hierarchy(h, data, make_attack=_pgd)
+    assert from_data == evaluate_hierarchy(h, x, y, _pgd)
+    flat = nn.Linear(4, 4)
+    assert evaluate_flat(flat, data, make_attack=_pgd) == evaluate_flat(flat, x, y, _pgd)

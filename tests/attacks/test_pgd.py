@@ -7,17 +7,8 @@ import torch
 from scipy.stats import binomtest
 from torch import nn
 
+from hierclass._utils.modules import model_mode
 from hierclass.attacks import PGD
-from hierclass.attacks._utils import model_mode
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models: extra threads only add contention on the shared 2-core machine.
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
 
 
 def _linear_binary(w: torch.Tensor) -> nn.Module:
@@ -246,8 +237,6 @@ def digits_model():
     """A small MLP trained on sklearn digits in well under a second."""
     from sklearn.datasets import load_digits
 
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)  # module fixtures run before the per-test thread fixture
     data = load_digits()
     x = torch.tensor(data.images / 16.0, dtype=torch.float32).unsqueeze(1)
     y = torch.tensor(data.target, dtype=torch.long)
@@ -259,7 +248,6 @@ def digits_model():
         nn.functional.cross_entropy(net(x[:1400]), y[:1400]).backward()
         opt.step()
     net.eval()
-    torch.set_num_threads(saved)
     return net, x[1400:], y[1400:]
 
 

@@ -1,5 +1,8 @@
 """Bad inputs to the attacks: each is a clear ValueError/TypeError saying what was expected and
-what arrived, raised before any work (never an error from inside torch, never accepted)."""
+what arrived, raised before any work (never an error from inside torch, never accepted).
+
+Each case uses the battery's :func:`refused` (see ``conftest.py``), so a failure says whether
+the input was accepted silently or refused obscurely."""
 
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ from hierclass.attacks import (
     node_attacks,
     sequential_attack,
 )
+
+from ._battery import refused
 
 K = 4
 
@@ -58,10 +63,10 @@ X, Y = _xy()
 PGD_CALLS = {
     "label above the logits": (X, torch.tensor([0, K, 7]), ValueError, r"0\.\.3.*\[4, 7\]"),
     "negative label": (X, torch.tensor([0, -1, 2]), ValueError, r"labels >= 0.*\[-1\]"),
-    "float labels": (X, Y.float(), TypeError, "integer tensor, got dtype torch.float32"),
-    "labels [B, 1]": (X, Y.view(-1, 1), ValueError, r"shape \[B\] = \[3\].*got \(3, 1\)"),
-    "labels of another batch": (X, Y[:2], ValueError, r"\[B\] = \[3\].*got \(2,\)"),
-    "labels as a list": (X, [0, 1, 2], TypeError, "torch.Tensor of labels, got list"),
+    "float labels": (X, Y.float(), TypeError, "integer labels.*got dtype torch.float32"),
+    "labels [B, 1]": (X, Y.view(-1, 1), ValueError, r"shape \[3\].*got \[3, 1\]"),
+    "labels of another batch": (X, Y[:2], ValueError, r"shape \[3\].*got \[2\]"),
+    "labels as a list": (X, [0, 1, 2], TypeError, "torch.Tensor of integer labels, got list"),
     "x holds +inf": (_with(X, (1, 0, 0, 0), float("inf")), Y, ValueError, r"finite.*\[1\]"),
     "x holds nan": (_with(X, (2, 0, 1, 1), float("nan")), Y, ValueError, r"finite.*\[2\]"),
     "x in 0..255": (X * 255, Y, ValueError, r"\[0, 1\].*got values in"),
@@ -76,7 +81,7 @@ PGD_CALLS = {
 @pytest.mark.parametrize("case", sorted(PGD_CALLS))
 def test_pgd_call_rejects(case):
     x, y, error, match = PGD_CALLS[case]
-    with pytest.raises(error, match=match):
+    with refused(error, match):
         _pgd(_net())(x, y)
 
 
@@ -87,13 +92,13 @@ def test_label_range_checked_against_the_model_not_a_guess():
 
 
 def test_model_with_wrong_output_shape():
-    with pytest.raises(ValueError, match=r"logits \[B, K\] = \[3, K\], got \(3, 2, 2\)"):
+    with refused(ValueError, r"logits \[B, K\] = \[3, K\], got \(3, 2, 2\)"):
         _pgd(lambda z: z.flatten(1)[:, :4].view(-1, 2, 2))(*_xy())
 
 
 def test_hierarchy_label_outside_its_labels():
     x = torch.rand(3, 4)
-    with pytest.raises(ValueError, match=r"0\.\.3 \(the model has 4 outputs\).*\[9\]"):
+    with refused(ValueError, r"0\.\.3 \(the model has 4 outputs\).*\[9\]"):
         _pgd(_tree())(x, torch.tensor([0, 9, 1]))
 
 
@@ -128,12 +133,12 @@ PGD_SETTINGS = {
 @pytest.mark.parametrize("case", sorted(PGD_SETTINGS))
 def test_pgd_settings_rejected(case):
     kwargs, error, match = PGD_SETTINGS[case]
-    with pytest.raises(error, match=match):
+    with refused(error, match):
         PGD(_net(), **kwargs)
 
 
 def test_model_not_callable():
-    with pytest.raises(TypeError, match="model must be callable"):
+    with refused(TypeError, "model must be callable"):
         PGD("resnet", 0.1, 0.05, 2)
 
 
@@ -147,21 +152,21 @@ def _tx():
 def test_dict_batch_missing_a_modality_a_node_reads():
     x, y = _tx()
     h = _tree(root_key="lidar", leaf_key="image")
-    with pytest.raises(ValueError, match=r"nodes read modalities \['lidar'\].*\['image'\]"):
+    with refused(ValueError, r"nodes read modalities \['lidar'\].*\['image'\]"):
         evaluate_hierarchy(h, {"image": x}, y, _pgd, perturbable=["image"])
 
 
 def test_dict_batch_modalities_of_different_sizes():
     x, y = _tx()
     h = _tree(root_key="lidar", leaf_key="image")
-    with pytest.raises(ValueError, match="disagree on the batch size"):
+    with refused(ValueError, "disagree on the batch size"):
         sequential_attack(h, {"image": x, "lidar": x[:4]}, y, _pgd, perturbable=["image"])
 
 
 def test_perturbable_given_as_one_string():
     x, y = _tx()
     h = _tree(root_key="image", leaf_key="image")
-    with pytest.raises(TypeError, match=r"collection of modality names.*'image'"):
+    with refused(TypeError, r"collection of modality names.*'image'"):
         node_attacks(h, {"image": x}, y, _pgd, perturbable="image")
 
 
@@ -169,26 +174,26 @@ def test_non_finite_unperturbable_modality():
     x, y = _tx()
     h = _tree(root_key="lidar", leaf_key="image")
     batch = {"image": x, "lidar": _with(x, (4, 0), float("inf"))}
-    with pytest.raises(ValueError, match=r"modality 'lidar' must be finite.*\[4\]"):
+    with refused(ValueError, r"modality 'lidar' must be finite.*\[4\]"):
         budgeted_attack(h, batch, y, _pgd, perturbable=["image"])
 
 
 def test_perturbable_modality_out_of_range():
     x, y = _tx()
     h = _tree(root_key="image", leaf_key="image")
-    with pytest.raises(ValueError, match=r"modality 'image' must lie in \[0, 1\]"):
+    with refused(ValueError, r"modality 'image' must lie in \[0, 1\]"):
         joint_attack(h, {"image": x * 2}, y, _pgd, perturbable=["image"])
 
 
 def test_integer_modality():
     x, y = _tx()
-    with pytest.raises(TypeError, match="floating-point tensor in \\[0, 1\\], got torch.int64"):
+    with refused(TypeError, "floating-point tensor in \\[0, 1\\], got torch.int64"):
         sequential_attack(_tree(), (x * 10).long(), y, _pgd)
 
 
 def test_a_flat_model_given_as_hierarchy():
     x, y = _tx()
-    with pytest.raises(TypeError, match="h must be a hierclass.Hierarchy, got Linear"):
+    with refused(TypeError, "h must be a hierclass.Hierarchy, got Linear"):
         evaluate_hierarchy(nn.Linear(4, 4), x, y, _pgd)
 
 
@@ -196,53 +201,53 @@ def test_a_flat_model_given_as_hierarchy():
 def test_batch_size_not_a_positive_int(bad):
     x, y = _tx()
     error = TypeError if isinstance(bad, float) else ValueError
-    with pytest.raises(error, match="batch_size must be"):
+    with refused(error, "batch_size must be"):
         evaluate_hierarchy(_tree(), x, y, _pgd, batch_size=bad)
 
 
 def test_hierarchy_labels_outside_the_tree():
     x, y = _tx()
-    with pytest.raises(ValueError, match=r"labels \[5\] outside 0\.\.3"):
+    with refused(ValueError, r"labels \[5\] outside 0\.\.3"):
         sequential_attack(_tree(), x, _with(y, 1, 5), _pgd)
 
 
 def test_make_attack_missing_with_a_data_set():
     x, y = _tx()
-    with pytest.raises(TypeError, match="make_attack must be a callable"):
+    with refused(TypeError, "make_attack must be a callable"):
         evaluate_hierarchy(_tree(), TensorDataset(x, y))
 
 
 def test_data_set_and_labels_together():
     x, y = _tx()
-    with pytest.raises(TypeError, match="not both"):
+    with refused(TypeError, "not both"):
         evaluate_hierarchy(_tree(), TensorDataset(x, y), y, _pgd)
 
 
 def test_tensor_without_labels():
     x, _ = _tx()
-    with pytest.raises(TypeError, match="y \\(the labels\\) is required"):
+    with refused(TypeError, "y \\(the labels\\) is required"):
         evaluate_flat(nn.Linear(4, 4), x, make_attack=_pgd)
 
 
 def test_data_set_of_single_tensors():
     x, _ = _tx()
-    with pytest.raises(ValueError, match=r"\(x, y\) pairs"):
+    with refused(ValueError, r"\(inputs, labels\).*got 1 tensors"):
         evaluate_flat(nn.Linear(4, 4), TensorDataset(x), make_attack=_pgd)
 
 
 def test_flat_report_label_above_the_logits():
     x, y = _tx()
-    with pytest.raises(ValueError, match=r"0\.\.3 \(the model has 4 outputs\), got labels \[6\]"):
+    with refused(ValueError, r"0\.\.3 \(the model has 4 outputs\), got labels \[6\]"):
         evaluate_flat(nn.Linear(4, 4), x, _with(y, 0, 6), _pgd)
 
 
 def test_flat_report_non_finite_input():
     x, y = _tx()
-    with pytest.raises(ValueError, match="finite"):
+    with refused(ValueError, "finite"):
         evaluate_flat(nn.Linear(4, 4), _with(x, (0, 0), float("-inf")), y, _pgd)
 
 
 def test_flat_report_numpy_input():
     x, y = _tx()
-    with pytest.raises(TypeError, match="floating-point tensor"):
+    with refused(TypeError, "floating-point tensor"):
         evaluate_flat(nn.Linear(4, 4), np.asarray(x), y, _pgd)

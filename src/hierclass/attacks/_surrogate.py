@@ -52,6 +52,8 @@ class TreeSurrogate(Surrogate):
         self.key = key
         self.rows_of = rows_of
         self.num_classes = h.num_labels
+        #: tied to its batch's rows: it cannot run on a sub-batch (not even a one-row probe)
+        self.whole_batch_only = rows_of is not None
 
     def _full(self, xm: torch.Tensor) -> Batch:
         if self.rows_of is None:

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hierclass.attacks._utils import check_labels
+from hierclass._utils.checks import check_labels
 from hierclass.attacks.threat_model import _check_threat_model
 from hierclass.batch import Batch, batch_size, index_batch
 from hierclass.hierarchy import Hierarchy

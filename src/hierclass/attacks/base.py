@@ -21,12 +21,9 @@ from typing import Any
 
 import torch
 
+from hierclass._utils.checks import check_labels
+from hierclass._utils.modules import model_mode
 from hierclass.attacks._surrogate import Surrogate, as_surrogate
-from hierclass.attacks._utils import (  # noqa: F401  check_unit_interval: for old imports
-    check_labels,
-    check_unit_interval,
-    model_mode,
-)
 from hierclass.channels_last import (
     ChannelsLastForward,
     call_with_fallback,
@@ -173,6 +170,12 @@ class Attack:
 
     # ------------------------------------------------------------------ the boundary
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Adversarial examples for ``x`` ``[B, ...]`` in [0, 1] with labels ``y`` ``[B]``.
+
+        Raises ``TypeError``/``ValueError`` before any work for a non-tensor or non-float
+        ``x``, non-finite values or values outside [0, 1], labels of the wrong dtype or shape,
+        and labels outside the model's outputs.
+        """
         self._check_call(x, y)
         y = y.to(device=x.device, dtype=torch.long)
         mode = False if self.eval_mode else None
@@ -204,7 +207,7 @@ class Attack:
         if x.dim() == 0:
             raise ValueError("x needs a leading batch dimension [B, ...], got a 0-d tensor")
         check_inputs(x, input_range=IMAGE_RANGE, what=_WHAT_X)
-        check_labels(y, x, "y")
+        y = check_labels(y, x, "y")
         if y.numel() == 0:
             return
         lo, hi = (int(v) for v in torch.aminmax(y))  # one host sync, at the boundary
@@ -242,8 +245,11 @@ class Attack:
             self._fast_ = ChannelsLastForward(model)
         if self.channels_last is None and self._fast_works_ is None:
             # one sample tells whether forward() can run channels-last at all (a .view on a
-            # conv output cannot); then the choice is remembered
-            _, self._fast_works_ = call_with_fallback(self._fast_, model, x[:1])
+            # conv output cannot); then the choice is remembered. A surrogate tied to its
+            # batch's rows is probed on the whole batch.
+            probe = x if getattr(model, "whole_batch_only", False) else x[:1]
+            with torch.no_grad():
+                _, self._fast_works_ = call_with_fallback(self._fast_, model, probe)
         if self.channels_last is None and not self._fast_works_:
             return model
         return self._fast_

@@ -15,19 +15,25 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from hierclass._utils.checks import check_labels
+from hierclass._utils.modules import model_mode
 from hierclass.attacks._tree import AttackFactory, check_chunk, check_factory, path_name, prepare
-from hierclass.attacks._utils import check_labels, model_mode
 from hierclass.attacks.joint import _joint_key, _run_joint_attack
 from hierclass.attacks.node import _most_harmful, _run_node_attacks
 from hierclass.attacks.report import RobustnessReport
 from hierclass.attacks.sequential import _union_along_routes
 from hierclass.batch import Batch
+from hierclass.data._tensors import as_tensors, is_data_container
 from hierclass.inputs import IMAGE_RANGE, check_inputs
 
 
 def _as_xy(x: Any, y: Any) -> tuple[Batch, Any]:
-    """Tensors as given; a ``Dataset``/``DataLoader`` of ``(x, y)`` pairs read into tensors."""
-    if not isinstance(x, (Dataset, DataLoader)):
+    """Tensors as given; a ``Dataset``/``DataLoader`` of ``(x, y)`` pairs read into tensors.
+
+    Order does not matter to the report (every attack is per sample), so a shuffling
+    ``DataLoader`` is accepted.
+    """
+    if not is_data_container(x):
         if y is None:
             raise TypeError("y (the labels) is required when x is a tensor or a dict batch")
         return x, y
@@ -36,21 +42,7 @@ def _as_xy(x: Any, y: Any) -> tuple[Batch, Any]:
             f"pass tensors (x, y) or a {type(x).__name__} of (x, y) pairs, not both: "
             "y must be None with a data set"
         )
-    loader = x if isinstance(x, DataLoader) else DataLoader(x, batch_size=256, shuffle=False)
-    xs, ys = [], []
-    for i, item in enumerate(loader):
-        if not isinstance(item, (tuple, list)) or len(item) != 2:
-            raise ValueError(
-                f"a data set for an attack must yield (x, y) pairs; batch {i} is a "
-                f"{type(item).__name__}"
-            )
-        xs.append(item[0])
-        ys.append(torch.as_tensor(item[1]))
-    if not xs:
-        raise ValueError(f"the {type(x).__name__} is empty: expected at least one sample")
-    if isinstance(xs[0], dict):
-        return {k: torch.cat([b[k] for b in xs]) for k in xs[0]}, torch.cat(ys)
-    return torch.cat(xs), torch.cat(ys)
+    return as_tensors(x, allow_shuffle=True)
 
 
 def evaluate_hierarchy(

@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
+from hierclass._utils.modules import model_mode
 from hierclass.attacks._surrogate import TreeSurrogate
 from hierclass.attacks._tree import AttackFactory, Setup, attack_rows, modality, prepare, scatter
-from hierclass.attacks._utils import model_mode
 from hierclass.attacks.report import AttackResult
 from hierclass.attacks.threat_model import is_attackable
 from hierclass.batch import Batch

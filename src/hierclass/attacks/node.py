@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from hierclass._utils.modules import model_mode
 from hierclass.attacks._tree import (
     AttackFactory,
     NodePath,
@@ -25,7 +26,6 @@ from hierclass.attacks._tree import (
     prepare,
     scatter,
 )
-from hierclass.attacks._utils import model_mode
 from hierclass.attacks.report import AttackResult
 from hierclass.attacks.threat_model import is_attackable
 from hierclass.batch import Batch

@@ -270,8 +270,9 @@ class PGD(Attack):
                 rows = (~hits.found).nonzero().flatten()
                 if rows.numel() == 0:
                     break
-            x_adv, yr, rows = self._ascend(_take(start, rows), ball.rows(rows), _take(y, rows),
-                                           rows, hits)  # fmt: skip
+            x_adv, yr, rows = self._ascend(
+                _take(start, rows), ball.rows(rows), _take(y, rows), rows, hits
+            )
             if self.restarts == 1:  # not scored: one restart costs exactly `steps` passes
                 finals.x = _put(finals.x, rows, x_adv)
                 break

@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
+from hierclass._utils.modules import model_mode
 from hierclass.attacks._tree import AttackFactory, NodePath, Setup, modality, prepare, scatter
-from hierclass.attacks._utils import model_mode
 from hierclass.attacks.node import _run_node_attacks
 from hierclass.attacks.report import AttackResult
 from hierclass.batch import Batch
