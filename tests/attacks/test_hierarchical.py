@@ -189,18 +189,20 @@ def test_unperturbable_modality_is_never_attacked():
         joint_attack(h, batch, y, _pgd, perturbable=["image", "lidar"])
 
 
-def test_rule_router_is_never_attacked():
+def test_rule_router_is_attacked_only_when_it_reads_a_perturbable_modality():
     x, y = _data()
     p = LabelPartition({"low": [0, 1], "high": [2, 3]})
     rule = RuleRouter(lambda meta: (meta[:, 0] > 0.5).long(), p, input_key="meta")
     h = Hierarchy(rule, [Leaf(_threshold(1), [0, 1], input_key="image"),
                          Leaf(_threshold(1), [2, 3], input_key="image")])  # fmt: skip
     batch = {"image": x, "meta": x[:, :1].clone()}
-    # Even when the threat model lists "meta", a rule is not a learned node to attack.
-    assert not is_attackable(rule, batch, ["image", "meta"])
+    # Off the threat model, the rule cannot be moved: only the leaves are attacked.
+    assert not is_attackable(rule, batch, ["image"])
     r = evaluate_hierarchy(h, batch, y, _pgd, perturbable=["image"])
     assert set(r.node_accuracy) == {"leaf low", "leaf high"}
     assert r.adversarial_accuracy == pytest.approx(1 - 4 / len(y))
+    # Deterministic is not robust: a rule that reads an attacked modality is attacked too.
+    assert is_attackable(rule, batch, ["image", "meta"])
 
 
 def test_flat_report_budget_equals_adversarial():

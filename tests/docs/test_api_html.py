@@ -93,8 +93,8 @@ def documented_members() -> list[str]:
         for cname, cls in vars(module).items():
             if cname.startswith("_") or not inspect.isclass(cls):
                 continue
-            if cls.__module__ != info.name:
-                continue
+            if cls.__module__ != info.name or cls.__name__ != cname:
+                continue  # imported, or an alias documented under its own name
             for name, member in vars(cls).items():
                 if name.startswith("_"):
                     continue

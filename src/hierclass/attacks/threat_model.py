@@ -1,8 +1,9 @@
 """The threat model of an attack on a hierarchy: which inputs, and so which nodes, it may touch.
 
 A batch is a tensor (perturbable as a whole) or a dict of modalities; ``perturbable`` names the
-modalities the adversary can change. A node that reads only other modalities, a rule router and
-a one-label leaf are never attacked (their outputs cannot be moved by this adversary).
+modalities the adversary can change. A node that reads only other modalities and a one-label
+leaf are never attacked (their outputs cannot be moved by this adversary); a rule router on a
+perturbable modality is attacked like any other node.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from hierclass.nodes import Node, SingletonLeaf
 def is_attackable(node: Node, x: Batch, perturbable: Collection[str] | None) -> bool:
     """Whether the threat model lets the adversary act on ``node``.
 
-    False for rule routers and one-label leaves (``node.deterministic``) and for nodes that
-    read a modality outside ``perturbable``; a tensor batch is perturbable as a whole.
+    False for nodes that read nothing (one-label leaves, ``node.reads_input``) and for nodes
+    that read a modality outside ``perturbable``; a tensor batch is perturbable as a whole. A rule router
+    that reads a perturbable modality *is* attackable: being deterministic does not make it
+    robust (its gradient is zero, so gradient attacks rarely move it, but nothing forbids it).
 
     Examples
     --------
@@ -30,7 +33,7 @@ def is_attackable(node: Node, x: Batch, perturbable: Collection[str] | None) -> 
     >>> is_attackable(leaf, {"lidar": torch.zeros(1, 3)}, perturbable=["image"])
     False
     """
-    if getattr(node, "deterministic", False):
+    if not getattr(node, "reads_input", True):
         return False
     if isinstance(x, torch.Tensor):
         return True
