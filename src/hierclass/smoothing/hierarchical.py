@@ -802,10 +802,10 @@ def certify_hierarchy(
         if writer is not None:
             todo = [i for i in todo if i not in writer.done]
         bar = tqdm(total=len(todo), disable=not show_progress(verbose), desc="certify hierarchy")
-        tick = time.perf_counter()
         stream = hs.certify_many(
             (_row_of(x, i) for i in todo), n0, n, alpha, batch_size, indices=todo
         )
+        tick = time.perf_counter()  # after the batch-size probe: it is no input's time
         for cert in stream:
             now = time.perf_counter()
             label = int(y[cert.index])
