@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -232,27 +231,21 @@ def load_model(spec: str, device: str | torch.device = "cpu") -> Any:
 
         try:
             return Hierarchy.load(path, map_location=device)
-        except (ValueError, TypeError, OSError):
+        except OSError:
             raise
-        except (
-            KeyError,
-            IndexError,
-            AttributeError,
-            RuntimeError,
-            EOFError,
-            pickle.UnpicklingError,
-        ) as err:
-            # a damaged or hand-edited save; the loader should say so itself, this is the net
+        except Exception as err:  # noqa: BLE001 - whatever a damaged save makes the loader do
+            message = _first_line(err)
+            if isinstance(err, (ValueError, TypeError)) and str(path) in message:
+                raise ValueError(message) from None
             raise ValueError(
-                f"{path} is not a readable saved hierarchy: {type(err).__name__}: "
-                f"{_first_line(err)}"
+                f"{path} is not a readable saved hierarchy ({type(err).__name__}: {message})"
             ) from None
     if path.is_file():
         from hierclass.models import build_from_spec
 
         try:
             blob = torch.load(path, map_location=device, weights_only=True)
-        except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, OSError) as err:
+        except Exception as err:  # noqa: BLE001 - torch fails in many ways on a damaged file
             raise ValueError(
                 f"{path} cannot be read as a model file written by save_model_file "
                 f"({_first_line(err)})"
