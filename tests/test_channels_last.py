@@ -132,11 +132,11 @@ def test_smooth_counts_do_not_depend_on_the_layout(monkeypatch):
     model = SmallCNN(10, image_size=12).eval()
     x = torch.rand(1, 12, 12)
     smooth = Smooth(model, 10, sigma=0.25, seed=3)
-    plain = smooth.certify_detailed(x, 16, 600, 0.01, 64).counts
+    plain = smooth.certify_detailed(x, 16, 600, 0.01, 64, index=0).counts
     monkeypatch.setattr(
         "hierclass.smoothing.smooth.resolve_plan", lambda *a, **k: Plan(64, channels_last=True)
     )
-    fast = smooth.certify_detailed(x, 16, 600, 0.01, "auto").counts
+    fast = smooth.certify_detailed(x, 16, 600, 0.01, "auto", index=0).counts
     # same noise, same model: only float summation order differs, which can flip a vote only
     # where two logits tie to ~1e-6; allow for at most one such draw
     assert abs(fast - plain).sum() <= 2
@@ -186,10 +186,10 @@ def test_smooth_channels_last_setting_overrides_the_probe(monkeypatch):
     torch.manual_seed(0)
     model = SmallCNN(10, image_size=12).eval()
     x = torch.rand(1, 12, 12)
-    ref = Smooth(model, 10, 0.25, seed=1).certify_detailed(x, 16, 300, 0.01, 64).counts
+    ref = Smooth(model, 10, 0.25, seed=1).certify_detailed(x, 16, 300, 0.01, 64, index=0).counts
     assert calls == []  # an int batch size runs the model as given by default
     forced = Smooth(model, 10, 0.25, seed=1, channels_last=True)
-    counts = forced.certify_detailed(x, 16, 300, 0.01, 64).counts
+    counts = forced.certify_detailed(x, 16, 300, 0.01, 64, index=0).counts
     assert sum(calls) == 316 and abs(counts - ref).sum() <= 2  # float ties only
     calls.clear()
     bs_mod.clear_cache()
@@ -215,7 +215,7 @@ def test_hierarchical_smooth_channels_last_true_with_an_int_batch_size():
     x = torch.rand(1, 8, 8)
     plain = HierarchicalSmooth(h, 0.25, seed=2, flat=flat, channels_last=False)
     fast = HierarchicalSmooth(h, 0.25, seed=2, flat=flat, channels_last=True)
-    a, b = plain.certify(x, 16, 300, 0.01, 64), fast.certify(x, 16, 300, 0.01, 64)
+    a, b = plain.certify(x, 16, 300, 0.01, 64, index=0), fast.certify(x, 16, 300, 0.01, 64, index=0)
     assert fast._channels_last and all(g.fast is not None for g in fast.groups)
     assert not plain._channels_last and all(g.fast is None for g in plain.groups)
     assert a.route == b.route

@@ -34,8 +34,13 @@ class Node(nn.Module):
     torch.Size([3, 2])
     """
 
-    #: True for nodes whose output does not depend on perturbable inputs (rules, constants).
+    #: True for nodes that are a fixed rule rather than a learned model (rules, constants).
+    #: Deterministic is not robust: a rule that reads a modality the threat model perturbs is
+    #: smoothed (certification) and attacked like any other node; only a node reading nothing
+    #: perturbable has an infinite radius.
     deterministic: bool = False
+    #: False only for nodes that read no input at all (a one-label leaf): always unperturbable.
+    reads_input: bool = True
 
     def __init__(self, input_key: str | None = None) -> None:
         super().__init__()
@@ -163,8 +168,9 @@ class RuleRouter(Router):
     """Routes by a known, non-learned invariant read from metadata (e.g. location, §VI-A4).
 
     ``rule(x_meta) -> LongTensor [B]`` of class ids. The scores are log-probabilities of a
-    one-hot choice (0 for the chosen class, ``-inf`` elsewhere). A rule router is never
-    attacked and never smoothed: it reads no perturbable modality.
+    one-hot choice (0 for the chosen class, ``-inf`` elsewhere). Its radius is infinite only
+    when the modality it reads is outside the threat model (metadata the adversary cannot
+    touch); a rule on an attacked modality is smoothed like any other node.
 
     Examples
     --------
@@ -322,6 +328,7 @@ class SingletonLeaf(Leaf):
     """
 
     deterministic = True
+    reads_input = False
 
     def __init__(self, label: int, input_key: str | None = None):
         super().__init__(None, [label], input_key)

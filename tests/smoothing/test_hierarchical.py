@@ -159,7 +159,7 @@ def test_auto_batch_size_probes_the_modality_the_model_reads():
     hs = HierarchicalSmooth(h, SIGMA, seed=1, flat=flat)
     assert hs._keys_read()[0] == "depth"  # the key the probe used to take
     bs_mod.clear_cache()
-    auto = hs.certify(x, 20, 200, 0.01, "auto")
-    fixed = hs.certify(x, 20, 200, 0.01, 50)
+    auto = hs.certify(x, 20, 200, 0.01, "auto", index=0)
+    fixed = hs.certify(x, 20, 200, 0.01, 50, index=0)
     assert auto.route == fixed.route and auto.radius == fixed.radius
     bs_mod.clear_cache()

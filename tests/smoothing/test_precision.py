@@ -25,8 +25,8 @@ def test_counts_equal_those_of_the_autocast_model():
 
     amp = Smooth(model, 10, 0.5, seed=4, amp_dtype=torch.bfloat16)
     ref = Smooth(by_hand, 10, 0.5, seed=4)
-    a = amp.certify_detailed(x, 20, 500, 0.01, 100).counts
-    b = ref.certify_detailed(x, 20, 500, 0.01, 100).counts
+    a = amp.certify_detailed(x, 20, 500, 0.01, 100, index=0).counts
+    b = ref.certify_detailed(x, 20, 500, 0.01, 100, index=0).counts
     assert (a == b).all() and a.sum() == 500
     # and the precision really is reduced: bfloat16 logits differ from float32 ones
     xb = torch.rand(8, 1, 12, 12)
@@ -87,7 +87,7 @@ def test_hierarchy_amp_counts_equal_those_of_autocast_nodes():
     x = torch.rand(6)
     amp = HierarchicalSmooth(tree(lambda m: m), 0.5, seed=1, amp_dtype=torch.bfloat16)
     ref = HierarchicalSmooth(tree(_Autocast), 0.5, seed=1)
-    a, b = amp.certify(x, 30, 400, 0.01, 64), ref.certify(x, 30, 400, 0.01, 64)
+    a, b = amp.certify(x, 30, 400, 0.01, 64, index=0), ref.certify(x, 30, 400, 0.01, 64, index=0)
     assert a.route == b.route
     for na, nb in zip(a.nodes, b.nodes, strict=True):
         assert (na.counts == nb.counts).all() and na.counts.sum() == 400

@@ -34,7 +34,7 @@ def test_seed_reproduces_across_batch_sizes_packing_and_order():
     xs = torch.rand(4, 6)
     ref = [s.certify_detailed(xs[i], 30, 300, 0.01, 1000, index=i) for i in range(4)]
     for bs in (1, 7, 64, 4096):
-        out = list(s.certify_many(xs, 30, 300, 0.01, bs))  # packs inputs when bs > 330
+        out = list(s.certify_many(xs, 30, 300, 0.01, bs, indices=range(4)))  # packs if bs > 330
         for r, o in zip(ref, out):
             np.testing.assert_array_equal(r.counts, o.counts)
             np.testing.assert_array_equal(r.counts_select, o.counts_select)
@@ -43,7 +43,7 @@ def test_seed_reproduces_across_batch_sizes_packing_and_order():
     for o in rev:
         np.testing.assert_array_equal(o.counts, ref[o.index].counts)
     # another seed gives other noise
-    other = Smooth(f, 5, sigma=0.5, seed=8).certify_detailed(xs[0], 30, 300, 0.01, 64)
+    other = Smooth(f, 5, sigma=0.5, seed=8).certify_detailed(xs[0], 30, 300, 0.01, 64, index=0)
     assert not np.array_equal(other.counts, ref[0].counts)
 
 
@@ -88,12 +88,13 @@ def test_all_subsets_of_size_k_ranking_and_masked_heads_agree():
     subs = subsets_of_size(5, 3)
     s = Smooth(_linear(k=5), 5, sigma=0.8, seed=1)
     x = torch.rand(6)
-    res = s.certify_detailed(x, 20, 500, 0.01, 256, subsets=subs)
+    res = s.certify_detailed(x, 20, 500, 0.01, 256, subsets=subs, index=0)
     # brute force: each subset separately (masked-logits classifier)
     for j, L in enumerate(subs[:4]):
         idx = torch.tensor(L)
         sub = Smooth(lambda b, idx=idx: s.base_classifier(b)[:, idx], 3, sigma=0.8, seed=1)
-        np.testing.assert_array_equal(res.subset_counts[j][list(L)], sub.sample_counts(x, 500, 256))
+        sub_counts = sub.sample_counts(x, 500, 256, index=0)
+        np.testing.assert_array_equal(res.subset_counts[j][list(L)], sub_counts)
     assert (res.subset_counts.sum(1) == 500).all()
 
 
@@ -102,11 +103,12 @@ def test_masked_subset_head_for_many_classes():
     s = Smooth(f, 13, sigma=0.8, seed=2)
     subs = [(0, 5, 12), (3, 4)]
     x = torch.rand(6)
-    res = s.certify_detailed(x, 20, 300, 0.01, 128, subsets=subs)
+    res = s.certify_detailed(x, 20, 300, 0.01, 128, subsets=subs, index=0)
     for j, L in enumerate(subs):
         idx = torch.tensor(L)
         sub = Smooth(lambda b, idx=idx: f(b)[:, idx], len(L), sigma=0.8, seed=2)
-        np.testing.assert_array_equal(res.subset_counts[j][list(L)], sub.sample_counts(x, 300, 64))
+        sub_counts = sub.sample_counts(x, 300, 64, index=0)
+        np.testing.assert_array_equal(res.subset_counts[j][list(L)], sub_counts)
 
 
 def test_dict_inputs_perturb_only_the_named_modalities():
@@ -213,8 +215,8 @@ def test_auto_batch_size_with_dict_inputs_gives_the_counts_of_any_batch_size():
     x = {"img": torch.rand(6), "meta": torch.tensor([0, 1, 0])}
     s = Smooth(model, 3, sigma=0.5, seed=2)
     bs_mod.clear_cache()
-    auto = s.certify_detailed(x, 10, 300, 0.1, "auto").counts
-    fixed = s.certify_detailed(x, 10, 300, 0.1, 7).counts
+    auto = s.certify_detailed(x, 10, 300, 0.1, "auto", index=0).counts
+    fixed = s.certify_detailed(x, 10, 300, 0.1, 7, index=0).counts
     assert (auto == fixed).all() and auto.sum() == 300
     with pytest.raises(TypeError, match="a tensor or a non-empty dict of tensors"):
         bs_mod.resolve_plan("auto", model, {"img": [1.0]})

@@ -53,7 +53,7 @@ from hierclass.smoothing.runner import (
     show_progress,
 )
 from hierclass.smoothing.sampling import STREAM_ESTIMATE, STREAM_SELECT, CountEngine, Request, Task
-from hierclass.smoothing.smooth import BatchSize, check_count, model_device
+from hierclass.smoothing.smooth import BatchSize, check_count, model_device, noise_index
 from hierclass.smoothing.subsets import SubsetHead
 
 __all__ = [
@@ -281,10 +281,16 @@ class HierarchicalSmooth:
 
     # ------------------------------------------------------------------ planning
     def _perturbed(self, node: Any) -> bool:
-        if getattr(node, "deterministic", False):
+        """Whether the adversary can change what ``node`` reads (then it must be smoothed).
+
+        A rule is a base classifier like any other: ``deterministic`` does not exempt a node.
+        Only a node that reads nothing (a one-label leaf) or reads only modalities outside
+        ``perturbed_keys`` is evaluated on the clean input.
+        """
+        if not getattr(node, "reads_input", True):
             return False
         if self.perturbed_keys is None:
-            return True
+            return True  # plain tensors, and every floating modality of a dict, are attacked
         return node.input_key in self.perturbed_keys
 
     def _build(self, flat_input_key: str | None) -> None:
@@ -300,7 +306,9 @@ class HierarchicalSmooth:
             return groups[key]
 
         for path, node in self.hierarchy.nodes():
-            if not self._perturbed(node):
+            if node.num_outputs == 1:  # a constant: infinite radius, no share of alpha
+                plans[path] = _Plan(path, node, "constant")
+            elif not self._perturbed(node):
                 plans[path] = _Plan(path, node, "clean")
             elif isinstance(node, RenormalizedLeaf):
                 g = group_for(
@@ -490,10 +498,14 @@ class HierarchicalSmooth:
         alpha: float = 0.001,
         batch_size: BatchSize = 1000,
         *,
-        index: int = 0,
+        index: int | None = None,
     ) -> HierarchyCertificate:
-        """Certify one input (no batch dimension); see the class docstring."""
-        (res,) = self.certify_many([x], n0, n, alpha, batch_size, indices=[index])
+        """Certify one input (no batch dimension); see the class docstring.
+
+        ``index`` is the noise index; ``None`` (default) draws a fresh one, so that
+        independent calls draw independent noise (see :meth:`hierclass.Smooth.certify`).
+        """
+        (res,) = self.certify_many([x], n0, n, alpha, batch_size, indices=[noise_index(index)])
         return res
 
     def certify_many(
@@ -506,7 +518,7 @@ class HierarchicalSmooth:
         *,
         indices: Iterable[int] | None = None,
     ) -> Iterator[HierarchyCertificate]:
-        """Certify a stream of inputs (``indices``: their noise indices, default 0, 1, ...).
+        """Certify a stream of inputs (``indices``: their noise indices, default fresh ones).
 
         Selection draws of a chunk of inputs run first and fix each input's path; the
         estimation draws then run only the models on that path (and the flat baseline).
@@ -515,11 +527,19 @@ class HierarchicalSmooth:
         n = check_count("n", n)
         alpha = check_alpha(alpha)
         xs = list(xs)
-        idx = list(range(len(xs))) if indices is None else [int(i) for i in indices]
+        if indices is None:
+            idx = [noise_index(None) for _ in xs]
+        else:
+            idx = [noise_index(i) for i in indices]
         if len(idx) != len(xs):
             raise ValueError(f"{len(xs)} inputs but {len(idx)} indices")
         if not xs:
             return iter(())
+        if not self.groups:  # nothing on any path is smoothed: no sampling at all
+            return iter(
+                self._certificate(i, full, self._walk(full, []), [], [], alpha)
+                for (full, _), i in ((self._prepare(x), i) for x, i in zip(xs, idx))
+            )
         prepared = [self._prepare(x) for x in xs[:1]]
         engine = self._engine(batch_size, prepared[0][1])
         chunk = max(1, engine.batch_size // max(1, n0))
@@ -562,22 +582,24 @@ class HierarchicalSmooth:
             walk.append(plan)
             if path and not hasattr(plan.node, "partition"):
                 return walk  # a leaf
-            if plan.kind == "clean":
+            if plan.kind == "constant":
+                choice = 0
+            elif plan.kind == "clean":
                 choice = self._clean_choice(plan, full)
             else:
                 choice = int(np.argmax(self._node_counts(plan, sel_counts)))
             path = path + (choice,)
 
     def _certificate(self, index, full, walk, sel, est, alpha) -> HierarchyCertificate:
-        smoothed = [p for p in walk if p.kind != "clean"]
+        smoothed = [p for p in walk if p.kind not in ("clean", "constant")]
         alpha_node = alpha / max(1, len(smoothed))
         nodes: list[NodeCertificate] = []
         route: list[int] = []
         label, radius = ABSTAIN, math.inf
         for plan in walk:
             is_leaf = bool(plan.path) and not hasattr(plan.node, "partition")
-            if plan.kind == "clean":
-                choice = self._clean_choice(plan, full)
+            if plan.kind in ("clean", "constant"):
+                choice = 0 if plan.kind == "constant" else self._clean_choice(plan, full)
                 nodes.append(NodeCertificate(plan.path, plan.kind, choice, math.inf))
             else:
                 cs, ce = self._node_counts(plan, sel), self._node_counts(plan, est)

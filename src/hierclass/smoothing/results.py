@@ -16,6 +16,7 @@ import math
 import os
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from decimal import ROUND_DOWN, Context, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,9 @@ _INT_COLUMNS = {"idx", "label", "predict", "correct", "route_correct"}
 _FLOAT_COLUMNS = {"radius", "time", "p_lower"}
 
 PathLike = str | os.PathLike
+
+_MICRO = Decimal("1e-6")
+_SEVEN_DIGITS_DOWN = Context(prec=7, rounding=ROUND_DOWN)
 
 
 def format_counts(counts: Iterable[int]) -> str:
@@ -74,7 +78,11 @@ def _format(value: Any) -> str:
         v = float(value)
         if math.isinf(v):
             return "inf" if v > 0 else "-inf"
-        return repr(round(v, 6)) if abs(v) >= 1e-3 or v == 0 else f"{v:.6e}"
+        # toward zero, never to nearest: a stored radius (or lower bound) never exceeds the
+        # computed one; Decimal(v) is v's exact binary value
+        if abs(v) >= 1e-3 or v == 0:
+            return repr(float(Decimal(v).quantize(_MICRO, rounding=ROUND_DOWN)))
+        return f"{_SEVEN_DIGITS_DOWN.plus(Decimal(v)):.6e}"
     text = str(value)
     if "\t" in text or "\n" in text:
         raise ValueError(f"a TSV field cannot hold tabs or newlines: {text!r}")

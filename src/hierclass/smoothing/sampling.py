@@ -3,9 +3,11 @@
 Sampling is the whole cost of certification, so this module keeps everything else out of the
 way of the model's forward pass:
 
-* noise is generated on the model's device, in blocks of draws seeded from ``(seed, sample
+* noise is generated on the model's device, in blocks of draws determined by ``(seed, sample
   index, stream, modality, block)``. A sample's noise therefore never depends on the batch
-  size, on which other samples share its batches, or on how a data set is sharded;
+  size, on which other samples share its batches, or on how a data set is sharded. No two
+  blocks of a run coincide: on the CPU (whose torch generator keeps only 32 bits of a seed)
+  blocks are disjoint counter ranges of a Philox stream with a 128-bit key;
 * noisy inputs are written straight into a reused batch buffer (``x + sigma * noise`` in one
   kernel), memory stays O(batch) whatever ``n`` is;
 * several samples' draws are packed into one forward pass when ``n`` is small next to the
@@ -32,7 +34,9 @@ __all__ = [
     "CountEngine",
     "NoiseStream",
     "block_draws",
+    "block_counter",
     "block_seed",
+    "stream_key",
 ]
 
 #: Noise stream ids: selection (n0), estimation (n) and ``predict`` samples never share noise,
@@ -46,11 +50,42 @@ NOISE_BLOCK_ELEMENTS = 2**20
 _MAX_BLOCK_DRAWS = 1024
 
 
-def block_seed(seed: int, index: int, stream: int, key_id: int, block: int) -> int:
-    """The generator seed of one block of noise draws of one sample.
+def stream_key(seed: int, index: int, stream: int, key_id: int) -> np.ndarray:
+    """The 128-bit Philox key of one noise stream (one sample, stream and modality).
 
-    Derived with :class:`numpy.random.SeedSequence`, so neighbouring indices or blocks get
-    unrelated streams.
+    Derived with :class:`numpy.random.SeedSequence`, so neighbouring indices get unrelated
+    keys. Blocks of the stream are counter ranges under this key (:func:`block_counter`).
+
+    Examples
+    --------
+    >>> stream_key(0, 5, 1, 0).dtype, stream_key(0, 5, 1, 0).shape
+    (dtype('uint64'), (2,))
+    """
+    return np.random.SeedSequence([seed, index, stream, key_id]).generate_state(2, dtype=np.uint64)
+
+
+def block_counter(block: int) -> np.ndarray:
+    """The Philox counter where block ``block`` of a stream starts: ``block * 2**64``.
+
+    A block consumes far fewer than ``2**64`` counter steps (it holds at most
+    ``NOISE_BLOCK_ELEMENTS`` draws), so two blocks of one stream never share a counter value,
+    and so never share noise, by construction.
+
+    Examples
+    --------
+    >>> block_counter(3).tolist()
+    [0, 3, 0, 0]
+    """
+    if not 0 <= int(block) < 2**64:
+        raise ValueError(f"a block number must lie in [0, 2**64), got {block}")
+    return np.array([0, int(block), 0, 0], dtype=np.uint64)
+
+
+def block_seed(seed: int, index: int, stream: int, key_id: int, block: int) -> int:
+    """The 63-bit seed of one block on an accelerator (CUDA's Philox keeps all 64 bits).
+
+    CPU noise does not use it: torch's CPU generator keeps only 32 bits of a seed, so blocks
+    there are drawn from numpy's Philox under :func:`stream_key` instead.
 
     Examples
     --------
@@ -61,6 +96,9 @@ def block_seed(seed: int, index: int, stream: int, key_id: int, block: int) -> i
         1, dtype=np.uint64
     )
     return int(state[0] >> np.uint64(1))  # 63 bits: a valid torch seed on every device
+
+
+_NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
 
 def block_draws(shape: Sequence[int], total: int) -> int:
@@ -86,13 +124,17 @@ class NoiseStream:
     Parameters
     ----------
     seed, index, stream, key_id : int
-        Identify the stream; see :func:`block_seed`.
+        Identify the stream; see :func:`stream_key`.
     shape : tuple of int
         Shape of one draw (the sample's shape without batch dimension).
     total : int
         How many draws the stream will be asked for (sets the block size).
     generator : torch.Generator
-        A generator on the target device; reseeded at each block, so it may be shared.
+        A generator on the target device. On an accelerator it is reseeded at each block with
+        :func:`block_seed`, so it may be shared. On the CPU it only names the device: torch's
+        CPU generator keeps 32 bits of a seed, so two blocks could coincide; CPU blocks come
+        from numpy's Philox instead, keyed by :func:`stream_key` and started at
+        :func:`block_counter` (no two blocks of a run share noise, by construction).
     dtype : torch.dtype
         Floating dtype of the draws.
 
@@ -122,18 +164,27 @@ class NoiseStream:
         self.block = block_draws(self.shape, total)
         self.generator = generator
         self.dtype = dtype
+        self._philox_key = stream_key(*self.key) if generator.device.type == "cpu" else None
         self._next_block = 0
         self._buf: torch.Tensor | None = None
         self._pos = 0
 
+    def block_noise(self, block: int) -> torch.Tensor:
+        """The draws of block ``block``: ``[self.block, *shape]`` (random access, for tests)."""
+        size = (self.block, *self.shape)
+        if self._philox_key is None:
+            self.generator.manual_seed(block_seed(*self.key, block))
+            return torch.randn(
+                size, generator=self.generator, device=self.generator.device, dtype=self.dtype
+            )
+        bits = np.random.Philox(key=self._philox_key, counter=block_counter(block))
+        np_dtype = _NUMPY_DTYPES.get(self.dtype, np.float32)
+        out = torch.empty(size, dtype=torch.float32 if np_dtype is np.float32 else torch.float64)
+        np.random.Generator(bits).standard_normal(out=out.numpy(), dtype=np_dtype)
+        return out if out.dtype == self.dtype else out.to(self.dtype)
+
     def _refill(self) -> None:
-        self.generator.manual_seed(block_seed(*self.key, self._next_block))
-        self._buf = torch.randn(
-            (self.block, *self.shape),
-            generator=self.generator,
-            device=self.generator.device,
-            dtype=self.dtype,
-        )
+        self._buf = self.block_noise(self._next_block)
         self._next_block += 1
         self._pos = 0
 

@@ -45,6 +45,27 @@ def check_count(name: str, value: Any) -> int:
     return int(value)
 
 
+def noise_index(index: Any) -> int:
+    """A noise index: ``index`` itself (validated), or a fresh random one for ``None``.
+
+    Fresh indices come from torch's global generator (so ``torch.manual_seed`` makes a whole
+    script reproducible) and span ``[2**62, 2**63)``, apart from the data-set positions that
+    drivers pass explicitly.
+
+    Examples
+    --------
+    >>> noise_index(7), noise_index(None) >= 2**62
+    (7, True)
+    """
+    if index is None:
+        return 2**62 + int(torch.randint(0, 2**62, (1,)).item())
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+        raise TypeError(f"index must be an int >= 0 or None, got {type(index).__name__}")
+    if index < 0:
+        raise ValueError(f"noise indices must be >= 0, got {index}")
+    return int(index)
+
+
 def model_device(model: Any) -> torch.device:
     """The device of a module's first parameter or buffer (CPU for plain callables)."""
     if isinstance(model, torch.nn.Module):
@@ -303,7 +324,7 @@ class Smooth:
         n: int,
         batch_size: BatchSize = 1000,
         *,
-        index: int = 0,
+        index: int | None = None,
         stream: int = STREAM_ESTIMATE,
     ) -> np.ndarray:
         """Votes of the base classifier on ``n`` noisy copies of ``x``: int64 ``[num_classes]``.
@@ -317,7 +338,7 @@ class Smooth:
         n = check_count("n", n)
         xd = self._prepare(x)
         engine = self._engine(batch_size, xd)
-        (task,) = engine.run([Task(xd, int(index), [Request(stream, n)])])
+        (task,) = engine.run([Task(xd, noise_index(index), [Request(stream, n)])])
         return task.counts[0][0]
 
     def predict(
@@ -327,7 +348,7 @@ class Smooth:
         alpha: float = 0.001,
         batch_size: BatchSize = 1000,
         *,
-        index: int = 0,
+        index: int | None = None,
     ) -> int:
         """Cohen's PREDICT: the top label, or ``ABSTAIN`` if it does not beat the runner-up.
 
@@ -345,8 +366,9 @@ class Smooth:
         batch_size : int or "auto"
             Draws per forward pass; ``"auto"`` probes the fastest size (and layout, see
             ``channels_last`` in the class docstring) once per model and input shape.
-        index : int, keyword-only
-            The noise index (the input's position in its data set).
+        index : int or None, keyword-only
+            The noise index (the input's position in its data set). ``None`` (default): a
+            fresh random index, so that independent calls draw independent noise.
 
         Returns
         -------
@@ -367,7 +389,7 @@ class Smooth:
         alpha: float = 0.001,
         batch_size: BatchSize = 1000,
         *,
-        index: int = 0,
+        index: int | None = None,
     ) -> tuple[int, float]:
         """Cohen's CERTIFY: ``(label, radius)``, or ``(Smooth.ABSTAIN, 0.0)``.
 
@@ -386,8 +408,12 @@ class Smooth:
         batch_size : int or "auto"
             Draws per forward pass; ``"auto"`` probes the fastest size (and layout, see
             ``channels_last`` in the class docstring) once per model and input shape.
-        index : int, keyword-only
-            The noise index (the input's position in its data set).
+        index : int or None, keyword-only
+            The noise index (the input's position in its data set). ``None`` (default): a
+            fresh random index drawn from torch's global generator, so that independent calls
+            draw independent noise, as Cohen's ``certify`` does (a loop over a data set with
+            one fixed index would make every certificate fail together). Pass ``index`` (with
+            the ``seed`` of the constructor) to reproduce a result exactly.
 
         Returns
         -------
@@ -405,7 +431,7 @@ class Smooth:
         alpha: float = 0.001,
         batch_size: BatchSize = 1000,
         *,
-        index: int = 0,
+        index: int | None = None,
         subsets: Iterable[Sequence[int]] | None = None,
         methods: Sequence[str] = ("cohen", "margin"),
     ) -> SmoothResult:
@@ -417,8 +443,8 @@ class Smooth:
             One input without batch dimension.
         n0, n, alpha, batch_size
             As in :meth:`certify`.
-        index : int
-            The noise index.
+        index : int or None
+            The noise index (``None``: a fresh one, see :meth:`certify`).
         subsets : iterable of sequences of int, optional
             Label subsets ``L`` to certify within (e.g. the classes of a partition, or
             :func:`~hierclass.smoothing.subsets.subsets_of_size`).
@@ -439,7 +465,14 @@ class Smooth:
         ((2, 4), 200)
         """
         (res,) = self.certify_many(
-            [x], n0, n, alpha, batch_size, indices=[index], subsets=subsets, methods=methods
+            [x],
+            n0,
+            n,
+            alpha,
+            batch_size,
+            indices=[noise_index(index)],
+            subsets=subsets,
+            methods=methods,
         )
         return res
 
@@ -458,8 +491,9 @@ class Smooth:
         """Certify a stream of inputs, packing several per forward pass when ``n`` is small.
 
         Yields one :class:`SmoothResult` per input, in order, as soon as its counts are in.
-        ``indices`` (default ``0, 1, 2, ...``) are the noise indices: pass the inputs'
-        positions in the data set so that shards of a data set reproduce a one-process run.
+        ``indices`` are the noise indices: pass the inputs' positions in the data set so that
+        shards of a data set reproduce a one-process run. Default: fresh random indices, so
+        that every call draws independent noise.
         """
         n0 = check_count("n0", n0)
         n = check_count("n", n)
@@ -478,17 +512,15 @@ class Smooth:
         engine = self._engine(batch_size, first, head)
 
         def tasks():
-            k = 0
             x = first
             while True:
-                i = next(idx_iter, None) if idx_iter is not None else k
+                i = next(idx_iter, None) if idx_iter is not None else noise_index(None)
                 if i is None:
                     raise ValueError("indices is shorter than the inputs")
                 i = int(i)
                 if i < 0:
                     raise ValueError(f"noise indices must be >= 0, got {i}")
                 yield Task(x, i, [Request(STREAM_SELECT, n0), Request(STREAM_ESTIMATE, n)])
-                k += 1
                 nxt = next(xs_iter, None)
                 if nxt is None:
                     return
