@@ -23,6 +23,7 @@ __all__ = [
     "certified_accuracy_curve",
     "check_results",
     "class_summary",
+    "compare_radii",
     "comparison_table",
     "summary_table",
 ]
@@ -106,7 +107,8 @@ def _arrays(table_or_radius: Any, correct: Any = None) -> tuple[np.ndarray, np.n
 def _check_radii(radii: Any) -> np.ndarray:
     rs = np.asarray(radii, dtype=float)
     if np.isnan(rs).any() or (rs < 0).any():
-        raise ValueError(f"radii to evaluate at must be >= 0 and not NaN, got {rs.tolist()}")
+        bad = rs[np.isnan(rs) | (rs < 0)].reshape(-1)[:5].tolist()
+        raise ValueError(f"radii to evaluate at must be >= 0 and not NaN, got {bad}")
     return rs
 
 
@@ -265,3 +267,30 @@ def summary_table(
         cells = " | ".join(f"{a:.2%}" for a in acc)
         lines.append(f"| {name} | {cells} | {average_certified_radius(table):.3f} |")
     return "\n".join(lines)
+
+
+def compare_radii(baseline: ResultTable, other: ResultTable) -> dict[str, int]:
+    """Per input, is ``other``'s certified radius larger, smaller or equal to ``baseline``'s?
+
+    The radius compared is the certified radius of a correct prediction and 0 otherwise (the
+    quantity whose mean is the ACR). Both tables must cover the same inputs in the same order.
+
+    Examples
+    --------
+    >>> b = ResultTable({"idx": np.array([0, 1, 2]), "radius": np.array([0.5, 0.4, 0.0]),
+    ...                  "correct": np.array([1, 1, 0])})
+    >>> h = ResultTable({"idx": np.array([0, 1, 2]), "radius": np.array([0.7, 0.4, 0.3]),
+    ...                  "correct": np.array([1, 0, 1])})
+    >>> compare_radii(b, h)
+    {'better': 2, 'worse': 1, 'same': 0}
+    """
+    if not np.array_equal(baseline["idx"], other["idx"]):
+        raise ValueError("the two tables cover different inputs (idx differ)")
+    rb, cb = _arrays(baseline)
+    ro, co = _arrays(other)
+    eb, eo = np.where(cb, rb, 0.0), np.where(co, ro, 0.0)
+    return {
+        "better": int((eo > eb).sum()),
+        "worse": int((eo < eb).sum()),
+        "same": int((eo == eb).sum()),
+    }
