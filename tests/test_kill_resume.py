@@ -364,7 +364,6 @@ def _stale_shards(reference: Path, out: Path, done: tuple[int, int]) -> None:
         out.with_name(f"{out.name}.shard{rank}of2").write_text(header + "".join(mine))
 
 
-@pytest.mark.xfail(strict=False, reason="needs h12's atomic resume fold (smoothing/distributed)")
 @pytest.mark.parametrize("done", [(3, 2), (1, 4)], ids=["3+2-rows", "1+4-rows"])
 def test_cli_certify_survives_a_kill_inside_the_resume_fold(tmp_path, model_file, done):
     reference = tmp_path / "reference.tsv"
@@ -379,7 +378,6 @@ def test_cli_certify_survives_a_kill_inside_the_resume_fold(tmp_path, model_file
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="needs h12's atomic resume fold (smoothing/distributed)")
 def test_cli_certify_survives_random_kills_after_a_sharded_run(tmp_path, model_file):
     """Random kills of a one-process resume of a killed 2-process run (the fold included)."""
     reference = tmp_path / "reference.tsv"

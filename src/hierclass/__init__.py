@@ -2,7 +2,8 @@
 
 Invariances split the label set into disjoint equivalence classes; routers send each input to
 its class, leaves predict inside it, and randomized-smoothing certificates grow because fewer
-labels compete. See ``docs/`` and ``DESIGN.md`` for the map of the library.
+labels compete. See ``docs/`` (``docs/concepts/`` and ``docs/dev/contracts.md``) for the map
+of the library and its soundness traps.
 """
 
 from __future__ import annotations

@@ -54,3 +54,21 @@ def test_bad_inputs():
         certified_accuracy(np.zeros(3), 0.0, correct=np.zeros(2))
     with pytest.raises(ValueError, match="eqclass"):
         class_summary(ResultTable({"radius": np.zeros(1), "correct": np.zeros(1)}))
+
+
+def test_bad_tables_are_refused_with_what_arrived():
+    """Old code: ACR -1.25 for a negative radius, duplicates counted twice, correct=7 correct."""
+    from hierclass.smoothing.analysis import check_results
+
+    with pytest.raises(ValueError, match=r"radius is >= 0.*-1.25"):
+        average_certified_radius(_table([-1.25, 1.0], [1, 1], list("ab")))
+    dup = ResultTable(
+        {"idx": np.array([3, 3]), "radius": np.array([0.5, 0.5]), "correct": np.array([1, 1])}
+    )
+    with pytest.raises(ValueError, match="index 3 appears 2 times"):
+        certified_accuracy(dup, 0.0)
+    with pytest.raises(ValueError, match=r"correct must be 0 or 1, found \[7\]"):
+        check_results(_table([0.5], [7], ["a"]), "run.tsv")
+    with pytest.raises(ValueError, match="radii to evaluate at"):
+        certified_accuracy(_table([0.5], [1], ["a"]), [float("nan")])
+    assert certified_accuracy(_table([0.5], [True], ["a"]), 0.25) == 1.0  # bools are fine

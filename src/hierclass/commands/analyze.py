@@ -1,17 +1,32 @@
-"""``hierclass analyze``: certified accuracy, ACR and per-class tables from result TSVs.
-
-Give one or more result files (``NAME=PATH`` to label them). Prints a markdown table of the
-certified accuracy at ``--radii`` and the average certified radius per file; with
-``--baseline`` and ``--hierarchy`` it prints the per-equivalence-class comparison of the
-paper's Tables IV-VII. ``--plot`` writes a certified-accuracy curve (PNG).
-"""
+"""``hierclass analyze``: certified accuracy, ACR, class tables and hierarchy metrics."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
+
+DESCRIPTION = """\
+Certified accuracy, ACR and per-class tables from result TSVs (hierclass's, or Cohen et al.'s
+certify.py output unchanged).
+
+Give one or more result files (NAME=PATH to label them). Prints a markdown table of the
+certified accuracy at --radii and the average certified radius per file. For a hierarchy's
+file (columns route, true_route, node_radii) it also prints hierarchical precision, recall and
+F1, mistake severity (tree distance between true and predicted label), and per-level accuracy
+and certified accuracy. With --baseline and --hierarchy it prints the per-equivalence-class
+comparison of the paper's Tables IV-VII. --plot writes a certified-accuracy curve (PNG).
+"""
+
+
+def _radius(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"a radius is a number >= 0, got {text!r}")
+    return value
 
 
 def add_parser(subparsers: Any) -> None:
@@ -19,14 +34,14 @@ def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "analyze",
         help="certified accuracy, ACR, per-class tables and curves from result files",
-        description=__doc__,
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("results", nargs="*", help="result TSVs, optionally NAME=PATH")
-    p.add_argument("--radii", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0])
+    p.add_argument("--radii", type=_radius, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0])
     p.add_argument("--baseline", type=Path, help="flat baseline TSV for the class table")
     p.add_argument("--hierarchy", type=Path, help="hierarchy TSV for the class table")
-    p.add_argument("--radius", type=float, default=0.0, help="radius of the class table's CA")
+    p.add_argument("--radius", type=_radius, default=0.0, help="radius of the class table's CA")
     p.add_argument("--plot", type=Path, help="write a certified-accuracy curve here (PNG)")
     p.add_argument("--out", type=Path, help="also write the markdown here")
 
@@ -41,34 +56,41 @@ def _named(items: list[str]) -> dict[str, Path]:
     return out
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run ``hierclass analyze``; returns the exit status."""
-    from hierclass.smoothing.analysis import comparison_table, summary_table
+def _read(path: Path) -> Any:
+    from hierclass.smoothing.analysis import check_results
     from hierclass.smoothing.results import read_results
 
-    try:
-        runs = {name: read_results(path) for name, path in _named(args.results).items()}
-        if args.baseline:
-            runs.setdefault("baseline", read_results(args.baseline))
-        if args.hierarchy:
-            runs.setdefault("hierarchy", read_results(args.hierarchy))
-        if not runs:
-            raise ValueError("give result files, or --baseline and --hierarchy")
-        parts = ["## Certified accuracy", "", summary_table(runs, args.radii)]
-        if args.baseline and args.hierarchy:
-            table = comparison_table(
-                read_results(args.baseline), read_results(args.hierarchy), radius=args.radius
-            )
-            parts += ["", f"## Per equivalence class (CA at radius {args.radius})", "", table]
-        text = "\n".join(parts) + "\n"
-        print(text, end="")
-        if args.out:
-            args.out.write_text(text)
-        if args.plot:
-            from hierclass.plotting import plot_certified_accuracy
+    return check_results(read_results(path), str(path))
 
-            plot_certified_accuracy(runs, args.plot)
-    except (ValueError, FileNotFoundError, KeyError) as err:
-        print(f"hierclass analyze: error: {err}", file=sys.stderr)
-        return 2
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``hierclass analyze``; returns the exit status (errors are reported by the CLI)."""
+    from hierclass.smoothing.analysis import comparison_table, summary_table
+    from hierclass.smoothing.hierarchy_metrics import hierarchy_report
+
+    named = _named(args.results)
+    runs = {name: _read(path) for name, path in named.items()}
+    baseline = _read(args.baseline) if args.baseline else None
+    hierarchy = _read(args.hierarchy) if args.hierarchy else None
+    if baseline is not None:
+        runs.setdefault("baseline", baseline)
+    if hierarchy is not None:
+        runs.setdefault("hierarchy", hierarchy)
+    if not runs:
+        raise ValueError("give result files, or --baseline and --hierarchy")
+    parts = ["## Certified accuracy", "", summary_table(runs, args.radii)]
+    for name, table in runs.items():
+        if "node_radii" in table and "route" in table:
+            parts += ["", f"## Hierarchy metrics: {name}", "", hierarchy_report(table, args.radii)]
+    if baseline is not None and hierarchy is not None:
+        table = comparison_table(baseline, hierarchy, radius=args.radius)
+        parts += ["", f"## Per equivalence class (CA at radius {args.radius})", "", table]
+    text = "\n".join(parts) + "\n"
+    print(text, end="")
+    if args.out:
+        args.out.write_text(text)
+    if args.plot:
+        from hierclass.plotting import plot_certified_accuracy
+
+        plot_certified_accuracy(runs, args.plot)
     return 0

@@ -1,29 +1,58 @@
 """``hierclass certify``: randomized-smoothing certificates for a model or a hierarchy.
 
-MODEL is one of
-
-* a directory written by ``Hierarchy.save`` (``hierarchy.json`` + ``weights.pt``): the
-  hierarchy is certified node by node, and, when its leaves are renormalised from one flat
-  model, that flat model is certified on the same noisy draws as the baseline (``--flat-out``);
-* a ``.pt`` file holding ``{"spec": model_spec(model), "state_dict": ...}`` (see
-  :func:`save_model_file`), loaded with ``torch.load(weights_only=True)``;
-* ``package.module:factory``, a callable returning a model.
-
-Rows are written as they are certified (Cohen's TSV columns first) and a killed run resumes.
-Under ``torchrun`` the data set is sharded by index across processes and merged at the end.
+The flags follow Cohen et al.'s ``certify.py`` (``--N0 --N --batch --skip --max``) so their
+scripts carry over; the output TSV starts with their columns (see
+:mod:`hierclass.smoothing.results`).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
+__all__ = ["check_device", "load_data", "load_model", "save_model_file"]
+
 DATASETS = ("digits", "mnist5k")
+
+DESCRIPTION = """\
+Certify a model or a hierarchy with randomized smoothing (Cohen et al.).
+
+MODEL is one of
+  * a directory written by Hierarchy.save (hierarchy.json + weights.pt): the hierarchy is
+    certified node by node and, when its leaves are renormalised from one flat model, that
+    flat model is certified on the same noisy draws as the baseline (--flat-out);
+  * a .pt file holding {"spec": model_spec(model), "state_dict": ...}, as written by
+    hierclass.commands.certify.save_model_file (read with torch.load(weights_only=True));
+  * package.module:factory, a callable taking no arguments and returning a model.
+
+--dataset is one of
+  * digits, mnist5k: the embedded data sets (--split test|train, default test);
+  * imagefolder:PATH: a torchvision ImageFolder (PATH/<class>/<image>), read as tensors in
+    [0, 1] (transforms.ToTensor); labels are the sorted class folder names' positions;
+  * package.module:factory: a callable returning a torch Dataset or DataLoader of
+    (input, label) pairs, or an (x, y) pair of tensors.
+
+Rows are written as they are certified (Cohen's TSV columns first); the same command run
+again resumes a killed run, and finds a finished one done. Under torchrun the data set is
+sharded by index across processes and merged at the end; only OUTFILE is left behind.
+"""
+
+
+def _count(name: str, low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{name} must be >= {low}, got {value}")
+        return value
+
+    return parse
 
 
 def add_parser(subparsers: Any) -> None:
@@ -31,26 +60,53 @@ def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "certify",
         help="certify a model or hierarchy with randomized smoothing (Cohen et al.)",
-        description=__doc__,
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", help="hierarchy directory, model .pt file, or module:factory")
     p.add_argument("outfile", type=Path, help="TSV file for the results")
-    p.add_argument("--dataset", choices=DATASETS, default="mnist5k")
-    p.add_argument("--split", choices=("test", "train"), default="test")
+    p.add_argument(
+        "--dataset",
+        default="mnist5k",
+        help="digits, mnist5k, imagefolder:PATH or module:factory (default mnist5k)",
+    )
+    p.add_argument("--split", choices=("test", "train"), default=None, help="embedded sets only")
+    p.add_argument(
+        "--num-classes",
+        type=_count("--num-classes", 2),
+        default=None,
+        help="labels of a flat model (default: the data set's classes)",
+    )
     p.add_argument("--sigma", type=float, required=True, help="noise level")
-    p.add_argument("--n0", type=int, default=100, help="selection samples")
-    p.add_argument("--N", type=int, default=100_000, help="estimation samples")
+    p.add_argument(
+        "--N0", "--n0", dest="n0", type=_count("--N0", 1), default=100, help="selection samples"
+    )
+    p.add_argument(
+        "--N", "--n", dest="N", type=_count("--N", 1), default=100_000, help="estimation samples"
+    )
     p.add_argument("--alpha", type=float, default=0.001, help="failure probability")
-    p.add_argument("--batch", default="1000", help="batch size, or 'auto' to probe")
-    p.add_argument("--skip", type=int, default=1, help="certify every skip-th input")
-    p.add_argument("--max", type=int, default=-1, help="stop after this many inputs")
-    p.add_argument("--seed", type=int, default=0, help="base seed of the noise streams")
+    p.add_argument(
+        "--batch", "--batch-size", dest="batch", default="1000", help="batch size, or 'auto'"
+    )
+    p.add_argument(
+        "--skip", type=_count("--skip", 1), default=1, help="certify every skip-th input"
+    )
+    p.add_argument(
+        "--max",
+        type=_count("--max", 0),
+        default=None,
+        help="stop after this many inputs (default: all)",
+    )
+    p.add_argument(
+        "--seed", type=_count("--seed", 0), default=0, help="base seed of the noise streams"
+    )
     p.add_argument(
         "--method",
-        choices=("cohen", "margin"),
-        default="cohen",
-        help="per-node certificate of a hierarchy",
+        choices=("renormalized", "margin", "cohen"),
+        default="renormalized",
+        help="per-node certificate of a hierarchy: renormalized (Cohen's bound on the base "
+        "classifier restricted to the leaf's labels) or margin ('cohen' is the old name of "
+        "renormalized)",
     )
     p.add_argument(
         "--flat-out",
@@ -65,7 +121,7 @@ def add_parser(subparsers: Any) -> None:
         "radii, e.g. 0,0.25,0.5,0.75, drawing at most --N samples per input",
     )
     p.add_argument("--no-resume", action="store_true", help="replace OUTFILE instead of resuming")
-    p.add_argument("--device", default=None, help="e.g. cuda:0 (default: cuda if available)")
+    p.add_argument("--device", default=None, help="e.g. cpu, cuda:0 (default: cuda if available)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -87,8 +143,68 @@ def save_model_file(model: torch.nn.Module, path: str | Path) -> Path:
     return path
 
 
+def check_device(text: str | None) -> torch.device:
+    """The device a ``--device`` value names, refused clearly when it is not there.
+
+    Examples
+    --------
+    >>> check_device("cpu")
+    device(type='cpu')
+    >>> check_device("bogus")
+    Traceback (most recent call last):
+    ...
+    ValueError: --device 'bogus' is not a device; expected e.g. cpu, cuda, cuda:0
+    """
+    if text is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise ValueError(
+            f"--device {text!r} is not a device; expected e.g. cpu, cuda, cuda:0"
+        ) from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {text}: CUDA is not available on this machine")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"--device {text}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {text}: MPS is not available on this machine")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"--device {text}: only cpu, cuda and mps devices are supported")
+    return device
+
+
+def _first_line(err: BaseException) -> str:
+    """torch's message without its advice to unpickle (never passed on)."""
+    from hierclass.cli import error_line
+
+    return error_line(err)
+
+
+def _import_attr(spec: str, what: str) -> Any:
+    """``package.module:name`` -> the object, with one clear error for each way it fails."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"{what} {spec!r}: expected package.module:name")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f"{what} {spec!r}: cannot import {module_name!r} ({err})") from None
+    obj = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ValueError(f"{what} {spec!r}: module {module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise TypeError(f"{what} {spec!r}: {attr!r} is a {type(obj).__name__}, not a callable")
+    return obj
+
+
 def load_model(spec: str, device: str | torch.device = "cpu") -> Any:
-    """A model or hierarchy from a CLI MODEL argument (see the module docstring).
+    """A model or hierarchy from a CLI MODEL argument (see ``hierclass certify --help``).
 
     Parameters
     ----------
@@ -101,6 +217,11 @@ def load_model(spec: str, device: str | torch.device = "cpu") -> Any:
     Returns
     -------
     Hierarchy, nn.Module or callable
+
+    Raises
+    ------
+    ValueError
+        For anything that is not a loadable model, naming the file and the problem.
 
     Examples
     --------
@@ -116,44 +237,111 @@ def load_model(spec: str, device: str | torch.device = "cpu") -> Any:
     if path.is_dir():
         from hierclass import Hierarchy
 
-        return Hierarchy.load(path, map_location=device)
+        try:
+            return Hierarchy.load(path, map_location=device)
+        except OSError:
+            raise
+        except Exception as err:  # noqa: BLE001 - whatever a damaged save makes the loader do
+            message = _first_line(err)
+            if isinstance(err, (ValueError, TypeError)) and str(path) in message:
+                raise ValueError(message) from None
+            raise ValueError(
+                f"{path} is not a readable saved hierarchy ({type(err).__name__}: {message})"
+            ) from None
     if path.is_file():
         from hierclass.models import build_from_spec
 
-        blob = torch.load(path, map_location=device, weights_only=True)
+        try:
+            blob = torch.load(path, map_location=device, weights_only=True)
+        except Exception as err:  # noqa: BLE001 - torch fails in many ways on a damaged file
+            raise ValueError(
+                f"{path} cannot be read as a model file written by save_model_file "
+                f"({_first_line(err)})"
+            ) from None
         if not isinstance(blob, dict) or "spec" not in blob or "state_dict" not in blob:
             raise ValueError(
-                f"{path} must hold a dict with 'spec' and 'state_dict' (see save_model_file)"
+                f"{path} must hold a dict with 'spec' and 'state_dict' (see save_model_file), "
+                f"got {type(blob).__name__}"
+                + (f" with keys {sorted(map(str, blob))}" if isinstance(blob, dict) else "")
             )
         model = build_from_spec(blob["spec"])
-        model.load_state_dict(blob["state_dict"])
+        try:
+            model.load_state_dict(blob["state_dict"])
+        except (RuntimeError, TypeError, AttributeError) as err:
+            raise ValueError(
+                f"{path}: the saved weights do not fit the model its spec builds "
+                f"({_first_line(err)})"
+            ) from None
         return model.to(device).eval()
     if ":" in spec:
-        module_name, _, attr = spec.partition(":")
-        factory = getattr(importlib.import_module(module_name), attr)
-        model = factory()
+        model = _import_attr(spec, "MODEL")()
         if isinstance(model, torch.nn.Module):
             model = model.to(device).eval()
+        elif not callable(model):
+            raise TypeError(
+                f"MODEL {spec!r} returned a {type(model).__name__}, expected a model (callable)"
+            )
         return model
+    if path.suffix == ".pt":
+        raise ValueError(f"MODEL file {spec!r} does not exist")
     raise ValueError(f"MODEL {spec!r} is neither a directory, a file, nor module:factory")
 
 
-def _load_data(name: str, split: str) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """``(x, y, num_classes)`` of an embedded data set split."""
-    from hierclass.data import load_digits, load_mnist_subset
+def load_data(name: str, split: str | None = None) -> tuple[Any, torch.Tensor, int | None]:
+    """``(x, y, num_classes or None)`` of a ``--dataset`` value (see ``--help``).
 
-    ds = load_digits() if name == "digits" else load_mnist_subset()
-    x, y = (ds.x_test, ds.y_test) if split == "test" else (ds.x_train, ds.y_train)
-    return x, y, ds.num_classes
+    Examples
+    --------
+    >>> x, y, k = load_data("digits")
+    >>> tuple(x.shape[1:]), k
+    ((1, 8, 8), 10)
+    """
+    from hierclass.data._tensors import as_tensors
+
+    if name in DATASETS:
+        from hierclass.data import load_digits, load_mnist_subset
+
+        ds = load_digits() if name == "digits" else load_mnist_subset()
+        if (split or "test") == "test":
+            return ds.x_test, ds.y_test, ds.num_classes
+        return ds.x_train, ds.y_train, ds.num_classes
+    if split is not None:
+        raise ValueError(f"--split applies to the embedded data sets {DATASETS}, not {name!r}")
+    if name.startswith("imagefolder:"):
+        root = Path(name.partition(":")[2])
+        if not root.is_dir():
+            raise ValueError(f"--dataset {name}: {root} is not a directory")
+        from torchvision import datasets, transforms
+
+        try:
+            folder = datasets.ImageFolder(str(root), transform=transforms.ToTensor())
+        except FileNotFoundError as err:  # torchvision's message for an empty or bad tree
+            raise ValueError(f"--dataset {name}: {err}") from None
+        x, y = as_tensors(folder)
+        return x, y, len(folder.classes)
+    if ":" in name:
+        data = _import_attr(name, "--dataset")()
+        classes = getattr(data, "classes", None) or getattr(
+            getattr(data, "dataset", None), "classes", None
+        )
+        x, y = as_tensors(data)
+        return x, y, len(classes) if classes else None
+    raise ValueError(
+        f"--dataset {name!r}: expected one of {', '.join(DATASETS)}, imagefolder:PATH or "
+        "package.module:factory"
+    )
 
 
 def _batch(text: str) -> int | str:
     if text == "auto":
         return "auto"
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
-        raise ValueError(f"--batch must be a positive int or 'auto', got {text!r}") from None
+        value = 0
+    if value < 1:
+        raise ValueError(f"--batch must be a positive int or 'auto', got {text!r}")
+    return value
 
 
 def _shared_flat_model(hierarchy: Any) -> Any:
@@ -190,68 +378,78 @@ def _run_sequential(args, model, x, y, num_classes, indices, common) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``hierclass certify``; returns the exit status."""
+    """Run ``hierclass certify``; returns the exit status (errors are reported by the CLI)."""
     from hierclass import Hierarchy, Smooth
     from hierclass.smoothing.distributed import init_from_env, rank_and_world, run_sharded
-    from hierclass.smoothing.hierarchical import certify_hierarchy
+    from hierclass.smoothing.hierarchical import HIERARCHY_COLUMNS, certify_hierarchy
+    from hierclass.smoothing.results import FLAT_COLUMNS
     from hierclass.smoothing.runner import certify_dataset, dataset_indices
 
-    try:
-        distributed = init_from_env()
-        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        if distributed and device == "cuda":
-            device = f"cuda:{torch.cuda.current_device()}"
-        model = load_model(args.model, device)
-        x, y, num_classes = _load_data(args.dataset, args.split)
-        indices = dataset_indices(
-            len(y), skip=args.skip, max_count=None if args.max < 0 else args.max
-        )
-        batch = _batch(args.batch)
-        rank, _ = rank_and_world()
-        verbose = False if args.quiet or rank else None
-        common = dict(
-            n0=args.n0,
-            n=args.N,
-            alpha=args.alpha,
-            batch_size=batch,
-            resume=not args.no_resume,
-            verbose=verbose,
-        )
-        if args.radii is not None:
-            table = _run_sequential(args, model, x, y, num_classes, indices, common)
-        elif isinstance(model, Hierarchy):
-            flat = _shared_flat_model(model)
-            flat_out = args.flat_out or args.outfile.with_suffix(".flat.tsv")
+    batch = _batch(args.batch)
+    device = check_device(args.device)
+    distributed = init_from_env()
+    if distributed and device.type == "cuda":
+        device = torch.device(f"cuda:{torch.cuda.current_device()}")
+    model = load_model(args.model, device)
+    x, y, num_classes = load_data(args.dataset, args.split)
+    indices = dataset_indices(len(y), skip=args.skip, max_count=args.max)
+    rank, _ = rank_and_world()
+    verbose = False if args.quiet or rank else None
+    common = dict(
+        n0=args.n0,
+        n=args.N,
+        alpha=args.alpha,
+        batch_size=batch,
+        resume=not args.no_resume,
+        verbose=verbose,
+    )
+    if args.radii is not None:
+        table = _run_sequential(args, model, x, y, args.num_classes or num_classes, indices, common)
+    elif isinstance(model, Hierarchy):
+        flat = _shared_flat_model(model)
+        flat_out = args.flat_out or args.outfile.with_suffix(".flat.tsv")
 
-            def job(ids, path, extra=()):
-                certify_hierarchy(
-                    model,
-                    x,
-                    y,
-                    sigma=args.sigma,
-                    seed=args.seed,
-                    flat=flat,
-                    method=args.method,
-                    indices=ids,
-                    out=path,
-                    flat_out=extra[0] if extra else None,
-                    **common,
-                )
-
-            extra = [flat_out] if flat is not None else []
-            table = run_sharded(
-                job, indices, args.outfile, extra_outputs=extra, resume=not args.no_resume
+        def job(ids, path, extra=()):
+            certify_hierarchy(
+                model,
+                x,
+                y,
+                sigma=args.sigma,
+                seed=args.seed,
+                flat=flat,
+                method=args.method,
+                indices=ids,
+                out=path,
+                flat_out=extra[0] if extra else None,
+                **common,
             )
-        else:
-            smooth = Smooth(model, num_classes, args.sigma, seed=args.seed)
 
-            def job(ids, path):
-                certify_dataset(smooth, x, y, indices=ids, out=path, **common)
+        extra = [flat_out] if flat is not None else []
+        columns = [HIERARCHY_COLUMNS] + ([FLAT_COLUMNS] if extra else [])
+        table = run_sharded(
+            job,
+            indices,
+            args.outfile,
+            extra_outputs=extra,
+            resume=not args.no_resume,
+            columns=columns,
+        )
+    else:
+        if args.num_classes is not None:
+            num_classes = args.num_classes
+        if num_classes is None:
+            raise ValueError(
+                f"--dataset {args.dataset} does not say how many classes it has (no .classes "
+                "attribute); pass --num-classes"
+            )
+        smooth = Smooth(model, num_classes, args.sigma, seed=args.seed)
 
-            table = run_sharded(job, indices, args.outfile, resume=not args.no_resume)
-    except (ValueError, TypeError, FileNotFoundError) as err:
-        print(f"hierclass certify: error: {err}", file=sys.stderr)
-        return 2
+        def job(ids, path):
+            certify_dataset(smooth, x, y, indices=ids, out=path, **common)
+
+        table = run_sharded(
+            job, indices, args.outfile, resume=not args.no_resume, columns=[FLAT_COLUMNS]
+        )
     if rank == 0 and not args.quiet:
         acc = float((table["correct"] == 1).mean()) if len(table) else 0.0
         print(

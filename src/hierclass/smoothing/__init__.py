@@ -6,7 +6,9 @@
 :mod:`~hierclass.smoothing.path` turns a path's votes into its certificate (label and
 per-level classes), :mod:`~hierclass.smoothing.runner` is the one data-set driver,
 :mod:`~hierclass.smoothing.results` writes resumable TSV records and
-:mod:`~hierclass.smoothing.analysis` turns them into curves and tables.
+:mod:`~hierclass.smoothing.analysis` turns them into curves and tables, and
+:mod:`~hierclass.smoothing.hierarchy_metrics` into hierarchical precision/recall/F1, per-level
+(certified) accuracy and mistake severity.
 """
 
 from __future__ import annotations
@@ -35,6 +37,13 @@ _EXPORTS = {
     "comparison_table": "hierclass.smoothing.analysis",
     "certified_accuracy": "hierclass.smoothing.analysis",
     "average_certified_radius": "hierclass.smoothing.analysis",
+    "check_results": "hierclass.smoothing.analysis",
+    "hierarchical_precision_recall_f1": "hierclass.smoothing.hierarchy_metrics",
+    "level_accuracy": "hierclass.smoothing.hierarchy_metrics",
+    "level_certified_accuracy": "hierclass.smoothing.hierarchy_metrics",
+    "mistake_severity": "hierclass.smoothing.hierarchy_metrics",
+    "paths_from_results": "hierclass.smoothing.hierarchy_metrics",
+    "hierarchy_report": "hierclass.smoothing.hierarchy_metrics",
     "ResultWriter": "hierclass.smoothing.results",
     "read_results": "hierclass.smoothing.results",
 }

@@ -22,28 +22,95 @@ __all__ = [
     "average_certified_radius",
     "certified_accuracy",
     "certified_accuracy_curve",
+    "check_results",
     "class_summary",
+    "compare_radii",
     "comparison_table",
     "summary_table",
 ]
 
 
+def _check_vectors(r: np.ndarray, c_raw: np.ndarray, what: str) -> np.ndarray:
+    """Validate radii and correctness flags; returns the flags as bool."""
+    if r.shape != c_raw.shape or r.ndim != 1:
+        raise ValueError(
+            f"{what}: radius and correct must be vectors of equal length, got {r.shape}, "
+            f"{c_raw.shape}"
+        )
+    if np.isnan(r).any():
+        rows = np.flatnonzero(np.isnan(r))[:5].tolist()
+        raise ValueError(f"{what}: radius contains NaN (rows {rows})")
+    if (r < 0).any():
+        rows = np.flatnonzero(r < 0)[:5].tolist()
+        raise ValueError(
+            f"{what}: a certified radius is >= 0 (0 for an abstention), found "
+            f"{r[r < 0][:5].tolist()} (rows {rows})"
+        )
+    if c_raw.dtype != bool:
+        try:
+            c_num = c_raw.astype(float)
+        except (TypeError, ValueError):
+            raise ValueError(f"{what}: correct must hold 0 or 1, got dtype {c_raw.dtype}") from None
+        bad = ~np.isin(c_num, (0.0, 1.0))
+        if bad.any():
+            raise ValueError(
+                f"{what}: correct must be 0 or 1, found {np.unique(c_raw[bad])[:5].tolist()} "
+                f"(rows {np.flatnonzero(bad)[:5].tolist()})"
+            )
+        return c_num.astype(bool)
+    return c_raw
+
+
+def check_results(results: ResultTable, what: str = "results") -> ResultTable:
+    """Validate a results table before summarising it; returns it unchanged.
+
+    Radii are ``>= 0`` and not NaN (``inf`` is allowed: a node nobody can perturb),
+    ``correct`` is 0 or 1, and no ``idx`` repeats (an input counted twice would bias every
+    number). ``what`` names the table in the error (e.g. its file).
+
+    Examples
+    --------
+    >>> t = ResultTable({"idx": np.array([0, 0]), "radius": np.array([0.5, 0.5]),
+    ...                  "correct": np.array([1, 1])})
+    >>> check_results(t, "run.tsv")
+    Traceback (most recent call last):
+    ...
+    ValueError: run.tsv: index 0 appears 2 times; each input must be counted once
+    """
+    for col in ("radius", "correct"):
+        if col not in results:
+            raise ValueError(f"{what} has no {col!r} column")
+    _check_vectors(np.asarray(results["radius"], dtype=float), np.asarray(results["correct"]), what)
+    if "idx" in results:
+        values, counts = np.unique(np.asarray(results["idx"]), return_counts=True)
+        if (counts > 1).any():
+            k = int(np.argmax(counts > 1))
+            raise ValueError(
+                f"{what}: index {values[k]} appears {counts[k]} times; each input must be "
+                "counted once"
+            )
+    return results
+
+
 def _arrays(table_or_radius: Any, correct: Any = None) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(table_or_radius, ResultTable):
+        check_results(table_or_radius)
         radius, correct = table_or_radius["radius"], table_or_radius["correct"]
     else:
         if correct is None:
             raise TypeError("pass a ResultTable, or radius and correct arrays")
         radius = table_or_radius
     r = np.asarray(radius, dtype=float)
-    c = np.asarray(correct).astype(bool)
-    if r.shape != c.shape or r.ndim != 1:
-        raise ValueError(
-            f"radius and correct must be vectors of equal length, got {r.shape}, {c.shape}"
-        )
-    if np.isnan(r).any():
-        raise ValueError("radius contains NaN")
+    c = _check_vectors(r, np.asarray(correct), "results")
     return r, c
+
+
+def _check_radii(radii: Any) -> np.ndarray:
+    rs = np.asarray(radii, dtype=float)
+    if np.isnan(rs).any() or (rs < 0).any():
+        bad = rs[np.isnan(rs) | (rs < 0)].reshape(-1)[:5].tolist()
+        raise ValueError(f"radii to evaluate at must be >= 0 and not NaN, got {bad}")
+    return rs
 
 
 def certified_accuracy(results: Any, radii: Any = 0.0, correct: Any = None) -> Any:
@@ -65,7 +132,7 @@ def certified_accuracy(results: Any, radii: Any = 0.0, correct: Any = None) -> A
     array([0.75, 0.5 ])
     """
     r, c = _arrays(results, correct)
-    rs = np.asarray(radii, dtype=float)
+    rs = _check_radii(radii)
     if r.size == 0:
         raise ValueError("no results to summarise")
     acc = ((r[None, :] >= rs.reshape(-1, 1)) & c[None, :]).mean(1)
@@ -208,3 +275,30 @@ def summary_table(
         cells = " | ".join(f"{a:.2%}" for a in acc)
         lines.append(f"| {name} | {cells} | {average_certified_radius(table):.3f} |")
     return "\n".join(lines)
+
+
+def compare_radii(baseline: ResultTable, other: ResultTable) -> dict[str, int]:
+    """Per input, is ``other``'s certified radius larger, smaller or equal to ``baseline``'s?
+
+    The radius compared is the certified radius of a correct prediction and 0 otherwise (the
+    quantity whose mean is the ACR). Both tables must cover the same inputs in the same order.
+
+    Examples
+    --------
+    >>> b = ResultTable({"idx": np.array([0, 1, 2]), "radius": np.array([0.5, 0.4, 0.0]),
+    ...                  "correct": np.array([1, 1, 0])})
+    >>> h = ResultTable({"idx": np.array([0, 1, 2]), "radius": np.array([0.7, 0.4, 0.3]),
+    ...                  "correct": np.array([1, 0, 1])})
+    >>> compare_radii(b, h)
+    {'better': 2, 'worse': 1, 'same': 0}
+    """
+    if not np.array_equal(baseline["idx"], other["idx"]):
+        raise ValueError("the two tables cover different inputs (idx differ)")
+    rb, cb = _arrays(baseline)
+    ro, co = _arrays(other)
+    eb, eo = np.where(cb, rb, 0.0), np.where(co, ro, 0.0)
+    return {
+        "better": int((eo > eb).sum()),
+        "worse": int((eo < eb).sum()),
+        "same": int((eo == eb).sum()),
+    }

@@ -5,10 +5,14 @@ then merges the shards in the order of ``indices``. Because a sample's noise dep
 the base seed and its index (see :mod:`hierclass.smoothing.sampling`), the merged file equals a
 one-process run (apart from the ``time`` column).
 
-A killed run resumes with any number of processes. Restarted with the same world size, each
-rank resumes its own shard. Restarted with another, rank 0 first folds the shards the earlier
-run left (any world size) into ``<out>.resumed``, and the ranks share out what is left; a
-pre-empted 8-GPU job can go on with 4.
+A killed run resumes with any number of processes, and a finished run's OUTFILE is itself
+a source of finished rows (run the same command again and nothing is recomputed). Restarted
+with the same world size, each rank resumes its own shard. Otherwise rank 0 first folds what
+earlier runs left (OUTFILE, shards of any world size) into ``<out>.resumed``, and the ranks
+share out what is left; a pre-empted 8-GPU job can go on with 4. Every step of the fold is
+safe to interrupt: files are replaced atomically, and a row found twice with identical text
+(a fold that was cut short and is done again) counts once. After the final merge only
+OUTFILE remains.
 
 Launch, e.g. ``torchrun --nproc_per_node 2 -m hierclass.cli certify ...``; on CPU the gloo
 backend is used, on GPUs NCCL with one device per local rank.
@@ -25,7 +29,13 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from hierclass.smoothing.results import PathLike, ResultTable, merge_results, read_results
+from hierclass.smoothing.results import (
+    COHEN_COLUMNS,
+    PathLike,
+    ResultTable,
+    merge_results,
+    read_results,
+)
 
 __all__ = [
     "init_from_env",
@@ -123,26 +133,65 @@ def _stale_shards(out: Path, world: int) -> list[Path]:
     return found
 
 
-def _fold_stale_shards(outputs: list[Path], world: int, indices: Sequence[int]) -> None:
-    """Merge other world sizes' shards (and an earlier ``.resumed``) into ``.resumed`` files.
+def _header(path: Path) -> str | None:
+    """The first line of ``path`` (``None`` when it does not exist or is empty)."""
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory; expected a results file")
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    with open(path, "rb") as fh:
+        first = fh.readline(65536)
+    return first.decode("utf-8", "replace").rstrip("\n")
 
-    The first output decides what is done: a further output (a flat baseline's file) keeps
-    only rows whose index the first has, because a run killed between writing the two rows of
-    an index redoes both. Stale shards are deleted once their rows are safely merged.
+
+def _check_owned(path: Path, columns: Sequence[str] | None, resume: bool) -> None:
+    """Refuse to resume from, or replace, a file that is not a results file of this run."""
+    head = _header(path)
+    if head is None:
+        return
+    fields = head.split("\t")
+    if tuple(fields[: len(COHEN_COLUMNS)]) != COHEN_COLUMNS:
+        raise ValueError(
+            f"{path} exists and is not a results file (its first line is {head[:120]!r}); "
+            "refusing to touch it: pick another output file"
+        )
+    if resume and columns is not None and tuple(fields) != tuple(columns):
+        raise ValueError(
+            f"{path} holds results with the columns {fields}, but this run writes "
+            f"{list(columns)}; pick another output file, or replace it with resume=False "
+            "(CLI: --no-resume)"
+        )
+
+
+def _fold_stale_shards(outputs: list[Path], world: int, indices: Sequence[int]) -> None:
+    """Fold what earlier runs left into the ``.resumed`` files.
+
+    Sources per output: its ``.resumed`` file, the output file itself (a finished or merged
+    run), and shards written with a world size other than ``world``. An index counts as done
+    only when every output has its row (a flat baseline's row is written before the
+    hierarchy's; a run killed between the two redoes both), so the ``.resumed`` files stay in
+    step. Each ``.resumed`` file is replaced atomically, and sources are deleted only after;
+    a fold cut short anywhere is simply done again (identical rows count once).
     """
     stale = {p: _stale_shards(p, world) for p in outputs}
-    if not any(stale.values()):
+    sources = {
+        p: [q for q in (resumed_path(p), p, *stale[p]) if q.exists() and q.stat().st_size > 0]
+        for p in outputs
+    }
+    if not any(sources.values()):
         return
     done: set[int] | None = None
     for p in outputs:
-        parts = [q for q in (resumed_path(p), *stale[p]) if q.exists()]
-        if parts:
-            order = None if done is None else [int(i) for i in indices if int(i) in done]
-            table = merge_results(parts, resumed_path(p), order=order)
-            if done is None:
-                done = {int(i) for i in table["idx"]}
-        elif done is None:
-            done = set()
+        have: set[int] = set()
+        for q in sources[p]:
+            have.update(int(i) for i in read_results(q)["idx"])
+        done = have if done is None else done & have
+    assert done is not None
+    order = [int(i) for i in indices]
+    for p in outputs:
+        if sources[p]:
+            merge_results(sources[p], resumed_path(p), order=order, only=done)
+    for p in outputs:
         for q in stale[p]:
             q.unlink()
 
@@ -154,6 +203,7 @@ def run_sharded(
     *,
     extra_outputs: Sequence[PathLike] = (),
     resume: bool = True,
+    columns: Sequence[Sequence[str]] | None = None,
 ) -> ResultTable:
     """Run ``certify_shard(my_indices, my_out)`` on every rank, then merge on rank 0.
 
@@ -166,18 +216,23 @@ def run_sharded(
     indices : sequence of int
         All positions to certify, in output order.
     out : path
-        The merged TSV file.
+        The merged TSV file. If it exists it must be a results file; with ``resume`` its rows
+        count as done.
     extra_outputs : sequence of path
         Further files written per shard and merged the same way (e.g. a flat baseline's).
     resume : bool, default True
-        Reuse what earlier runs left (``.resumed`` files and shards of any world size).
-        ``False`` deletes those first; ``certify_shard`` should then also start its shard
-        afresh (``certify_dataset(..., resume=False)``).
+        Reuse what earlier runs left (``out``, ``.resumed`` files and shards of any world
+        size). ``False`` deletes those first; ``certify_shard`` should then also start its
+        shard afresh (``certify_dataset(..., resume=False)``).
+    columns : sequence of column lists, optional
+        The header of ``out`` and of each extra output. An existing file with another header
+        is refused before anything is computed (it is someone else's file).
 
     Returns
     -------
     ResultTable
-        The merged results (on every rank, read after the merge).
+        The merged results (on every rank, read after the merge). Rows ``out`` held for
+        indices outside ``indices`` are kept, after the others.
 
     Examples
     --------
@@ -192,15 +247,21 @@ def run_sharded(
     >>> out = os.path.join(tempfile.mkdtemp(), "r.tsv")
     >>> run_sharded(job, [2, 0, 1], out)["idx"].tolist()
     [2, 0, 1]
+    >>> sorted(os.listdir(os.path.dirname(out)))  # no shard files are left behind
+    ['r.tsv']
     """
     rank, world = rank_and_world()
     outputs = [Path(out), *map(Path, extra_outputs)]
+    if columns is not None and len(columns) != len(outputs):
+        raise ValueError(f"columns must give one header per output ({len(outputs)})")
     if rank == 0:
+        for k, p in enumerate(outputs):
+            _check_owned(p, None if columns is None else columns[k], resume)
         if resume:
             _fold_stale_shards(outputs, world, indices)
         else:
             for p in outputs:
-                for q in (resumed_path(p), *_stale_shards(p, world)):
+                for q in (resumed_path(p), *_stale_shards(p, world), p):
                     q.unlink(missing_ok=True)
     if world > 1:
         dist.barrier()
@@ -218,6 +279,10 @@ def run_sharded(
         for p in outputs:
             shards = [resumed_path(p), *(shard_path(p, r, world) for r in range(world))]
             merge_results([s for s in shards if s.exists()], p, order=list(indices))
+        # only now, with every output merged, are the sources redundant
+        for p in outputs:
+            for q in (*(shard_path(p, r, world) for r in range(world)), resumed_path(p)):
+                q.unlink(missing_ok=True)
     if world > 1:
         dist.barrier()
     return read_results(out)

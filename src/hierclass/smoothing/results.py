@@ -2,8 +2,10 @@
 
 The first six columns are those of Cohen et al.'s ``certify.py`` (``idx label predict radius
 correct time``) so their ``analyze.py`` (and pandas) read hierclass files unchanged; hierclass
-adds columns after them (equivalence class, bounds, count vectors, per-node radii). Each row is
-flushed as soon as it is written. Reopening a file with ``resume=True`` keeps its complete
+adds columns after them (equivalence class, bounds, count vectors, per-node radii). Cohen's
+own files read unchanged: their ``time`` column is a ``datetime.timedelta`` string such as
+``0:00:00.776750``, which :func:`read_results` turns into seconds. Each row is flushed as soon
+as it is written. Reopening a file with ``resume=True`` keeps its complete
 rows, drops a row cut short by a kill, and reports which indices are done, so a killed run
 continues where it stopped with nothing lost or duplicated.
 """
@@ -12,7 +14,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from decimal import ROUND_DOWN, Context, Decimal
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ __all__ = [
     "format_counts",
     "merge_results",
     "parse_counts",
+    "parse_time",
     "read_results",
 ]
 
@@ -141,23 +145,45 @@ class ResultWriter:
         with open(self.path, "rb") as fh:
             data = fh.read()
         first_nl = data.find(b"\n")
-        if first_nl < 0 or data[: first_nl + 1].decode("utf-8") != header:
+        if first_nl < 0 and header.encode("utf-8").startswith(data):
+            # killed while writing the header: the file holds no row, start it afresh
+            with open(self.path, "wb") as fh:
+                fh.write(header.encode("utf-8"))
+            return
+        if first_nl < 0 or data[: first_nl + 1] != header.encode("utf-8"):
             got = data[: first_nl if first_nl >= 0 else 200].decode("utf-8", "replace")
             raise ValueError(
-                f"{self.path} exists with header {got.split(chr(9))} but this run writes "
-                f"{list(self.columns)}; pick another file or pass resume=False to replace it"
+                f"{self.path} is not a results file of this run: its first line is "
+                f"{got[:200]!r}, this run writes the header {list(self.columns)}; pick another "
+                "file, or pass resume=False (CLI: --no-resume) to replace it"
             )
         end = data.rfind(b"\n") + 1  # everything after the last newline is a cut-off row
-        if end < len(data):
-            with open(self.path, "r+b") as fh:
-                fh.truncate(end)
-        for line in data[first_nl + 1 : end].decode("utf-8").splitlines():
+        lines = data[first_nl + 1 : end].decode("utf-8", "replace").splitlines()
+        seen: dict[int, int] = {}
+        for lineno, line in enumerate(lines, start=2):
             fields = line.split("\t")
             if len(fields) != len(self.columns):
                 raise ValueError(
-                    f"{self.path}: a row has {len(fields)} fields, expected {len(self.columns)}"
+                    f"{self.path}:{lineno}: a row has {len(fields)} fields, expected "
+                    f"{len(self.columns)}; the file is damaged (fix or remove that line to resume)"
                 )
-            self.done.add(int(fields[0]))
+            try:
+                idx = int(fields[0])
+            except ValueError:
+                raise ValueError(
+                    f"{self.path}:{lineno}: column 'idx' holds {fields[0]!r}, expected an "
+                    "integer; the file is damaged (fix or remove that line to resume)"
+                ) from None
+            if idx in seen:
+                raise ValueError(
+                    f"{self.path}: index {idx} appears twice (lines {seen[idx]} and {lineno}); "
+                    "rows must not repeat"
+                )
+            seen[idx] = lineno
+        if end < len(data):
+            with open(self.path, "r+b") as fh:
+                fh.truncate(end)
+        self.done.update(seen)
 
     def _flush(self) -> None:
         self._fh.flush()
@@ -188,12 +214,52 @@ class ResultWriter:
         self.close()
 
 
-def _convert(name: str, values: list[str]) -> Any:
+_TIMEDELTA = re.compile(r"(?:(-?\d+) days?, )?(\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
+
+
+def parse_time(field: str) -> float:
+    """Seconds from a ``time`` field: a number, or a ``timedelta`` string as Cohen et al. write.
+
+    Examples
+    --------
+    >>> parse_time("0.25"), parse_time("0:00:00.776750"), parse_time("1 day, 0:01:00")
+    (0.25, 0.77675, 86460.0)
+    """
+    m = _TIMEDELTA.fullmatch(field.strip())
+    if m is None:
+        return float(field)
+    days, hours, minutes, seconds = m.groups()
+    return int(days or 0) * 86400 + int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def _parse_int(field: str) -> int:
+    return int(field)
+
+
+def _parser(name: str) -> Any:
     if name in _INT_COLUMNS:
-        return np.array([int(v) for v in values], dtype=np.int64)
+        return _parse_int
+    if name == "time":
+        return parse_time
     if name in _FLOAT_COLUMNS or name.startswith("radius_"):
-        return np.array([float(v) for v in values], dtype=float)
-    return np.array(values, dtype=object)
+        return float
+    return None
+
+
+def _convert(name: str, values: list[str], where: Any = None) -> Any:
+    """One column as an array; ``where(i)`` names the file and line of value ``i`` in errors."""
+    parse = _parser(name)
+    if parse is None:
+        return np.array(values, dtype=object)
+    out = []
+    for i, v in enumerate(values):
+        try:
+            out.append(parse(v))
+        except ValueError:
+            kind = "an integer" if parse is _parse_int else "a number"
+            at = f"{where(i)}: " if where is not None else ""
+            raise ValueError(f"{at}column {name!r} holds {v!r}, expected {kind}") from None
+    return np.array(out, dtype=np.int64 if parse is _parse_int else float)
 
 
 class ResultTable:
@@ -240,10 +306,35 @@ class ResultTable:
         return [dict(zip(names, vals)) for vals in zip(*(self.columns[c] for c in names))]
 
 
-def read_results(path: PathLike) -> ResultTable:
-    """Read a results TSV (hierclass's or Cohen's) into a :class:`ResultTable`.
+def _read_lines(path: PathLike) -> list[str]:
+    """Complete lines of a results file (a trailing partial line is a cut-off row)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory; expected a results TSV file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a text (UTF-8) results file") from None
+    if not text:
+        raise ValueError(f"{path} is empty; expected a header line")
+    lines = text[: text.rfind("\n") + 1].splitlines()
+    if not lines:
+        raise ValueError(f"{path} has no complete header line (cut short?)")
+    if tuple(lines[0].split("\t")[: len(COHEN_COLUMNS)]) != COHEN_COLUMNS:
+        raise ValueError(
+            f"{path} is not a results file: its header is {lines[0][:200]!r}, expected one "
+            f"starting with {chr(9).join(COHEN_COLUMNS)!r} (Cohen et al.'s columns)"
+        )
+    return lines
 
-    A trailing partial line (a run killed mid-write) is ignored.
+
+def read_results(path: PathLike) -> ResultTable:
+    """Read a results TSV (hierclass's or Cohen et al.'s ``certify.py`` output).
+
+    The header must start with Cohen's columns ``idx label predict radius correct time``; a
+    ``time`` written as a ``timedelta`` (``0:00:00.776750``, Cohen's format) is read as
+    seconds. A trailing partial line (a run killed mid-write) is ignored. A malformed value is
+    a ``ValueError`` naming the file, the line and the column.
 
     Examples
     --------
@@ -254,14 +345,10 @@ def read_results(path: PathLike) -> ResultTable:
     >>> read_results(p)["predict"]
     array([-1])
     """
-    text = Path(path).read_text(encoding="utf-8")
-    if not text:
-        raise ValueError(f"{path} is empty; expected a header line")
-    end = text.rfind("\n") + 1
-    lines = text[:end].splitlines()
-    if not lines:
-        raise ValueError(f"{path} has no complete header line")
+    lines = _read_lines(path)
     header = lines[0].split("\t")
+    if len(set(header)) != len(header):
+        raise ValueError(f"{path}: the header repeats a column: {header}")
     cols: dict[str, list[str]] = {h: [] for h in header}
     for i, line in enumerate(lines[1:], start=2):
         fields = line.split("\t")
@@ -269,7 +356,7 @@ def read_results(path: PathLike) -> ResultTable:
             raise ValueError(f"{path}:{i}: {len(fields)} fields, expected {len(header)}")
         for h, f in zip(header, fields):
             cols[h].append(f)
-    return ResultTable({h: _convert(h, v) for h, v in cols.items()})
+    return ResultTable({h: _convert(h, v, lambda k: f"{path}:{k + 2}") for h, v in cols.items()})
 
 
 def merge_results(
@@ -277,19 +364,25 @@ def merge_results(
     out: PathLike,
     *,
     order: Sequence[int] | None = None,
+    only: Collection[int] | None = None,
 ) -> ResultTable:
-    """Merge shard files into one, rows ordered like ``order`` (default: by ``idx``).
+    """Merge result files into one, rows ordered like ``order`` (default: by ``idx``).
 
-    Raises ``ValueError`` when shards disagree on the header or repeat an index.
+    The same index in two files is fine when both lines are identical (a merge that was
+    interrupted and is done again); anything else repeating an index, or files disagreeing on
+    the header, is a ``ValueError`` naming the files and lines.
 
     Parameters
     ----------
     parts : sequence of path
-        Shard files written with the same columns (missing rows are fine, repeats are not).
+        Files written with the same columns (missing rows are fine).
     out : path
         The merged file (written atomically; it may be one of ``parts``).
     order : sequence of int, optional
-        Row order by ``idx``; indices absent from every shard are skipped.
+        Row order by ``idx``; rows whose index is not in ``order`` follow, by ``idx`` (none is
+        dropped); indices absent from every part are skipped.
+    only : collection of int, optional
+        Keep only these indices (the others are left out on purpose, e.g. to be redone).
 
     Returns
     -------
@@ -308,34 +401,53 @@ def merge_results(
     >>> merge_results([a, b], os.path.join(d, "all.tsv"), order=[2, 1, 0])["idx"]
     array([2, 1, 0])
     """
-    header: list[str] | None = None
+    header: str | None = None
+    first_part: PathLike | None = None
     lines: dict[int, str] = {}
+    where: dict[int, str] = {}
     for part in parts:
-        text = Path(part).read_text(encoding="utf-8")
-        end = text.rfind("\n") + 1
-        rows = text[:end].splitlines()
-        if not rows:
-            continue
-        h = rows[0].split("\t")
+        rows = _read_lines(part)
         if header is None:
-            header = h
-        elif h != header:
-            raise ValueError(f"{part} has header {h}, expected {header}")
-        for line in rows[1:]:
-            idx = int(line.split("\t", 1)[0])
-            if idx in lines:
-                raise ValueError(f"index {idx} appears in more than one shard")
+            header, first_part = rows[0], part
+        elif rows[0] != header:
+            raise ValueError(
+                f"{part} has header {rows[0].split(chr(9))}, but {first_part} has "
+                f"{header.split(chr(9))}; they are not results of the same kind of run"
+            )
+        in_this: dict[int, int] = {}
+        for lineno, line in enumerate(rows[1:], start=2):
+            head = line.split("\t", 1)[0]
+            try:
+                idx = int(head)
+            except ValueError:
+                raise ValueError(
+                    f"{part}:{lineno}: column 'idx' holds {head!r}, expected an integer"
+                ) from None
+            if idx in in_this:
+                raise ValueError(
+                    f"{part}: index {idx} appears twice (lines {in_this[idx]} and {lineno})"
+                )
+            in_this[idx] = lineno
+            if only is not None and idx not in only:
+                continue
+            if idx in lines and lines[idx] != line:
+                raise ValueError(
+                    f"index {idx} is in both {where[idx]} and {part}:{lineno} with different "
+                    "values; these files come from different runs"
+                )
             lines[idx] = line
+            where[idx] = f"{part}:{lineno}"
     if header is None:
-        raise ValueError(f"no header in any of {list(map(str, parts))}")
-    if order is None:
-        keys = sorted(lines)
-    else:
-        keys = [int(i) for i in order if int(i) in lines]
+        raise ValueError("no results files to merge")
+    keys = [] if order is None else list(dict.fromkeys(int(i) for i in order if int(i) in lines))
+    placed = set(keys)
+    keys += sorted(k for k in lines if k not in placed)
     tmp = Path(str(out) + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write("\t".join(header) + "\n")
+        fh.write(header + "\n")
         for k in keys:
             fh.write(lines[k] + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
     os.replace(tmp, out)  # atomic: a reader never sees a half-merged file
     return read_results(out)

@@ -232,9 +232,10 @@ def certify_dataset(
             done = set.intersection(*(o.done for o in written))
             todo = [i for i in todo if i not in done]
         bar = tqdm(total=len(todo), disable=not show_progress(verbose), desc="certify")
-        tick = time.perf_counter()
+        results = certify_many((_row_of(x, i) for i in todo), todo)
+        tick = time.perf_counter()  # after the batch-size probe: it is no input's time
         certificates = []
-        for res in certify_many((_row_of(x, i) for i in todo), todo):
+        for res in results:
             now = time.perf_counter()
             label = int(y[res.index])
             # the hierarchy's row last: a kill between two writes leaves it missing, so a
