@@ -88,16 +88,16 @@ def test_a_finished_outfile_is_not_recomputed(tmp_path, model_file, monkeypatch)
     assert _run("certify", model_file, out, *FAST, "--max", "3", "--quiet")[0] == 0
     before = out.read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["flat.pt", "flat.tsv"]  # no shards
-    from hierclass.smoothing import runner
+    from hierclass.smoothing.smooth import Smooth
 
     seen = []
-    real = runner.Smooth.certify_many
+    real = Smooth.certify_many
 
     def spy(self, xs, *a, indices=None, **k):
         seen.append(list(indices))
         return real(self, xs, *a, indices=indices, **k)
 
-    monkeypatch.setattr(runner.Smooth, "certify_many", spy)
+    monkeypatch.setattr(Smooth, "certify_many", spy)
     assert _run("certify", model_file, out, *FAST, "--max", "3", "--quiet")[0] == 0
     assert out.read_text() == before and seen in ([], [[]])
 

@@ -7,8 +7,8 @@ import torch
 from hierclass.smoothing import (
     hierarchical_precision_recall_f1,
     level_accuracy,
-    level_certified_accuracy,
     mistake_severity,
+    path_certified_accuracy,
     paths_from_results,
 )
 from hierclass.smoothing.results import ResultTable
@@ -49,7 +49,7 @@ def test_level_certified_accuracy_by_hand():
             [np.nan, np.nan],
         ]
     )
-    got = level_certified_accuracy(TRUE, PRED, radii, [0.0, 0.4, 1.0])
+    got = path_certified_accuracy(TRUE, PRED, radii, [0.0, 0.4, 1.0])
     np.testing.assert_allclose(got, [[3 / 5, 1 / 5], [3 / 5, 0], [2 / 5, 0]])
 
 
@@ -94,8 +94,8 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="longer than the tree"):
         level_accuracy([(0, 1)], [(0, 1, 2)])
     with pytest.raises(ValueError, match="shape"):
-        level_certified_accuracy([(0, 1)], [(0, 1)], [[1.0]])
+        path_certified_accuracy([(0, 1)], [(0, 1)], [[1.0]])
     with pytest.raises(ValueError, match="radii must be >= 0"):
-        level_certified_accuracy([(0, 1)], [(0, 1)], [[1.0, 1.0]], [float("nan")])
+        path_certified_accuracy([(0, 1)], [(0, 1)], [[1.0, 1.0]], [float("nan")])
     with pytest.raises(ValueError, match="missing"):
         paths_from_results(ResultTable({"label": np.array([1])}))

@@ -22,9 +22,10 @@ def is_attackable(node: Node, x: Batch, perturbable: Collection[str] | None) -> 
     """Whether the threat model lets the adversary act on ``node``.
 
     False for nodes that read nothing (one-label leaves, ``node.reads_input``) and for nodes
-    that read a modality outside ``perturbable``; a tensor batch is perturbable as a whole. A rule router
-    that reads a perturbable modality *is* attackable: being deterministic does not make it
-    robust (its gradient is zero, so gradient attacks rarely move it, but nothing forbids it).
+    that read a modality outside ``perturbable``; a tensor batch is perturbable as a whole.
+    A rule router that reads a perturbable modality *is* attackable: being deterministic does
+    not make it robust (its gradient is zero, so gradient attacks rarely move it, but nothing
+    forbids it).
 
     Examples
     --------

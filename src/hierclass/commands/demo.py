@@ -81,7 +81,7 @@ def _sensor_class(sensor: torch.Tensor) -> torch.Tensor:
 TRAINING = dict(optimizer="sgd", lr=0.05, momentum=0.9, batch_size=64)
 
 
-def train_models(
+def _train_models(
     data: Any, partition: Any, *, sigma: float, epochs: int, seed: int, verbose: bool | None
 ) -> tuple[torch.nn.Module, torch.nn.Module]:
     """The demo's flat CNN and root CNN, trained with Gaussian noise of ``sigma``."""
@@ -128,7 +128,7 @@ def run_demo(
     )
     print(f"partition: {partition}")
     print(f"training the flat CNN and the root CNN ({epochs} epochs, Gaussian noise sigma={sigma})")
-    flat, root_model = train_models(
+    flat, root_model = _train_models(
         data, partition, sigma=sigma, epochs=epochs, seed=seed, verbose=verbose
     )
     trained = time.perf_counter()
@@ -242,7 +242,7 @@ def _certify_section(
     from hierclass.smoothing.analysis import compare_radii, summary_table
     from hierclass.smoothing.hierarchy_metrics import (
         hierarchy_report,
-        level_certified_accuracy,
+        path_certified_accuracy,
         paths_from_results,
     )
 
@@ -296,7 +296,7 @@ def _certify_section(
     level_rows, curves = [], {"flat": flat_table}
     for name, r in results.items():
         t_paths, p_paths, level_r = paths_from_results(r.hierarchy)
-        ca = level_certified_accuracy(t_paths, p_paths, level_r, radii)
+        ca = path_certified_accuracy(t_paths, p_paths, level_r, radii)
         level_rows.append([name, "class"] + [f"{v:.2%}" for v in ca[:, 0]])
         level_rows.append([name, "label"] + [f"{v:.2%}" for v in ca[:, 1]])
         curves[f"{name}: label"] = r.hierarchy

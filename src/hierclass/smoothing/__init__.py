@@ -40,7 +40,7 @@ _EXPORTS = {
     "check_results": "hierclass.smoothing.analysis",
     "hierarchical_precision_recall_f1": "hierclass.smoothing.hierarchy_metrics",
     "level_accuracy": "hierclass.smoothing.hierarchy_metrics",
-    "level_certified_accuracy": "hierclass.smoothing.hierarchy_metrics",
+    "path_certified_accuracy": "hierclass.smoothing.hierarchy_metrics",
     "mistake_severity": "hierclass.smoothing.hierarchy_metrics",
     "paths_from_results": "hierclass.smoothing.hierarchy_metrics",
     "hierarchy_report": "hierclass.smoothing.hierarchy_metrics",

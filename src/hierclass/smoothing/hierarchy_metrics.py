@@ -37,7 +37,7 @@ __all__ = [
     "hierarchical_precision_recall_f1",
     "hierarchy_report",
     "level_accuracy",
-    "level_certified_accuracy",
+    "path_certified_accuracy",
     "mistake_severity",
     "paths_from_results",
 ]
@@ -119,7 +119,7 @@ def level_accuracy(
     return _agree(t, p, depth).mean(0)
 
 
-def level_certified_accuracy(
+def path_certified_accuracy(
     true_paths: Sequence[Sequence[int]],
     pred_paths: Sequence[Sequence[int]],
     level_radii: Any,
@@ -135,7 +135,7 @@ def level_certified_accuracy(
     --------
     The class is certified to 1.0 for both samples; the first label only to 0.3:
 
-    >>> level_certified_accuracy([(0, 2), (1, 7)], [(0, 2), (1, 7)],
+    >>> path_certified_accuracy([(0, 2), (1, 7)], [(0, 2), (1, 7)],
     ...                          [[1.0, 0.3], [1.0, 0.8]], [0.0, 0.5]).tolist()
     [[1.0, 1.0], [1.0, 0.5]]
     """
@@ -255,7 +255,7 @@ def hierarchy_report(table: ResultTable, radii: Sequence[float] = (0.0, 0.25, 0.
         f"{wrong.mean() if wrong.size else 0.0:.2f} over {wrong.size} mistakes"
     )
     acc = level_accuracy(t, p)
-    cert = level_certified_accuracy(t, p, lr, list(radii))
+    cert = path_certified_accuracy(t, p, lr, list(radii))
     depth = len(t[0])
     head = "| level | accuracy | " + " | ".join(f"CA r={r}" for r in radii) + " |"
     rows = [head, "|---|---|" + "---|" * len(radii)]

@@ -115,6 +115,16 @@ class ISSResult:
         Planned radius loss vs ``max_n`` draws (see the module docstring).
     counts_select, counts_pilot, counts : ndarray of int
         Votes on each set of draws.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from hierclass import Smooth
+    >>> f = lambda b: torch.stack([b[:, 0], -b[:, 0]], 1)  # exact radius at x: x[0]
+    >>> s = Smooth(f, num_classes=2, sigma=0.5)
+    >>> r = s.certify_iss(torch.tensor([1.0]), radius_loss=0.1, alpha=0.01, index=0)
+    >>> r.label, 0 < r.radius < 1.0, r.total_samples == r.n_select + r.n_pilot + r.n_samples
+    (0, True, True)
     """
 
     index: int
@@ -162,6 +172,17 @@ def certify_iss_many(
     """ISS certification of a stream of inputs; yields results as inputs finish.
 
     See :meth:`Smooth.certify_iss <hierclass.smoothing.smooth.Smooth.certify_iss>`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from hierclass import Smooth
+    >>> f = lambda b: torch.stack([b[:, 0], -b[:, 0]], 1)  # exact radius at x: x[0]
+    >>> s = Smooth(f, num_classes=2, sigma=0.5)
+    >>> (r,) = certify_iss_many(s, [torch.tensor([1.0])], radius_loss=0.1, alpha=0.01,
+    ...                         indices=[0])
+    >>> r.label, r.radius <= 1.0
+    (0, True)
     """
     from hierclass.smoothing.smooth import check_count, noise_index
 

@@ -168,6 +168,16 @@ class RadiiResult:
         Votes on the selection and on all estimation draws.
     alpha, sigma : float
         Failure probability and noise level.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from hierclass import Smooth
+    >>> f = lambda b: torch.stack([b[:, 0], -b[:, 0]], 1)  # exact radius at x: x[0]
+    >>> s = Smooth(f, num_classes=2, sigma=0.5)
+    >>> r = s.certify_radii(torch.tensor([1.0]), [0.0, 0.5, 2.0], alpha=0.01, index=0)
+    >>> r.label, r.certified.tolist(), r.n_samples < 100_000
+    (0, [True, True, False], True)
     """
 
     index: int
@@ -281,6 +291,17 @@ def certify_radii_many(
     Many undecided inputs are sampled together, so batches stay full. See the module
     docstring for the procedure and its guarantee, and :meth:`Smooth.certify_radii
     <hierclass.smoothing.smooth.Smooth.certify_radii>` for the parameters.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from hierclass import Smooth
+    >>> f = lambda b: torch.stack([b[:, 0], -b[:, 0]], 1)  # exact radius at x: x[0]
+    >>> s = Smooth(f, num_classes=2, sigma=0.5)
+    >>> xs = [torch.tensor([1.0]), torch.tensor([-2.0])]
+    >>> out = certify_radii_many(s, xs, [0.5], alpha=0.01, indices=[0, 1])
+    >>> sorted((r.index, r.label, bool(r.certified[0])) for r, _ in out)
+    [(0, 0, True), (1, 1, True)]
     """
     from hierclass.smoothing.smooth import check_count, noise_index
 
@@ -377,7 +398,16 @@ def certify_radii(
     first: int = 128,
     ratio: float = 1.5,
 ) -> RadiiResult:
-    """Sequential certification of one input (the body of ``Smooth.certify_radii``)."""
+    """Sequential certification of one input (the body of ``Smooth.certify_radii``).
+    Examples
+    --------
+    >>> import torch
+    >>> from hierclass import Smooth
+    >>> f = lambda b: torch.stack([b[:, 0], -b[:, 0]], 1)  # exact radius at x: x[0]
+    >>> s = Smooth(f, num_classes=2, sigma=0.5)
+    >>> certify_radii(s, torch.tensor([1.0]), [0.5], alpha=0.01, index=0).certified.tolist()
+    [True]
+    """
     from hierclass.smoothing.smooth import noise_index
 
     ((res, _),) = list(

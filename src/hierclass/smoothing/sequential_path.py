@@ -89,6 +89,23 @@ class PathRadiiResult:
         Each smoothed node's lower bound when sampling stopped, root first.
     n_samples, n_select : int
         Estimation draws (through the path's models) and selection draws.
+
+    Examples
+    --------
+    A router on the first coordinate and leaves on the second (exact radius: the smaller
+    coordinate):
+
+    >>> import torch
+    >>> from hierclass import Hierarchy, LabelPartition, Leaf, Router
+    >>> from hierclass.smoothing import HierarchicalSmooth
+    >>> two = lambda i: (lambda b: torch.stack([-b[:, i], b[:, i]], 1))
+    >>> h = Hierarchy(Router(two(0), LabelPartition([[0, 1], [2, 3]])),
+    ...               [Leaf(two(1), [0, 1]), Leaf(two(1), [2, 3])])
+    >>> hs = HierarchicalSmooth(h, sigma=0.5)
+    >>> (r,) = certify_hierarchy_radii_many(hs, [torch.tensor([1.0, 2.0])], [0.5, 1.5],
+    ...                                     alpha=0.01, indices=[0])
+    >>> r.label, r.route, r.certified.tolist(), r.num_smoothed
+    (3, (1,), [True, False], 2)
     """
 
     index: int
