@@ -43,6 +43,7 @@ from hierclass.smoothing.bounds import (
     clopper_pearson_upper,
 )
 from hierclass.smoothing.certificates import ABSTAIN
+from hierclass.smoothing.prepare import indexed_stream
 from hierclass.smoothing.sampling import STREAM_SELECT, Request, Task
 from hierclass.smoothing.sequential import _run_sessions
 
@@ -184,7 +185,7 @@ def certify_iss_many(
     >>> r.label, r.radius <= 1.0
     (0, True)
     """
-    from hierclass.smoothing.smooth import check_count, noise_index
+    from hierclass.smoothing.smooth import check_count
 
     loss = _check_loss(radius_loss)
     n0 = check_count("n0", n0)
@@ -193,25 +194,15 @@ def certify_iss_many(
     alpha = check_alpha(alpha)
     pilot_alpha = check_alpha(pilot_alpha)
     sigma = smooth.sigma
-    xs_iter = iter(xs)
-    idx_iter = iter(indices) if indices is not None else None
-    head = next(xs_iter, None)
+    head, pairs = indexed_stream(smooth._prepare, xs, indices)
     if head is None:
         return iter(())
-    head = smooth._prepare(head)
     engine = smooth._engine(batch_size, head)
 
     def first_tasks() -> Iterator[Task]:
-        x = head
-        while x is not None:
-            i = next(idx_iter, None) if idx_iter is not None else noise_index(None)
-            if i is None:
-                raise ValueError("indices is shorter than the inputs")
-            i = noise_index(i)
+        for x, i in pairs:
             reqs = [Request(STREAM_SELECT, n0), Request(STREAM_ISS_PILOT, n_pilot)]
-            yield Task(x, int(i), reqs, {"x": x})
-            nxt = next(xs_iter, None)
-            x = None if nxt is None else smooth._prepare(nxt)
+            yield Task(x, i, reqs, {"x": x})
 
     def follow_up(task: Task):
         state = task.payload

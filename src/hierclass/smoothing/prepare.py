@@ -12,7 +12,7 @@ certificate's premise.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,7 @@ import torch
 
 from hierclass.inputs import InputRange, check_inputs
 
-__all__ = ["check_dataset_inputs", "prepare_sample", "warn_training_mode"]
+__all__ = ["check_dataset_inputs", "indexed_stream", "prepare_sample", "warn_training_mode"]
 
 
 def prepare_sample(
@@ -93,3 +93,45 @@ def warn_training_mode(*models: Any, stacklevel: int = 3) -> None:
             "batch-dependent); call .eval() before certifying",
             stacklevel=stacklevel,
         )
+
+
+def indexed_stream(
+    prepare: Callable[[Any], Any], xs: Iterable[Any], indices: Iterable[Any] | None = None
+) -> tuple[Any, Iterator[tuple[Any, int]]]:
+    """``(first, pairs)``: a stream of inputs, prepared one by one, with their noise indices.
+
+    ``first`` is the first input, prepared eagerly (certifiers probe their batch size on it),
+    or ``None`` for an empty stream; ``pairs`` yields ``(prepared input, noise index)`` lazily,
+    ``first`` included. Without ``indices`` every input draws a fresh random noise index, so
+    independent calls draw independent noise; with them, each index is validated.
+
+    Examples
+    --------
+    >>> first, pairs = indexed_stream(lambda x: 2 * x, [1, 2], indices=[5, 9])
+    >>> first, list(pairs)
+    (2, [(2, 5), (4, 9)])
+    >>> list(indexed_stream(lambda x: x, [1, 2], indices=[5])[1])
+    Traceback (most recent call last):
+    ...
+    ValueError: indices is shorter than the inputs
+    """
+    from hierclass.smoothing.smooth import noise_index
+
+    xs_iter = iter(xs)
+    first = next(xs_iter, None)
+    if first is None:
+        return None, iter(())
+    first = prepare(first)
+    idx_iter = None if indices is None else iter(indices)
+
+    def pairs() -> Iterator[tuple[Any, int]]:
+        x = first
+        while x is not None:
+            i = None if idx_iter is None else next(idx_iter, None)
+            if idx_iter is not None and i is None:
+                raise ValueError("indices is shorter than the inputs")
+            yield x, noise_index(i)
+            nxt = next(xs_iter, None)
+            x = None if nxt is None else prepare(nxt)
+
+    return first, pairs()

@@ -46,6 +46,7 @@ from scipy.stats import norm
 from hierclass.smoothing.bounds import check_alpha, check_sigma
 from hierclass.smoothing.certificates import ABSTAIN
 from hierclass.smoothing.confidence_sequences import GeometricSchedule
+from hierclass.smoothing.prepare import indexed_stream
 from hierclass.smoothing.sampling import STREAM_SELECT, CountEngine, Request, Task
 
 __all__ = [
@@ -303,7 +304,7 @@ def certify_radii_many(
     >>> sorted((r.index, r.label, bool(r.certified[0])) for r, _ in out)
     [(0, 0, True), (1, 1, True)]
     """
-    from hierclass.smoothing.smooth import check_count, noise_index
+    from hierclass.smoothing.smooth import check_count
 
     n0 = check_count("n0", n0)
     max_n = check_count("max_n", max_n)
@@ -313,28 +314,18 @@ def certify_radii_many(
     thresholds = radius_thresholds(r, smooth.sigma)
     steps = schedule.increments()
     last = len(schedule) - 1
-    xs_iter = iter(xs)
-    idx_iter = iter(indices) if indices is not None else None
     pay_iter = iter(payloads) if payloads is not None else None
-    head = next(xs_iter, None)
+    head, pairs = indexed_stream(smooth._prepare, xs, indices)
     if head is None:
         return iter(())
-    head = smooth._prepare(head)
     engine = smooth._engine(batch_size, head)
 
     def first_tasks() -> Iterator[Task]:
-        x = head
-        while x is not None:
-            i = next(idx_iter, None) if idx_iter is not None else noise_index(None)
-            if i is None:
-                raise ValueError("indices is shorter than the inputs")
-            i = noise_index(i)
+        for x, i in pairs:
             payload = next(pay_iter, None) if pay_iter is not None else None
             state = _Input(i, x, payload)
             reqs = [Request(STREAM_SELECT, n0), Request(STREAM_LOOK_BASE, int(steps[0]))]
             yield Task(x, i, reqs, state)
-            nxt = next(xs_iter, None)
-            x = None if nxt is None else smooth._prepare(nxt)
 
     def follow_up(task: Task) -> tuple[Task | None, RadiiResult | None]:
         state: _Input = task.payload

@@ -21,7 +21,7 @@ from hierclass.smoothing.batch_size import resolve_plan
 from hierclass.smoothing.bounds import check_alpha, check_sigma, top_two_pvalue
 from hierclass.smoothing.certificates import ABSTAIN, METHODS, Certificate, certify_counts
 from hierclass.smoothing.precision import check_amp_dtype, with_autocast
-from hierclass.smoothing.prepare import prepare_sample, warn_training_mode
+from hierclass.smoothing.prepare import indexed_stream, prepare_sample, warn_training_mode
 from hierclass.smoothing.sampling import (
     STREAM_ESTIMATE,
     STREAM_PREDICT,
@@ -486,31 +486,16 @@ class Smooth:
                 raise ValueError(f"methods must be drawn from {METHODS}, got {m!r}")
         subs = () if subsets is None else check_subsets(subsets, self.num_classes)
         head = SubsetHead(subs, self.num_classes, self.device) if subs else None
-        xs_iter = iter(xs)
-        idx_iter = iter(indices) if indices is not None else None
-        first = next(xs_iter, None)
+        first, pairs = indexed_stream(self._prepare, xs, indices)
         if first is None:
             return iter(())
-        first = self._prepare(first)
         engine = self._engine(batch_size, first, head)
-
-        def tasks():
-            x = first
-            while True:
-                i = next(idx_iter, None) if idx_iter is not None else noise_index(None)
-                if i is None:
-                    raise ValueError("indices is shorter than the inputs")
-                i = int(i)
-                if i < 0:
-                    raise ValueError(f"noise indices must be >= 0, got {i}")
-                yield Task(x, i, [Request(STREAM_SELECT, n0), Request(STREAM_ESTIMATE, n)])
-                nxt = next(xs_iter, None)
-                if nxt is None:
-                    return
-                x = self._prepare(nxt)
+        tasks = (
+            Task(x, i, [Request(STREAM_SELECT, n0), Request(STREAM_ESTIMATE, n)]) for x, i in pairs
+        )
 
         def results():
-            for task in engine.run(tasks()):
+            for task in engine.run(tasks):
                 yield self._result(task, alpha, subs, head, methods)
 
         return results()
