@@ -43,9 +43,8 @@ from hierclass.smoothing.bounds import (
     clopper_pearson_upper,
 )
 from hierclass.smoothing.certificates import ABSTAIN
-from hierclass.smoothing.prepare import indexed_stream
 from hierclass.smoothing.sampling import STREAM_SELECT, Request, Task
-from hierclass.smoothing.sequential import _run_sessions
+from hierclass.smoothing.sequential import run_flat, seconds_of
 
 __all__ = ["ISSResult", "STREAM_ISS_FINAL", "STREAM_ISS_PILOT", "certify_iss_many", "plan_size"]
 
@@ -116,6 +115,8 @@ class ISSResult:
         Planned radius loss vs ``max_n`` draws (see the module docstring).
     counts_select, counts_pilot, counts : ndarray of int
         Votes on each set of draws.
+    seconds : float
+        Wall time of this input's own draws (its share of the batches they rode in).
 
     Examples
     --------
@@ -139,6 +140,7 @@ class ISSResult:
     counts_select: np.ndarray
     counts_pilot: np.ndarray
     counts: np.ndarray
+    seconds: float = 0.0
 
     @property
     def total_samples(self) -> int:
@@ -194,18 +196,14 @@ def certify_iss_many(
     alpha = check_alpha(alpha)
     pilot_alpha = check_alpha(pilot_alpha)
     sigma = smooth.sigma
-    head, pairs = indexed_stream(smooth._prepare, xs, indices)
-    if head is None:
-        return iter(())
-    engine = smooth._engine(batch_size, head)
 
-    def first_tasks() -> Iterator[Task]:
-        for x, i in pairs:
-            reqs = [Request(STREAM_SELECT, n0), Request(STREAM_ISS_PILOT, n_pilot)]
-            yield Task(x, i, reqs, {"x": x})
+    def start(x: Any, i: int) -> Task:
+        reqs = [Request(STREAM_SELECT, n0), Request(STREAM_ISS_PILOT, n_pilot)]
+        return Task(x, i, reqs, {"x": x, "seconds": 0.0})
 
     def follow_up(task: Task):
         state = task.payload
+        state["seconds"] += seconds_of(task)
         if "n" not in state:
             sel, pilot = task.counts[0][0], task.counts[1][0]
             c_a = int(np.argmax(sel))
@@ -240,10 +238,7 @@ def certify_iss_many(
             counts_select=state["sel"],
             counts_pilot=state["pilot"],
             counts=counts,
+            seconds=state["seconds"],
         )
 
-    def results() -> Iterator[ISSResult]:
-        for _task, result in _run_sessions(engine, first_tasks(), follow_up):
-            yield result
-
-    return results()
+    return (res for _task, res in run_flat(smooth, xs, indices, batch_size, start, follow_up))

@@ -36,7 +36,7 @@ index only: not on the batch size, on which other inputs share its batches, or o
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,12 +54,19 @@ __all__ = [
     "REFUTED",
     "STREAM_LOOK_BASE",
     "UNDECIDED",
+    "Decisions",
     "RadiiResult",
+    "SequentialSetup",
+    "abstains",
     "certify_radii",
     "certify_radii_many",
     "check_radii",
     "decide",
+    "largest_certified",
     "radius_thresholds",
+    "run_flat",
+    "run_sessions",
+    "sequential_setup",
     "update_decisions",
 ]
 
@@ -145,107 +152,152 @@ def update_decisions(
     return np.where(status == UNDECIDED, new, status).astype(np.int8)
 
 
-@dataclass
-class RadiiResult:
-    """Outcome of sequential certification of one input at given radii.
+def largest_certified(radii: Sequence[float], certified: Any) -> float:
+    """The largest radius whose decision is certified (0.0 when none is).
 
-    Attributes
-    ----------
-    index : int
-        The noise index (the input's position in its data set).
-    label : int
-        ``c_A``, or ``ABSTAIN`` when ``p_lower < 1/2``.
-    radii : tuple of float
-        The radii asked for, in the caller's order.
-    certified : ndarray of bool
-        Per radius: certified (valid with probability ``>= 1 - alpha`` jointly over radii).
-    n_samples : int
-        Estimation draws used (selection draws not included).
-    n_select : int
-        Selection draws (``n0``).
-    p_lower, p_upper : float
-        Confidence-sequence bounds on ``pA`` when sampling stopped (running max / min).
-    counts_select, counts : ndarray of int
-        Votes on the selection and on all estimation draws.
-    alpha, sigma : float
-        Failure probability and noise level.
+    Decisions are monotone in the radius (a lower threshold is crossed first, and a refuted
+    radius refutes every larger one), so this one number holds every decision.
 
     Examples
     --------
-    >>> import torch
-    >>> from hierclass import Smooth
-    >>> f = lambda b: torch.stack([b[:, 0], -b[:, 0]], 1)  # exact radius at x: x[0]
-    >>> s = Smooth(f, num_classes=2, sigma=0.5)
-    >>> r = s.certify_radii(torch.tensor([1.0]), [0.0, 0.5, 2.0], alpha=0.01, index=0)
-    >>> r.label, r.certified.tolist(), r.n_samples < 100_000
-    (0, [True, True, False], True)
+    >>> largest_certified([0.0, 0.5, 1.0], [True, True, False])
+    0.5
+    """
+    cert = [float(r) for r, c in zip(radii, certified) if c]
+    return max(cert) if cert else 0.0
+
+
+def abstains(p_lower: Any, status: np.ndarray, radii: np.ndarray) -> bool:
+    """Cohen's abstention on a sequence's state: a lower bound below 1/2, or radius 0 asked
+    for and not certified (decisions are final, so a refuted 0 stays refuted even if a later
+    lower bound reaches 1/2).
+
+    Examples
+    --------
+    >>> abstains(0.6, np.array([1, -1], np.int8), np.array([0.0, 1.0]))
+    False
+    """
+    low = bool(np.any(np.asarray(p_lower) < 0.5))
+    return low or bool(np.any((np.asarray(radii) == 0) & (np.asarray(status) != CERTIFIED)))
+
+
+class Decisions:
+    """Running bounds and final decisions of ``m`` confidence sequences on one schedule.
+
+    Each row is one proportion (a flat classifier's ``pA``, a label subset's, a node's on a
+    hierarchy's path): :meth:`update` takes each row's successes among the first
+    ``schedule.looks[look]`` draws, keeps the running max of the lower and min of the upper
+    bounds, and decides the still-undecided radii (:func:`update_decisions`).
+
+    Examples
+    --------
+    >>> s = GeometricSchedule(1000, 0.01, first=100, ratio=2.0)
+    >>> d = Decisions(s, radius_thresholds(np.array([0.0, 1.0]), 0.5), m=2)
+    >>> d.update([100, 60], look=0)
+    >>> d.status.tolist(), d.n, d.decided
+    ([[1, 1], [0, -1]], 100, False)
     """
 
-    index: int
-    label: int
-    radii: tuple[float, ...]
-    certified: np.ndarray
-    n_samples: int
-    n_select: int
-    p_lower: float
-    p_upper: float
-    counts_select: np.ndarray
-    counts: np.ndarray
-    alpha: float
-    sigma: float
+    __slots__ = ("schedule", "thresholds", "lower", "upper", "status", "look", "n")
 
-    @property
-    def radius(self) -> float:
-        """The largest certified radius among :attr:`radii` (0.0 when none is)."""
-        cert = [r for r, c in zip(self.radii, self.certified) if c]
-        return max(cert) if cert else 0.0
-
-    @property
-    def radius_bound(self) -> float:
-        """``sigma * Phi^-1(p_lower)``: also certified on the same event (>= :attr:`radius`)."""
-        if self.label == ABSTAIN or self.p_lower < 0.5:
-            return 0.0
-        return float(self.sigma * norm.ppf(self.p_lower))
-
-
-class _Input:
-    """Bookkeeping of one input while it is being certified."""
-
-    __slots__ = (
-        "index",
-        "x",
-        "payload",
-        "c_a",
-        "look",
-        "p_lower",
-        "p_upper",
-        "sel",
-        "est",
-        "status",
-    )
-
-    def __init__(self, index: int, x: Any, payload: Any) -> None:
-        self.index = index
-        self.x = x
-        self.payload = payload
-        self.c_a = -1
+    def __init__(self, schedule: GeometricSchedule, thresholds: np.ndarray, m: int) -> None:
+        self.schedule = schedule
+        self.thresholds = thresholds
+        self.lower = np.zeros(m)
+        self.upper = np.ones(m)
+        self.status = np.zeros((m, len(thresholds)), np.int8)
         self.look = -1
-        self.p_lower = 0.0
-        self.p_upper = 1.0
-        self.sel: np.ndarray | None = None
-        self.est: np.ndarray | None = None
-        self.status: np.ndarray | None = None
+        self.n = 0
+
+    def update(self, successes: Any, look: int) -> None:
+        """Fold in look ``look`` (``successes[j]`` among ``looks[look]`` draws, per row)."""
+        m = self.lower.size
+        n = int(self.schedule.looks[look])
+        if m:
+            s = np.asarray(successes, dtype=np.int64).reshape(m)
+            lo, hi = self.schedule.bounds(s, np.full(m, n), np.full(m, look))
+            self.lower = np.maximum(self.lower, lo)
+            self.upper = np.minimum(self.upper, hi)
+            self.status = update_decisions(self.status, self.lower, self.upper, self.thresholds)
+        self.look, self.n = look, n
+
+    @property
+    def decided(self) -> bool:
+        """Every row decided at every radius."""
+        return not bool(np.any(self.status == UNDECIDED))
 
 
-def _run_sessions(
-    engine: CountEngine, first_tasks: Iterator[Task], follow_up
+@dataclass(frozen=True)
+class SequentialSetup:
+    """The validated arguments shared by every sequential certifier, and their schedule.
+
+    Built by :func:`sequential_setup`; ``schedule(alpha)`` gives the looks at a share of
+    ``alpha`` (the looks themselves depend only on ``max_n``, ``first`` and ``ratio``, so
+    sequences at different levels look at the same sample sizes).
+    """
+
+    n0: int
+    max_n: int
+    alpha: float
+    radii: np.ndarray
+    thresholds: np.ndarray
+    first: int
+    ratio: float
+    increments: np.ndarray
+
+    def schedule(self, alpha: float | None = None) -> GeometricSchedule:
+        """The look schedule at level ``alpha`` (default: the whole ``alpha``)."""
+        level = self.alpha if alpha is None else alpha
+        return GeometricSchedule(self.max_n, level, first=self.first, ratio=self.ratio)
+
+    def look_request(self, look: int) -> Request:
+        """The estimation draws to add before look ``look``, from that look's own stream."""
+        return Request(STREAM_LOOK_BASE + look, int(self.increments[look]))
+
+    @property
+    def last_look(self) -> int:
+        """Index of the last look (``max_n`` draws)."""
+        return len(self.increments) - 1
+
+
+def sequential_setup(
+    sigma: float,
+    radii: Sequence[float],
+    n0: int,
+    max_n: int,
+    alpha: float,
+    first: int = 128,
+    ratio: float = 1.5,
+) -> SequentialSetup:
+    """Validate the arguments of a sequential certifier (at the boundary, once).
+
+    Examples
+    --------
+    >>> s = sequential_setup(0.5, [0.0, 0.5], n0=100, max_n=1000, alpha=0.01, first=100,
+    ...                      ratio=2.0)
+    >>> s.schedule().looks.tolist(), s.look_request(1)
+    ([100, 200, 400, 800, 1000], Request(stream=65537, num=100))
+    """
+    from hierclass.smoothing.smooth import check_count
+
+    n0 = check_count("n0", n0)
+    max_n = check_count("max_n", max_n)
+    alpha = check_alpha(alpha)
+    r = check_radii(radii)
+    steps = GeometricSchedule(max_n, alpha, first=first, ratio=ratio).increments()
+    return SequentialSetup(n0, max_n, alpha, r, radius_thresholds(r, sigma), first, ratio, steps)
+
+
+def run_sessions(
+    engine: CountEngine, first_tasks: Iterator[Task], follow_up: Callable
 ) -> Iterator[tuple[Task, Any]]:
     """Feed ``engine`` with follow-up tasks first and new inputs' tasks when there are none.
 
-    ``follow_up(task)`` returns the next task of the same input, or ``None`` with a finished
-    result as second item. The engine packs whatever is pending into full batches; a session
-    ends only when nothing is pending and no new input is left, and the follow-ups its last
-    batches produced start the next one.
+    ``follow_up(task)`` returns ``(next task of the same input, None)`` or ``(None,
+    result)`` once the input is finished; finished ``(task, result)`` pairs are yielded. The
+    engine packs whatever is pending into full batches; a session ends only when nothing is
+    pending and no new input is left, and the follow-ups its last batches produced start the
+    next one.
     """
     queue: deque[Task] = deque()
 
@@ -270,6 +322,149 @@ def _run_sessions(
             return
 
 
+def run_flat(
+    smooth: Any,
+    xs: Iterable[Any],
+    indices: Iterable[int] | None,
+    batch_size: int | str,
+    start: Callable[[Any, int], Task],
+    follow_up: Callable,
+    heads: Any = None,
+) -> Iterator[tuple[Task, Any]]:
+    """The one loop of a flat :class:`~hierclass.Smooth`'s multi-stage certifiers.
+
+    Prepares and indexes the inputs (the first eagerly, so bad input and the batch-size probe
+    happen at the call), then runs ``start(x, index)``'s task of each input and its
+    follow-ups (:func:`run_sessions`); yields ``(last task, result)`` as inputs finish.
+    """
+    head, pairs = indexed_stream(smooth._prepare, xs, indices)
+    if head is None:
+        return iter(())
+    engine = smooth._engine(batch_size, head, heads)
+    return run_sessions(engine, (start(x, i) for x, i in pairs), follow_up)
+
+
+def seconds_of(task: Task) -> float:
+    """Wall time the engine charged to ``task``'s own draws (0.0 when it does not measure)."""
+    return float(getattr(task, "seconds", 0.0))
+
+
+@dataclass
+class RadiiResult:
+    """Outcome of sequential certification of one input at given radii.
+
+    Attributes
+    ----------
+    index : int
+        The noise index (the input's position in its data set).
+    label : int
+        ``c_A``, or ``ABSTAIN`` when ``p_lower < 1/2`` (or radius 0 was asked for and not
+        certified).
+    radii : tuple of float
+        The radii asked for, in the caller's order.
+    certified : ndarray of bool
+        Per radius: certified (valid with probability ``>= 1 - alpha`` jointly over radii).
+    n_samples : int
+        Estimation draws used (selection draws not included).
+    n_select : int
+        Selection draws (``n0``).
+    p_lower, p_upper : float
+        Confidence-sequence bounds on ``pA`` when sampling stopped (running max / min).
+    counts_select, counts : ndarray of int
+        Votes on the selection and on all estimation draws.
+    alpha, sigma : float
+        Failure probability and noise level.
+    subsets : tuple of tuple of int
+        Label subsets certified alongside (``subsets=``); empty otherwise.
+    subset_labels : ndarray of int [S]
+        Per subset: ``argmax_{c in L}`` of the selection votes, or ``ABSTAIN``.
+    subset_certified : ndarray of bool [S, R]
+        Per subset and radius: the restricted smoothed classifier is certified (each
+        subset's certificate holds with probability ``>= 1 - alpha`` on its own, like
+        :meth:`Smooth.certify_many <hierclass.smoothing.smooth.Smooth.certify_many>`'s).
+    subset_p_lower : ndarray of float [S]
+        Each subset's lower bound when sampling stopped.
+    seconds : float
+        Wall time of this input's own draws (its share of the batches they rode in).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from hierclass import Smooth
+    >>> f = lambda b: torch.stack([b[:, 0], -b[:, 0]], 1)  # exact radius at x: x[0]
+    >>> s = Smooth(f, num_classes=2, sigma=0.5)
+    >>> r = s.certify_radii(torch.tensor([1.0]), [0.0, 0.5, 2.0], alpha=0.01, index=0)
+    >>> r.label, r.certified.tolist(), r.n_samples < 100_000
+    (0, [True, True, False], True)
+    """
+
+    index: int
+    label: int
+    radii: tuple[float, ...]
+    certified: np.ndarray
+    n_samples: int
+    n_select: int
+    p_lower: float
+    p_upper: float
+    counts_select: np.ndarray
+    counts: np.ndarray
+    alpha: float
+    sigma: float
+    subsets: tuple[tuple[int, ...], ...] = ()
+    subset_labels: np.ndarray | None = None
+    subset_certified: np.ndarray | None = None
+    subset_p_lower: np.ndarray | None = None
+    seconds: float = 0.0
+
+    @property
+    def radius(self) -> float:
+        """The largest certified radius among :attr:`radii` (0.0 when none is)."""
+        return largest_certified(self.radii, self.certified)
+
+    @property
+    def radius_bound(self) -> float:
+        """``sigma * Phi^-1(p_lower)``: also certified on the same event (>= :attr:`radius`)."""
+        if self.label == ABSTAIN or self.p_lower < 0.5:
+            return 0.0
+        return float(self.sigma * norm.ppf(self.p_lower))
+
+
+class _Input:
+    """Bookkeeping of one flat input while it is being certified."""
+
+    __slots__ = ("x", "payload", "choices", "sel", "est", "decisions", "seconds")
+
+    def __init__(self, x: Any, payload: Any) -> None:
+        self.x = x
+        self.payload = payload
+        self.choices: np.ndarray | None = None  # per row: the selected label
+        self.sel: list | None = None
+        self.est: list | None = None
+        self.decisions: Decisions | None = None
+        self.seconds = 0.0
+
+
+def flat_result(
+    setup: SequentialSetup, index: int, choice: int, d: Decisions, row: int, sel, est, sigma
+) -> RadiiResult:
+    """The :class:`RadiiResult` of row ``row`` of a flat input's decisions."""
+    status = d.status[row]
+    return RadiiResult(
+        index=index,
+        label=ABSTAIN if abstains(d.lower[row], status, setup.radii) else int(choice),
+        radii=tuple(float(v) for v in setup.radii),
+        certified=status == CERTIFIED,
+        n_samples=d.n,
+        n_select=setup.n0,
+        p_lower=float(d.lower[row]),
+        p_upper=float(d.upper[row]),
+        counts_select=sel,
+        counts=est,
+        alpha=setup.alpha,
+        sigma=sigma,
+    )
+
+
 def certify_radii_many(
     smooth: Any,
     xs: Iterable[Any],
@@ -281,6 +476,7 @@ def certify_radii_many(
     *,
     indices: Iterable[int] | None = None,
     payloads: Iterable[Any] | None = None,
+    subsets: Iterable[Sequence[int]] | None = None,
     first: int = 128,
     ratio: float = 1.5,
 ) -> Iterator[tuple[RadiiResult, Any]]:
@@ -293,6 +489,17 @@ def certify_radii_many(
     docstring for the procedure and its guarantee, and :meth:`Smooth.certify_radii
     <hierclass.smoothing.smooth.Smooth.certify_radii>` for the parameters.
 
+    ``subsets`` also certifies, from the same draws, the base classifier restricted to each
+    label subset ``L`` (``argmax_{c in L}``, base renormalisation: an ordinary classifier, so
+    the same confidence sequence applies). Each subset runs its own sequence at ``alpha``
+    with its own selection (``argmax`` of its selection votes) and its own final decisions;
+    an input samples until the flat classifier and every subset are decided. Each
+    certificate is valid on its own, like the subset certificates of :meth:`Smooth.certify_many
+    <hierclass.smoothing.smooth.Smooth.certify_many>` (a union over subsets would need
+    ``alpha / S`` each). The restricted *margin* certificate is not offered: it bounds every
+    competing label's probability from above as well, which this one-proportion sequence
+    does not.
+
     Examples
     --------
     >>> import torch
@@ -304,76 +511,58 @@ def certify_radii_many(
     >>> sorted((r.index, r.label, bool(r.certified[0])) for r, _ in out)
     [(0, 0, True), (1, 1, True)]
     """
-    from hierclass.smoothing.smooth import check_count
+    from hierclass.smoothing.subsets import SubsetHead, check_subsets
 
-    n0 = check_count("n0", n0)
-    max_n = check_count("max_n", max_n)
-    alpha = check_alpha(alpha)
-    r = check_radii(radii)
-    schedule = GeometricSchedule(max_n, alpha, first=first, ratio=ratio)
-    thresholds = radius_thresholds(r, smooth.sigma)
-    steps = schedule.increments()
-    last = len(schedule) - 1
+    setup = sequential_setup(smooth.sigma, radii, n0, max_n, alpha, first, ratio)
+    schedule = setup.schedule()
+    subs = () if subsets is None else check_subsets(subsets, smooth.num_classes)
+    heads = SubsetHead(subs, smooth.num_classes, smooth.device) if subs else None
     pay_iter = iter(payloads) if payloads is not None else None
-    head, pairs = indexed_stream(smooth._prepare, xs, indices)
-    if head is None:
-        return iter(())
-    engine = smooth._engine(batch_size, head)
 
-    def first_tasks() -> Iterator[Task]:
-        for x, i in pairs:
-            payload = next(pay_iter, None) if pay_iter is not None else None
-            state = _Input(i, x, payload)
-            reqs = [Request(STREAM_SELECT, n0), Request(STREAM_LOOK_BASE, int(steps[0]))]
-            yield Task(x, i, reqs, state)
+    def votes(counts: list) -> np.ndarray:
+        """Rows of votes: the flat classifier's, then each subset's."""
+        if heads is None:
+            return counts[0][None, :]
+        return np.concatenate([counts[0][None, :], heads.decode(counts[1])])
+
+    def start(x: Any, i: int) -> Task:
+        payload = next(pay_iter, None) if pay_iter is not None else None
+        reqs = [Request(STREAM_SELECT, setup.n0), setup.look_request(0)]
+        return Task(x, i, reqs, _Input(x, payload))
 
     def follow_up(task: Task) -> tuple[Task | None, RadiiResult | None]:
         state: _Input = task.payload
-        if state.look < 0:
-            state.sel = task.counts[0][0]
-            state.c_a = int(np.argmax(state.sel))  # ties: the smallest label, like Cohen
-            state.est = task.counts[1][0].copy()
+        state.seconds += seconds_of(task)
+        if state.decisions is None:
+            state.sel = votes(task.counts[0])
+            state.choices = np.argmax(state.sel, axis=1)  # ties: the smallest label (Cohen)
+            state.est = votes(task.counts[1])
+            state.decisions = Decisions(schedule, setup.thresholds, len(state.sel))
         else:
-            state.est += task.counts[0][0]
-        state.look += 1
-        n = int(schedule.looks[state.look])
-        lo, hi = schedule.bounds(int(state.est[state.c_a]), n, state.look)
-        state.p_lower = max(state.p_lower, float(lo))
-        state.p_upper = min(state.p_upper, float(hi))
-        if state.status is None:
-            state.status = np.zeros(len(thresholds), np.int8)
-        state.status = status = update_decisions(
-            state.status, state.p_lower, state.p_upper, thresholds
+            state.est = state.est + votes(task.counts[0])
+        d = state.decisions
+        d.update(state.est[np.arange(len(state.est)), state.choices], d.look + 1)
+        if d.look < setup.last_look and not d.decided:
+            return Task(state.x, task.index, [setup.look_request(d.look + 1)], state), None
+        res = flat_result(
+            setup, task.index, state.choices[0], d, 0, state.sel[0], state.est[0], smooth.sigma
         )
-        if state.look < last and np.any(status == UNDECIDED):
-            k = state.look + 1
-            return Task(
-                state.x, state.index, [Request(STREAM_LOOK_BASE + k, int(steps[k]))], state
-            ), None
-        # the label agrees with the decision at r = 0 when it was asked for (decisions are
-        # final, so a refuted 0 stays refuted even if a later lower bound reaches 1/2)
-        abstain = state.p_lower < 0.5 or bool(np.any((r == 0) & (status != CERTIFIED)))
-        label = ABSTAIN if abstain else state.c_a
-        return None, RadiiResult(
-            index=state.index,
-            label=label,
-            radii=tuple(float(v) for v in r),
-            certified=status == CERTIFIED,
-            n_samples=n,
-            n_select=n0,
-            p_lower=state.p_lower,
-            p_upper=state.p_upper,
-            counts_select=state.sel,
-            counts=state.est,
-            alpha=alpha,
-            sigma=smooth.sigma,
-        )
+        if subs:
+            res.subsets = subs
+            res.subset_labels = np.array(
+                [
+                    ABSTAIN if abstains(d.lower[j], d.status[j], setup.radii) else state.choices[j]
+                    for j in range(1, len(subs) + 1)
+                ],
+                dtype=np.int64,
+            )
+            res.subset_certified = d.status[1:] == CERTIFIED
+            res.subset_p_lower = d.lower[1:].copy()
+        res.seconds = state.seconds
+        return None, res
 
-    def results() -> Iterator[tuple[RadiiResult, Any]]:
-        for task, result in _run_sessions(engine, first_tasks(), follow_up):
-            yield result, task.payload.payload
-
-    return results()
+    results = run_flat(smooth, xs, indices, batch_size, start, follow_up, heads)
+    return ((res, task.payload.payload) for task, res in results)
 
 
 def certify_radii(
@@ -386,10 +575,12 @@ def certify_radii(
     batch_size: int | str = 1000,
     *,
     index: int | None = None,
+    subsets: Iterable[Sequence[int]] | None = None,
     first: int = 128,
     ratio: float = 1.5,
 ) -> RadiiResult:
     """Sequential certification of one input (the body of ``Smooth.certify_radii``).
+
     Examples
     --------
     >>> import torch
@@ -411,6 +602,7 @@ def certify_radii(
             alpha,
             batch_size,
             indices=[noise_index(index)],
+            subsets=subsets,
             first=first,
             ratio=ratio,
         )

@@ -10,26 +10,47 @@ node's lower bounds hold at every look at once with probability ``>= 1 - alpha``
 
 The path is certified at ``r`` once **every** smoothed node is certified at ``r`` (each
 node's decision is final, as in :mod:`hierclass.smoothing.sequential`), and is not
-certifiable at ``r`` once **any** node is not. Sampling for the path stops when every radius
-is decided for the path. On the ``1 - alpha`` event each certified node keeps its choice
-within ``r``, so the hierarchy's output does too: the certificate holds simultaneously over
-the radii and whenever sampling stops. The per-level certificates follow the same rule over
-the routers above each level.
+certifiable at ``r`` once **any** node is not. Level ``d``'s class follows the same rule over
+the nodes at levels ``0..d`` only (a deeper node cannot change it), so a user gets "this
+class, to radius r" even when the label is certified only to a smaller radius. Sampling for
+the input stops when the path and every level are decided at every radius (or at
+``max_n``). On the ``1 - alpha`` event each certified node keeps its choice within ``r``, so
+the hierarchy's output and each certified level do too: the certificates hold simultaneously
+over the radii and the levels, and whenever sampling stops.
+
+Flat baseline: when the :class:`~hierclass.smoothing.hierarchical.HierarchicalSmooth` has a
+``flat`` model, it is certified sequentially on the same draws at the full ``alpha`` (its
+own selection, its own sequence and stopping), exactly as
+:func:`~hierclass.smoothing.sequential.certify_radii_many` would certify it alone with the
+same seed and indices. An input samples until both are decided; each side's result is
+frozen at the look where it was decided.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from hierclass.smoothing.bounds import check_alpha
 from hierclass.smoothing.certificates import ABSTAIN
-from hierclass.smoothing.confidence_sequences import GeometricSchedule
 from hierclass.smoothing.sampling import STREAM_SELECT, Request, Task
-from hierclass.smoothing.sequential import CERTIFIED, REFUTED, UNDECIDED
+from hierclass.smoothing.sequential import (
+    CERTIFIED,
+    REFUTED,
+    UNDECIDED,
+    Decisions,
+    RadiiResult,
+    abstains,
+    flat_result,
+    largest_certified,
+    run_sessions,
+    seconds_of,
+    sequential_setup,
+)
 
 __all__ = ["PathRadiiResult", "certify_hierarchy_radii_many", "combine_path", "node_alpha"]
 
@@ -82,13 +103,33 @@ class PathRadiiResult:
     certified : ndarray of bool
         Per radius: the hierarchy's output is certified (``1 - alpha`` jointly).
     route : tuple of int
-        Class ids the selection draws chose, root first.
+        The certified route: class ids the selection draws chose, root first, cut before
+        the first router that abstains (as in
+        :class:`~hierclass.smoothing.path.HierarchyCertificate`).
     num_smoothed : int
         ``k``: smoothed nodes on the path; each ran at ``alpha / k``.
     node_p_lower : tuple of float
         Each smoothed node's lower bound when sampling stopped, root first.
     n_samples, n_select : int
-        Estimation draws (through the path's models) and selection draws.
+        Estimation draws (through the path's models) when the hierarchy was decided, and
+        selection draws.
+    nodes : tuple of (path, kind, choice)
+        Every node on the selected path, root first: its position, ``"smoothed"``,
+        ``"clean"`` or ``"constant"``, and its output index.
+    node_certified : ndarray of bool [len(nodes), R]
+        Per node and radius (clean and constant nodes: every radius).
+    level_certified : ndarray of bool [len(nodes) - 1, R]
+        Per level of the selected path: its class is certified at the radius (the nodes at
+        levels ``0..d`` all are).
+    alpha_node : float
+        Each smoothed node's level, ``alpha / k``.
+    node_counts : dict
+        Per smoothed node's path: ``(bin, counts_select, counts)``, the votes it was
+        certified on.
+    flat : RadiiResult or None
+        The flat baseline's sequential certificate on the same draws (full ``alpha``).
+    seconds : float
+        Wall time of this input's own draws (hierarchy and baseline).
 
     Examples
     --------
@@ -106,6 +147,8 @@ class PathRadiiResult:
     ...                                     alpha=0.01, indices=[0])
     >>> r.label, r.route, r.certified.tolist(), r.num_smoothed
     (3, (1,), [True, False], 2)
+    >>> r.level_certified.tolist()  # the class {2, 3} is certified to 1.5 too
+    [[True, False]]
     """
 
     index: int
@@ -117,12 +160,30 @@ class PathRadiiResult:
     node_p_lower: tuple[float, ...]
     n_samples: int
     n_select: int
+    nodes: tuple = ()
+    node_certified: np.ndarray | None = None
+    level_certified: np.ndarray | None = None
+    alpha_node: float = math.nan
+    node_counts: dict = field(default_factory=dict)
+    flat: RadiiResult | None = None
+    seconds: float = 0.0
 
     @property
     def radius(self) -> float:
         """The largest certified radius among :attr:`radii` (0.0 when none is)."""
-        cert = [r for r, c in zip(self.radii, self.certified) if c]
-        return max(cert) if cert else 0.0
+        return largest_certified(self.radii, self.certified)
+
+    def node_radius(self, j: int) -> float:
+        """Node ``j``'s largest certified radius among :attr:`radii` (``inf`` when clean)."""
+        if self.nodes[j][1] != "smoothed":
+            return math.inf
+        return largest_certified(self.radii, self.node_certified[j])
+
+    def level_radius(self, depth: int) -> float:
+        """Level ``depth``'s largest certified radius (0.0 when the route stops above it)."""
+        if depth >= len(self.route):
+            return 0.0
+        return largest_certified(self.radii, self.level_certified[depth])
 
 
 def _node_choice(v: Any) -> tuple[int, int]:
@@ -134,6 +195,35 @@ def _node_choice(v: Any) -> tuple[int, int]:
     lab = np.asarray(v.bins)
     j = int(np.argmax(cs[lab]))
     return int(lab[j]), j
+
+
+class _PathInput:
+    """Bookkeeping of one input of a hierarchy while it is being certified."""
+
+    def __init__(self, full: Any, red: Any, groups: set) -> None:
+        self.full, self.red, self.groups = full, red, groups
+        self.sel: list | None = None
+        self.est: list | None = None
+        self.walk: list = []
+        self.smoothed: list[int] = []  # positions in walk of the smoothed nodes
+        self.bins: list[int] = []  # the bin each smoothed node is certified on
+        self.outputs: list[int] = []  # each walk node's output index
+        self.nodes: Decisions | None = None
+        self.flat: Decisions | None = None
+        self.flat_choice = -1
+        self.hier_result: PathRadiiResult | None = None
+        self.flat_result: RadiiResult | None = None
+        self.seconds = 0.0
+
+    def __getitem__(self, key: str) -> Any:
+        # the hierarchy's sampler reads ``payload["groups"]``: the models this task runs
+        return getattr(self, key)
+
+
+def _prefix_status(st: _PathInput, depth: int) -> np.ndarray:
+    """Decisions of the nodes at walk positions ``0..depth`` combined (:func:`combine_path`)."""
+    rows = [j for j, w in enumerate(st.smoothed) if w <= depth]
+    return combine_path(st.nodes.status[rows])
 
 
 def certify_hierarchy_radii_many(
@@ -152,10 +242,11 @@ def certify_hierarchy_radii_many(
     """Sequentially certify a :class:`~hierclass.smoothing.hierarchical.HierarchicalSmooth`.
 
     The ``n0`` selection draws fix each input's path (through every smoothed model); the
-    estimation draws then run, look by look, only the models on that path, and every smoothed
-    node on it runs its confidence sequence at ``alpha / k`` (see the module docstring).
-    Results come out as inputs are decided. Nodes certified with ``method="margin"`` are not
-    supported (a margin confidence sequence would bound every competing label).
+    estimation draws then run, look by look, only the models on that path (and the flat
+    baseline's, while it is undecided), and every smoothed node on it runs its confidence
+    sequence at ``alpha / k`` (see the module docstring). Results come out as inputs are
+    decided. Nodes certified with ``method="margin"`` are not supported (a margin confidence
+    sequence would bound every competing label).
 
     Examples
     --------
@@ -173,122 +264,149 @@ def certify_hierarchy_radii_many(
     >>> r.num_smoothed, len(r.certified), r.n_samples <= 2000
     (2, 2, True)
     """
-    from hierclass.smoothing.sequential import (
-        STREAM_LOOK_BASE,
-        _run_sessions,
-        check_radii,
-        radius_thresholds,
-        update_decisions,
-    )
-    from hierclass.smoothing.smooth import check_count, noise_index
+    from hierclass.smoothing.prepare import indexed_stream
 
-    n0 = check_count("n0", n0)
-    max_n = check_count("max_n", max_n)
-    alpha = check_alpha(alpha)
-    r = check_radii(radii)
+    setup = sequential_setup(hsmooth.sigma, radii, n0, max_n, alpha, first, ratio)
     if hsmooth.plan.margin:
         raise ValueError(
-            "sequential hierarchy certification supports method='cohen' nodes; this "
+            "sequential hierarchy certification supports method='renormalized' nodes; this "
             "HierarchicalSmooth certifies renormalised leaves with method='margin'"
         )
-    thresholds = radius_thresholds(r, hsmooth.sigma)
+    plan = hsmooth.plan
+    flat_gid = None if plan.flat_group is None else plan.flat_group.gid
     all_groups = {g.gid for g in hsmooth.groups}
-    xs_iter = iter(xs)
-    idx_iter = iter(indices) if indices is not None else None
-    head = next(xs_iter, None)
+    flat_schedule = setup.schedule()
+    head, pairs = indexed_stream(hsmooth._prepare, xs, indices)
     if head is None:
         return iter(())
-    first_full, first_red = hsmooth._prepare(head)
     if not hsmooth.groups:
         raise ValueError(
             "no node of this hierarchy is smoothed (every radius is infinite); use "
             "HierarchicalSmooth.certify"
         )
-    engine = hsmooth._engine(batch_size, first_red)
+    engine = hsmooth._engine(batch_size, head[1])
 
-    def first_tasks() -> Iterator[Task]:
-        item = (first_full, first_red)
-        while item is not None:
-            i = next(idx_iter, None) if idx_iter is not None else noise_index(None)
-            if i is None:
-                raise ValueError("indices is shorter than the inputs")
-            full, red = item
-            state = {"groups": all_groups, "full": full, "red": red, "look": -1}
-            yield Task(red, noise_index(i), [Request(STREAM_SELECT, n0)], state)
-            nxt = next(xs_iter, None)
-            item = None if nxt is None else hsmooth._prepare(nxt)
+    def start(item: tuple, i: int) -> Task:
+        full, red = item
+        return Task(red, i, [Request(STREAM_SELECT, setup.n0)], _PathInput(full, red, all_groups))
 
-    def start(task: Task, st: dict) -> None:
-        st["sel"] = task.counts[0]
-        walk = hsmooth._walk(st["full"], st["sel"])
-        st["walk"] = walk
-        st["smoothed"] = [p for p in walk if p.kind == "smoothed"]
-        st["groups"] = {p.group.gid for p in st["smoothed"]}
-        k = len(st["smoothed"])
-        st["schedule"] = GeometricSchedule(max_n, node_alpha(alpha, k), first=first, ratio=ratio)
-        st["lo"] = np.zeros(k)
-        st["hi"] = np.ones(k)
-        st["status"] = np.zeros((k, len(r)), np.int8)
-        st["est"] = None
+    def begin(st: _PathInput, sel: list) -> None:
+        st.sel = sel
+        st.walk = hsmooth._walk(st.full, sel)
+        for w, node in enumerate(st.walk):
+            if node.kind == "smoothed":
+                b, out = _node_choice(plan.votes(node, None, sel, sel))
+                st.smoothed.append(w)
+                st.bins.append(b)
+            else:
+                out = hsmooth._clean_choice(node, st.full) if node.kind == "clean" else 0
+            st.outputs.append(out)
+        k = len(st.smoothed)
+        st.nodes = Decisions(setup.schedule(node_alpha(setup.alpha, k)), setup.thresholds, k)
+        if flat_gid is not None:
+            st.flat_choice = int(np.argmax(plan.flat_counts(sel)))
+            st.flat = Decisions(flat_schedule, setup.thresholds, 1)
 
-    def look_task(task: Task, st: dict) -> Task:
-        k = st["look"] + 1
-        inc = int(st["schedule"].increments()[k])
-        return Task(st["red"], task.index, [Request(STREAM_LOOK_BASE + k, inc)], st)
+    def next_look(task: Task, st: _PathInput) -> Task | None:
+        look = max(st.nodes.look, -1 if st.flat is None else st.flat.look) + 1
+        groups = set()
+        if st.hier_result is None:
+            groups |= {st.walk[w].group.gid for w in st.smoothed}
+        if st.flat is not None and st.flat_result is None:
+            groups.add(flat_gid)
+        if not groups or look > setup.last_look:
+            return None
+        st.groups = groups
+        return Task(st.red, task.index, [setup.look_request(look)], st)
 
-    def follow_up(task: Task):
-        st = task.payload
-        if st["look"] < 0 and "walk" not in st:
-            start(task, st)
-            return look_task(task, st), None
-        counts = task.counts[0]
-        st["est"] = (
-            [c.copy() for c in counts]
-            if st["est"] is None
-            else [a + b for a, b in zip(st["est"], counts)]
-        )
-        st["look"] += 1
-        schedule = st["schedule"]
-        n = int(schedule.looks[st["look"]])
-        for j, plan in enumerate(st["smoothed"]):
-            v = hsmooth.plan.votes(plan, None, st["sel"], st["est"])
-            b, _ = _node_choice(v)
-            lo, hi = schedule.bounds(int(np.asarray(v.counts)[b]), n, st["look"])
-            st["lo"][j] = max(st["lo"][j], float(lo))
-            st["hi"][j] = min(st["hi"][j], float(hi))
-        st["status"] = update_decisions(st["status"], st["lo"], st["hi"], thresholds)
-        path = combine_path(st["status"])
-        if st["look"] < len(schedule) - 1 and np.any(path == UNDECIDED):
-            return look_task(task, st), None
-        return None, _result(task.index, st, path, n)
+    def fold(st: _PathInput, counts: list, index: int) -> None:
+        st.est = [c.copy() for c in counts] if st.est is None else [
+            a + b for a, b in zip(st.est, counts)
+        ]  # fmt: skip
+        look = max(st.nodes.look, -1 if st.flat is None else st.flat.look) + 1
+        if st.hier_result is None:
+            succ = [
+                plan.node_counts(st.walk[w], st.est)[b] for w, b in zip(st.smoothed, st.bins)
+            ]
+            st.nodes.update(succ, look)
+            if _hier_decided(st) or look == setup.last_look:
+                st.hier_result = _result(index, st)
+        if st.flat is not None and st.flat_result is None:
+            st.flat.update([plan.flat_counts(st.est)[st.flat_choice]], look)
+            if st.flat.decided or look == setup.last_look:
+                st.flat_result = flat_result(
+                    setup, index, st.flat_choice, st.flat, 0, plan.flat_counts(st.sel),
+                    plan.flat_counts(st.est).copy(), hsmooth.sigma,
+                )  # fmt: skip
 
-    def _result(index: int, st: dict, path: np.ndarray, n: int) -> PathRadiiResult:
-        walk = st["walk"]
-        route = tuple(int(p) for p in walk[-1].path)
-        leaf = walk[-1]
-        if leaf.kind == "smoothed":
-            v = hsmooth.plan.votes(leaf, None, st["sel"], st["est"])
-            _, out = _node_choice(v)
-        elif leaf.kind == "clean":
-            out = hsmooth._clean_choice(leaf, st["full"])
-        else:
-            out = 0
-        leaf_label = int(list(leaf.node.labels)[out])
-        abstain = bool(np.any(st["lo"] < 0.5)) or bool(np.any((r == 0) & (path != CERTIFIED)))
+    def _hier_decided(st: _PathInput) -> bool:
+        depths = range(len(st.walk))  # every level's prefix, the last one being the path
+        return all(not np.any(_prefix_status(st, d) == UNDECIDED) for d in depths)
+
+    def _result(index: int, st: _PathInput) -> PathRadiiResult:
+        d = st.nodes
+        path = _prefix_status(st, len(st.walk) - 1)
+        node_cert = np.ones((len(st.walk), len(setup.radii)), bool)
+        route: list[int] = []
+        cut = False
+        for j, w in enumerate(st.smoothed):
+            node_cert[w] = d.status[j] == CERTIFIED
+        for w, node in enumerate(st.walk[:-1]):
+            if w in st.smoothed:
+                j = st.smoothed.index(w)
+                cut = cut or abstains(d.lower[j], d.status[j], setup.radii)
+            if not cut:
+                route.append(int(st.walk[w + 1].path[-1]))
+        levels = np.stack(
+            [_prefix_status(st, w) == CERTIFIED for w in range(len(st.walk) - 1)]
+        ) if len(st.walk) > 1 else np.zeros((0, len(setup.radii)), bool)  # fmt: skip
+        leaf = st.walk[-1]
+        label = int(list(leaf.node.labels)[st.outputs[-1]])
+        if abstains(d.lower, path, setup.radii):
+            label = ABSTAIN
         return PathRadiiResult(
             index=index,
-            label=ABSTAIN if abstain else leaf_label,
-            radii=tuple(float(v) for v in r),
+            label=label,
+            radii=tuple(float(v) for v in setup.radii),
             certified=path == CERTIFIED,
-            route=route,
-            num_smoothed=len(st["smoothed"]),
-            node_p_lower=tuple(float(v) for v in st["lo"]),
-            n_samples=n,
-            n_select=n0,
+            route=tuple(route),
+            num_smoothed=len(st.smoothed),
+            node_p_lower=tuple(float(v) for v in d.lower),
+            n_samples=d.n,
+            n_select=setup.n0,
+            nodes=tuple(
+                (tuple(int(p) for p in node.path), node.kind, int(out))
+                for node, out in zip(st.walk, st.outputs)
+            ),
+            node_certified=node_cert,
+            level_certified=levels,
+            alpha_node=node_alpha(setup.alpha, len(st.smoothed)),
+            node_counts={
+                tuple(st.walk[w].path): (
+                    b,
+                    plan.node_counts(st.walk[w], st.sel),
+                    plan.node_counts(st.walk[w], st.est).copy(),
+                )
+                for w, b in zip(st.smoothed, st.bins)
+            },
         )
 
-    def results() -> Iterator[PathRadiiResult]:
-        for _task, result in _run_sessions(engine, first_tasks(), follow_up):
-            yield result
+    def follow_up(task: Task) -> tuple[Task | None, PathRadiiResult | None]:
+        st: _PathInput = task.payload
+        st.seconds += seconds_of(task)
+        if st.nodes is None:
+            begin(st, task.counts[0])
+            if not st.smoothed:  # nothing on the path is random: decided without drawing
+                st.est = [np.zeros_like(c) for c in st.sel]
+                st.hier_result = _result(task.index, st)
+        else:
+            fold(st, task.counts[0], task.index)
+        nxt = next_look(task, st)
+        if nxt is not None:
+            return nxt, None
+        res = st.hier_result
+        res.flat, res.seconds = st.flat_result, st.seconds
+        return None, res
 
-    return results()
+    return (res for _task, res in run_sessions(engine, (start(x, i) for x, i in pairs),
+                                                follow_up))  # fmt: skip
