@@ -69,7 +69,7 @@ def test_certify_radii_independent_of_batch_size_and_order(linear):
     # one input alone gives the same row as inside the data set run
     one = smooth.certify_radii(x[2], RADII, max_n=8000, batch_size=64, index=2)
     assert one.n_samples == int(a["n_samples"][2])
-    assert one.certified.tolist() == [a[certified_column(r)][2] == "1" for r in RADII]
+    assert one.certified.tolist() == [a[certified_column(r)][2] == 1 for r in RADII]
 
 
 def test_dataset_records_feed_the_curve_resume_and_shards(linear, tmp_path):
@@ -81,7 +81,7 @@ def test_dataset_records_feed_the_curve_resume_and_shards(linear, tmp_path):
     assert full["idx"].tolist() == list(range(len(ts)))
     # the curve from the records equals the per-radius decisions
     for r in RADII:
-        cert = (full[certified_column(r)] == "1") & (full["correct"] == 1)
+        cert = (full[certified_column(r)] == 1) & (full["correct"] == 1)
         assert certified_accuracy(full, r) == pytest.approx(cert.mean())
     exact = np.abs(np.array(ts) + 0.3)
     assert np.all(full["radius"] <= exact)

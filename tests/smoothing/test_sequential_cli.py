@@ -3,7 +3,6 @@
 import torch
 from torch import nn
 
-from hierclass import Hierarchy, LabelPartition, RenormalizedLeaf, Router
 from hierclass.cli import main
 from hierclass.commands.certify import save_model_file
 from hierclass.models import build, register_model
@@ -42,11 +41,5 @@ def test_certify_radii_errors(tmp_path, capsys):
     assert "--radii must be comma-separated numbers" in capsys.readouterr().err
     assert main(["certify", str(model), str(out), "--radii", "0,-1", *COMMON]) == 2
     assert "finite and >= 0" in capsys.readouterr().err
-    p = LabelPartition({"round": [0, 2, 3, 5, 6, 8], "straight": [1, 4, 7, 9]})
-    h = Hierarchy(
-        Router(build("sequential_cli_linear", k=2).eval(), p),
-        [RenormalizedLeaf(flat, list(c)) for c in p.classes],
-    )
-    h.save(tmp_path / "tree")
-    assert main(["certify", str(tmp_path / "tree"), str(out), "--radii", "0", *COMMON]) == 2
-    assert "hierarchies are not supported yet" in capsys.readouterr().err
+    assert main(["certify", str(model), str(out), "--radii", "0.5,0.25", *COMMON]) == 2
+    assert "--radii must be increasing" in capsys.readouterr().err

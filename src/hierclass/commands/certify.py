@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,10 @@ MODEL is one of
     [0, 1] (transforms.ToTensor); labels are the sorted class folder names' positions;
   * package.module:factory: a callable returning a torch Dataset or DataLoader of
     (input, label) pairs, or an (x, y) pair of tensors.
+
+--radii 0,0.25,0.5 certifies sequentially instead: each input draws only until every radius
+(and, for a hierarchy, every level) is decided, at most --N draws; rows get n_samples and one
+certified@<r> column per radius, and hierclass analyze reads them like any other.
 
 Rows are written as they are certified (Cohen's TSV columns first); the same command run
 again resumes a killed run, and finds a finished one done. Under torchrun the data set is
@@ -117,8 +122,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--radii",
         default=None,
-        help="sequential certification (flat models): decide each of these comma-separated "
-        "radii, e.g. 0,0.25,0.5,0.75, drawing at most --N samples per input",
+        help="sequential certification: decide each of these increasing comma-separated "
+        "radii, e.g. 0,0.25,0.5,0.75, drawing at most --N samples per input; on a hierarchy "
+        "directory, every level too, and the flat baseline to --flat-out",
     )
     p.add_argument("--no-resume", action="store_true", help="replace OUTFILE instead of resuming")
     p.add_argument("--device", default=None, help="e.g. cpu, cuda:0 (default: cuda if available)")
@@ -356,25 +362,74 @@ def _shared_flat_model(hierarchy: Any) -> Any:
     return next(iter(flats.values())) if len(flats) == 1 else None
 
 
+def _radii(text: str) -> list[float]:
+    """``--radii`` as floats: comma-separated, increasing, finite and >= 0."""
+    try:
+        radii = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--radii must be comma-separated numbers, got {text!r}") from None
+    if not all(math.isfinite(r) and r >= 0 for r in radii):
+        raise ValueError(f"--radii must be finite and >= 0, got {text!r}")
+    if any(b <= a for a, b in zip(radii, radii[1:])):
+        raise ValueError(f"--radii must be increasing, e.g. 0,0.25,0.5; got {text!r}")
+    return radii
+
+
 def _run_sequential(args, model, x, y, num_classes, indices, common) -> Any:
-    """``--radii``: sequential certification of a flat model (issue 14)."""
+    """``--radii``: sequential certification of a flat model or a hierarchy (issue 14)."""
     from hierclass import Hierarchy, Smooth
     from hierclass.smoothing.distributed import run_sharded
-    from hierclass.smoothing.sequential_runner import certify_radii_dataset
+    from hierclass.smoothing.hierarchical import HierarchicalSmooth
+    from hierclass.smoothing.sequential_runner import (
+        certify_hierarchy_radii_dataset,
+        certify_radii_dataset,
+        hierarchy_radii_columns,
+        sequential_columns,
+    )
 
-    try:
-        radii = [float(v) for v in args.radii.split(",")]
-    except ValueError:
-        raise ValueError(f"--radii must be comma-separated numbers, got {args.radii!r}") from None
-    if isinstance(model, Hierarchy):
-        raise ValueError("--radii certifies flat models; hierarchies are not supported yet")
-    smooth = Smooth(model, num_classes, args.sigma, seed=args.seed)
+    radii = _radii(args.radii)
     kw = {k: v for k, v in common.items() if k != "n"}
+    kw["max_n"] = args.N
+    resume = not args.no_resume
+    if not isinstance(model, Hierarchy):
+        smooth = Smooth(model, _num_classes(args, num_classes), args.sigma, seed=args.seed)
 
-    def job(ids, path):
-        certify_radii_dataset(smooth, x, y, radii, max_n=args.N, indices=ids, out=path, **kw)
+        def job(ids, path):
+            certify_radii_dataset(smooth, x, y, radii, indices=ids, out=path, **kw)
 
-    return run_sharded(job, indices, args.outfile, resume=not args.no_resume)
+        columns = [sequential_columns(radii)]
+        return run_sharded(job, indices, args.outfile, resume=resume, columns=columns)
+    if args.method == "margin":
+        raise ValueError(
+            "--radii certifies hierarchies with --method renormalized only: a sequential "
+            "margin certificate would need upper bounds on every competing label"
+        )
+    flat = _shared_flat_model(model)
+    hs = HierarchicalSmooth(model, args.sigma, seed=args.seed, flat=flat, method=args.method)
+
+    def hjob(ids, path, extra=()):
+        flat_out = extra[0] if extra else None
+        certify_hierarchy_radii_dataset(
+            hs, x, y, radii, indices=ids, out=path, flat_out=flat_out, **kw
+        )
+
+    extra = [args.flat_out or args.outfile.with_suffix(".flat.tsv")] if flat is not None else []
+    columns = [hierarchy_radii_columns(radii)] + ([sequential_columns(radii)] if extra else [])
+    return run_sharded(
+        hjob, indices, args.outfile, extra_outputs=extra, resume=resume, columns=columns
+    )
+
+
+def _num_classes(args, num_classes: int | None) -> int:
+    """A flat model's number of labels: --num-classes, else the data set's."""
+    if args.num_classes is not None:
+        return args.num_classes
+    if num_classes is None:
+        raise ValueError(
+            f"--dataset {args.dataset} does not say how many classes it has (no .classes "
+            "attribute); pass --num-classes"
+        )
+    return num_classes
 
 
 def run(args: argparse.Namespace) -> int:
@@ -404,7 +459,7 @@ def run(args: argparse.Namespace) -> int:
         verbose=verbose,
     )
     if args.radii is not None:
-        table = _run_sequential(args, model, x, y, args.num_classes or num_classes, indices, common)
+        table = _run_sequential(args, model, x, y, num_classes, indices, common)
     elif isinstance(model, Hierarchy):
         flat = _shared_flat_model(model)
         flat_out = args.flat_out or args.outfile.with_suffix(".flat.tsv")
@@ -435,14 +490,7 @@ def run(args: argparse.Namespace) -> int:
             columns=columns,
         )
     else:
-        if args.num_classes is not None:
-            num_classes = args.num_classes
-        if num_classes is None:
-            raise ValueError(
-                f"--dataset {args.dataset} does not say how many classes it has (no .classes "
-                "attribute); pass --num-classes"
-            )
-        smooth = Smooth(model, num_classes, args.sigma, seed=args.seed)
+        smooth = Smooth(model, _num_classes(args, num_classes), args.sigma, seed=args.seed)
 
         def job(ids, path):
             certify_dataset(smooth, x, y, indices=ids, out=path, **common)

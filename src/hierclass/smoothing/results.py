@@ -38,8 +38,10 @@ COHEN_COLUMNS = ("idx", "label", "predict", "radius", "correct", "time")
 #: Columns of a flat certification run.
 FLAT_COLUMNS = COHEN_COLUMNS + ("eqclass", "p_lower", "counts_select", "counts", "extra")
 
-_INT_COLUMNS = {"idx", "label", "predict", "correct", "route_correct"}
-_FLOAT_COLUMNS = {"radius", "time", "p_lower"}
+_INT_COLUMNS = {"idx", "label", "predict", "correct", "route_correct", "n_samples"}
+_FLOAT_COLUMNS = {"radius", "time", "p_lower", "p_upper"}
+#: Prefix of a sequential run's 0/1 decision columns (``certified@0.25``), read as int.
+_CERTIFIED_PREFIX = "certified@"
 
 PathLike = str | os.PathLike
 
@@ -237,7 +239,7 @@ def _parse_int(field: str) -> int:
 
 
 def _parser(name: str) -> Any:
-    if name in _INT_COLUMNS:
+    if name in _INT_COLUMNS or name.startswith(_CERTIFIED_PREFIX):
         return _parse_int
     if name == "time":
         return parse_time
@@ -265,8 +267,9 @@ def _convert(name: str, values: list[str], where: Any = None) -> Any:
 class ResultTable:
     """Columns of a results file: numpy arrays keyed by column name.
 
-    Integer columns (``idx``, ``label``, ``predict``, ``correct``) are int64, ``radius``,
-    ``time`` and ``p_lower`` float, the rest strings.
+    Integer columns (``idx``, ``label``, ``predict``, ``correct``, ``route_correct``,
+    ``n_samples`` and a sequential run's 0/1 ``certified@<r>`` decisions) are int64,
+    ``radius``, ``time``, ``p_lower`` and ``p_upper`` float, the rest strings.
 
     Examples
     --------

@@ -195,7 +195,7 @@ class Decisions:
     >>> d = Decisions(s, radius_thresholds(np.array([0.0, 1.0]), 0.5), m=2)
     >>> d.update([100, 60], look=0)
     >>> d.status.tolist(), d.n, d.decided
-    ([[1, 1], [0, -1]], 100, False)
+    ([[1, 0], [0, -1]], 100, False)
     """
 
     __slots__ = ("schedule", "thresholds", "lower", "upper", "status", "look", "n")

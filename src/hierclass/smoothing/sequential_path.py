@@ -325,9 +325,7 @@ def certify_hierarchy_radii_many(
         ]  # fmt: skip
         look = max(st.nodes.look, -1 if st.flat is None else st.flat.look) + 1
         if st.hier_result is None:
-            succ = [
-                plan.node_counts(st.walk[w], st.est)[b] for w, b in zip(st.smoothed, st.bins)
-            ]
+            succ = [plan.node_counts(st.walk[w], st.est)[b] for w, b in zip(st.smoothed, st.bins)]
             st.nodes.update(succ, look)
             if _hier_decided(st) or look == setup.last_look:
                 st.hier_result = _result(index, st)
@@ -351,7 +349,7 @@ def certify_hierarchy_radii_many(
         cut = False
         for j, w in enumerate(st.smoothed):
             node_cert[w] = d.status[j] == CERTIFIED
-        for w, node in enumerate(st.walk[:-1]):
+        for w in range(len(st.walk) - 1):
             if w in st.smoothed:
                 j = st.smoothed.index(w)
                 cut = cut or abstains(d.lower[j], d.status[j], setup.radii)

@@ -8,30 +8,34 @@ radius, rounded down to the grid), so the certified accuracy at each of those ra
 ``p_lower``/``p_upper`` are the confidence-sequence bounds when sampling stopped, ``n_samples``
 the estimation draws used and ``certified@<r>`` (0/1) the decision at each radius.
 
+Hierarchies (:func:`certify_hierarchy_radii_dataset`) write the columns of a fixed-``n``
+hierarchy run (:data:`~hierclass.smoothing.hierarchy_results.HIERARCHY_COLUMNS`: route,
+per-node and per-level radii, each the largest certified radius among the radii asked for),
+``n_samples`` and one ``certified@<r>`` column per radius, so ``hierclass analyze`` prints
+their hierarchy metrics too; the flat baseline, certified on the same draws, gets the flat
+sequential columns.
+
 Rows are written as inputs are decided (easy inputs overtake hard ones); the returned table,
 and a run under :func:`~hierclass.smoothing.distributed.run_sharded`, are ordered like
 ``indices``. An input's decisions depend only on its index, so a resumed or sharded run
-reproduces a one-process run (apart from the ``time`` column).
+reproduces a one-process run (apart from the ``time`` column). ``time`` is the input's own
+sampling time: its share of every batch its draws rode in (packed inputs are each charged
+their own rows), never the batch-size probe.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from hierclass.smoothing.results import (
-    COHEN_COLUMNS,
-    PathLike,
-    ResultTable,
-    ResultWriter,
-    format_counts,
-    read_results,
-)
+from hierclass.smoothing.prepare import check_dataset_inputs
+from hierclass.smoothing.results import COHEN_COLUMNS, PathLike, ResultTable, format_counts
 from hierclass.smoothing.runner import (
+    _Output,
     _row_of,
     check_dataset,
     dataset_indices,
@@ -40,7 +44,15 @@ from hierclass.smoothing.runner import (
 )
 from hierclass.smoothing.sequential import RadiiResult, certify_radii_many, check_radii
 
-__all__ = ["certified_column", "certify_radii_dataset", "sequential_columns"]
+__all__ = [
+    "certified_column",
+    "certify_hierarchy_radii_dataset",
+    "certify_radii_dataset",
+    "hierarchy_radii_columns",
+    "hierarchy_radii_row",
+    "sequential_columns",
+    "sequential_row",
+]
 
 
 def certified_column(radius: float) -> str:
@@ -54,6 +66,14 @@ def certified_column(radius: float) -> str:
     return f"certified@{float(radius):g}"
 
 
+def _certified_columns(radii: Sequence[float]) -> tuple[str, ...]:
+    r = check_radii(radii)
+    names = tuple(certified_column(v) for v in r)
+    if len(set(names)) != len(names):
+        raise ValueError(f"radii {r.tolist()} are too close to name their columns apart")
+    return names
+
+
 def sequential_columns(radii: Sequence[float]) -> tuple[str, ...]:
     """Columns of a sequential run at ``radii``.
 
@@ -63,12 +83,22 @@ def sequential_columns(radii: Sequence[float]) -> tuple[str, ...]:
     ('eqclass', 'p_lower', 'p_upper', 'n_samples', 'counts_select', 'counts', \
 'certified@0', 'certified@0.5')
     """
-    r = check_radii(radii)
-    names = tuple(certified_column(v) for v in r)
-    if len(set(names)) != len(names):
-        raise ValueError(f"radii {r.tolist()} are too close to name their columns apart")
     base = ("eqclass", "p_lower", "p_upper", "n_samples", "counts_select", "counts")
-    return COHEN_COLUMNS + base + names
+    return COHEN_COLUMNS + base + _certified_columns(radii)
+
+
+def hierarchy_radii_columns(radii: Sequence[float]) -> tuple[str, ...]:
+    """Columns of a hierarchy's sequential run at ``radii``.
+
+    Examples
+    --------
+    >>> hierarchy_radii_columns([0, 0.5])[-4:]
+    ('n_samples', 'detail', 'certified@0', 'certified@0.5')
+    """
+    from hierclass.smoothing.hierarchy_results import HIERARCHY_COLUMNS
+
+    base = tuple(c for c in HIERARCHY_COLUMNS if c != "detail")
+    return base + ("n_samples", "detail") + _certified_columns(radii)
 
 
 def sequential_row(
@@ -94,10 +124,107 @@ def sequential_row(
     return row
 
 
+def hierarchy_radii_row(
+    res: Any, label: int, true_route: Any, seconds: float, partition: Any = None
+) -> dict[str, Any]:
+    """The TSV row of a :class:`~hierclass.smoothing.sequential_path.PathRadiiResult`.
+
+    ``node_radii`` and ``level_radii`` hold each node's and each level's largest certified
+    radius among the radii asked for (``inf`` for a node that reads nothing perturbed), so
+    the hierarchy metrics of ``hierclass analyze`` are exact at those radii.
+    """
+    from hierclass.smoothing.hierarchy_results import radius_down
+    from hierclass.smoothing.path import path_name
+
+    true_route = tuple(int(v) for v in true_route)
+    route_ok = tuple(res.route) == true_route
+    level_radii, level_ok = [], []
+    for d in range(len(true_route)):
+        level_ok.append(int(tuple(res.route[: d + 1]) == true_route[: d + 1]))
+        level_radii.append(radius_down(res.level_radius(d)))
+    nodes = [
+        f"{path_name(p)}={radius_down(res.node_radius(j))}"
+        for j, (p, _kind, _out) in enumerate(res.nodes)
+    ]
+    detail = {
+        "alpha_node": res.alpha_node,
+        "num_smoothed": res.num_smoothed,
+        "nodes": {
+            path_name(p): {
+                "kind": kind,
+                "choice": out,
+                **(
+                    {
+                        "bin": int(res.node_counts[p][0]),
+                        "counts_select": np.asarray(res.node_counts[p][1]).tolist(),
+                        "counts": np.asarray(res.node_counts[p][2]).tolist(),
+                        "certified": res.node_certified[j].astype(int).tolist(),
+                    }
+                    if kind == "smoothed"
+                    else {}
+                ),
+            }
+            for j, (p, kind, out) in enumerate(res.nodes)
+        },
+        "node_p_lower": list(res.node_p_lower),
+    }
+    row = {
+        "idx": res.index,
+        "label": label,
+        "predict": res.label,
+        "radius": res.radius,
+        "correct": int(res.label == label and route_ok),
+        "time": round(seconds, 4),
+        "eqclass": eqclass_name(partition, label),
+        "route": ".".join(map(str, res.route)),
+        "true_route": ".".join(map(str, true_route)),
+        "route_correct": int(route_ok),
+        "node_radii": ";".join(nodes),
+        "level_radii": ";".join(level_radii),
+        "level_correct": ";".join(map(str, level_ok)),
+        "n_samples": res.n_samples,
+        "detail": json.dumps(detail, separators=(",", ":"), default=float),
+    }
+    for r, c in zip(res.radii, res.certified):
+        row[certified_column(r)] = int(bool(c))
+    return row
+
+
 def _ordered(table: ResultTable, order: Sequence[int]) -> ResultTable:
     pos = {int(i): k for k, i in enumerate(table["idx"])}
     perm = np.array([pos[int(i)] for i in order if int(i) in pos], dtype=np.int64)
     return ResultTable({k: v[perm] for k, v in table.columns.items()})
+
+
+def _drive(
+    outputs: list[_Output], todo_all: list[int], run, y: Any, verbose: bool | None, desc: str
+) -> list:
+    """The loop shared by the flat and the hierarchy drivers: resume, certify, write rows.
+
+    ``run(todo)`` yields results with ``.index`` and ``.seconds``; each output's ``add``
+    writes the row it is missing. An index is done only when every written output has its
+    row; the first output (the main one) is written last, so a kill between two writes
+    leaves it missing and a resumed run redoes the input.
+    """
+    try:
+        written = [o for o in outputs if o.writer is not None]
+        todo = list(todo_all)
+        if written:
+            done = set.intersection(*(o.done for o in written))
+            todo = [i for i in todo if i not in done]
+        bar = tqdm(total=len(todo), disable=not show_progress(verbose), desc=desc)
+        results = []
+        for res in run(todo):
+            label = int(y[res.index])
+            for o in reversed(outputs):
+                o.add(res, label, res.seconds)
+            results.append(res)
+            bar.update(1)
+        bar.close()
+    finally:
+        for o in outputs:
+            o.close()
+    return results
 
 
 def certify_radii_dataset(
@@ -128,7 +255,7 @@ def certify_radii_dataset(
     smooth : Smooth
         The smoothed classifier.
     x : Tensor [N, ...] or dict of Tensors
-        The data set.
+        The data set, inside the classifier's input range (checked once, before sampling).
     y : Tensor [N]
         True labels.
     radii : sequence of float
@@ -168,36 +295,126 @@ def certify_radii_dataset(
     """
     columns = sequential_columns(radii)
     x, y, size = check_dataset(x, y, smooth.num_classes)
+    check_dataset_inputs(x, input_range=smooth.input_range)
     todo_all = dataset_indices(size, indices)
-    writer = ResultWriter(out, columns, resume=resume) if out is not None else None
-    rows: list[dict[str, Any]] = []
-    try:
-        todo = [i for i in todo_all if writer is None or i not in writer.done]
-        bar = tqdm(total=len(todo), disable=not show_progress(verbose), desc="certify_radii")
-        results = certify_radii_many(
-            smooth,
-            (_row_of(x, i) for i in todo),
-            radii,
-            n0,
-            max_n,
-            alpha,
-            batch_size,
-            indices=todo,
-            first=first,
-            ratio=ratio,
+    output = _Output(out, columns, resume, lambda r, lab, t: sequential_row(r, lab, t, partition))
+
+    def run(todo: list[int]) -> Iterable[RadiiResult]:
+        rows = (_row_of(x, i) for i in todo)
+        kw = dict(indices=todo, first=first, ratio=ratio)
+        return (r for r, _ in certify_radii_many(smooth, rows, radii, n0, max_n, alpha,
+                                                 batch_size, **kw))  # fmt: skip
+
+    _drive([output], todo_all, run, y, verbose, "certify_radii")
+    return _ordered(output.table(), todo_all)
+
+
+def certify_hierarchy_radii_dataset(
+    hsmooth: Any,
+    x: Any,
+    y: Any,
+    radii: Sequence[float],
+    *,
+    n0: int = 100,
+    max_n: int = 100_000,
+    alpha: float = 0.001,
+    batch_size: int | str = 1000,
+    indices: Sequence[int] | None = None,
+    out: PathLike | None = None,
+    flat_out: PathLike | None = None,
+    resume: bool = True,
+    verbose: bool | None = None,
+    first: int = 128,
+    ratio: float = 1.5,
+) -> Any:
+    """Sequentially certify a hierarchy on ``x[indices]`` at ``radii``, one row per input.
+
+    The sequential twin of :func:`~hierclass.smoothing.hierarchical.certify_hierarchy`: each
+    path's smoothed nodes run their confidence sequences at ``alpha / k`` (see
+    :mod:`hierclass.smoothing.sequential_path`); the label's and every level's certificates
+    hold together with probability ``>= 1 - alpha``, whenever sampling stopped. A
+    ``HierarchicalSmooth`` built with ``flat=`` also certifies that flat model on the same
+    draws (full ``alpha``), written to ``flat_out``.
+
+    Parameters
+    ----------
+    hsmooth : HierarchicalSmooth
+        The smoothed hierarchy (``method="renormalized"``).
+    x : Tensor [N, ...] or dict of Tensors
+        The data set, inside its range (checked once, before sampling).
+    y : Tensor [N]
+        True global labels.
+    radii, n0, max_n, alpha, batch_size, first, ratio
+        As in :func:`certify_radii_dataset`.
+    indices : sequence of int, optional
+        Positions to certify (default: all); also the noise indices.
+    out, flat_out : path, optional
+        TSV files of the hierarchy's rows (:func:`hierarchy_radii_columns`) and of the flat
+        baseline's (:func:`sequential_columns`); resumable: an input is done only when every
+        requested file has its row.
+    resume : bool, default True
+        Skip positions already done.
+    verbose : bool, optional
+        Progress bar (default: only on a terminal).
+
+    Returns
+    -------
+    HierarchyResults
+        ``.hierarchy`` and ``.flat`` tables ordered like ``indices`` (resumed rows
+        included), ``.certificates`` this run's
+        :class:`~hierclass.smoothing.sequential_path.PathRadiiResult` s; ``.levels(radii)``
+        the certified accuracy per level.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from hierclass import Hierarchy, LabelPartition, RenormalizedLeaf, Router
+    >>> from hierclass.smoothing import HierarchicalSmooth
+    >>> flat = lambda b: torch.stack([b[:, 0] + b[:, 1], b[:, 0] - b[:, 1],
+    ...                               -b[:, 0] + b[:, 1], -b[:, 0] - b[:, 1]], 1)
+    >>> h = Hierarchy(Router(lambda b: torch.stack([b[:, 0], -b[:, 0]], 1),
+    ...                      LabelPartition([[0, 1], [2, 3]])),
+    ...               [RenormalizedLeaf(flat, [0, 1]), RenormalizedLeaf(flat, [2, 3])])
+    >>> hs = HierarchicalSmooth(h, sigma=0.25, flat=flat)
+    >>> x = torch.tensor([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0]])
+    >>> res = certify_hierarchy_radii_dataset(hs, x, torch.tensor([0, 1, 2]), [0.0, 0.25],
+    ...                                       max_n=5000, batch_size=1024, verbose=False)
+    >>> res.hierarchy["correct"].tolist(), res.flat["certified@0.25"].tolist()
+    ([1, 1, 1], [1, 1, 1])
+    """
+    from hierclass.smoothing.hierarchy_results import HierarchyResults
+    from hierclass.smoothing.sequential_path import certify_hierarchy_radii_many
+
+    hierarchy = hsmooth.hierarchy
+    part = hierarchy.partition
+    columns = hierarchy_radii_columns(radii)
+    x, y, size = check_dataset(x, y, hierarchy.num_labels)
+    check_dataset_inputs(x, input_range=hsmooth.input_range)
+    todo_all = dataset_indices(size, indices)
+    outputs = [
+        _Output(
+            out,
+            columns,
+            resume,
+            lambda r, lab, t: hierarchy_radii_row(r, lab, hierarchy.path_of_label(lab), t, part),
         )
-        tick = time.perf_counter()
-        for res, _ in results:
-            now = time.perf_counter()
-            row = sequential_row(res, int(y[res.index]), now - tick, partition)
-            tick = now
-            if writer is not None:
-                writer.write(row)
-            rows.append(row)
-            bar.update(1)
-        bar.close()
-    finally:
-        if writer is not None:
-            writer.close()
-    table = read_results(out) if out is not None else ResultTable.from_rows(rows, columns)
-    return _ordered(table, todo_all)
+    ]
+    if hsmooth.flat is not None:
+        outputs.append(
+            _Output(
+                flat_out,
+                sequential_columns(radii),
+                resume,
+                lambda r, lab, t: sequential_row(r.flat, lab, t, part),
+            )
+        )
+
+    def run(todo: list[int]) -> Iterable[Any]:
+        rows = (_row_of(x, i) for i in todo)
+        kw = dict(indices=todo, first=first, ratio=ratio)
+        return certify_hierarchy_radii_many(hsmooth, rows, radii, n0, max_n, alpha,
+                                            batch_size, **kw)  # fmt: skip
+
+    results = _drive(outputs, todo_all, run, y, verbose, "certify_radii")
+    flat = _ordered(outputs[1].table(), todo_all) if len(outputs) > 1 else None
+    return HierarchyResults(_ordered(outputs[0].table(), todo_all), flat, results)
