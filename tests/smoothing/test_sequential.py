@@ -153,3 +153,18 @@ def test_plan_size_meets_the_budget():
             assert smaller >= n
     # a zero budget needs the full sample
     assert plan_size(0.9, 0.95, max_n=5000, min_n=100, alpha=1e-3, sigma=0.5, loss=0.0)[0] == 5000
+
+
+def test_schedule_bounds_equal_the_library_clopper_pearson():
+    from hierclass.smoothing.bounds import clopper_pearson_lower, clopper_pearson_upper
+
+    s = GeometricSchedule(5000, 1e-3, first=100, ratio=1.7)
+    for look, n in enumerate(s.looks):
+        k = np.unique(np.linspace(0, n, 97).astype(np.int64))
+        lo, hi = s.bounds(k, np.full(k.size, n), np.full(k.size, look))
+        assert np.array_equal(lo, clopper_pearson_lower(k, np.full(k.size, n), s.alpha_look))
+        assert np.array_equal(hi, clopper_pearson_upper(k, np.full(k.size, n), s.alpha_look))
+    lo, hi = s.bounds(100, 100, 0)  # scalars stay scalars
+    assert isinstance(lo, float) and hi == 1.0
+    with pytest.raises(ValueError, match=r"\[0, n\]"):
+        s.bounds(101, 100, 0)
