@@ -7,21 +7,34 @@ of two and keeps the fastest. For a convolutional ``nn.Module`` it also times th
 channels-last (:class:`~hierclass.channels_last.ChannelsLastForward`, 1.5-2.3x faster on CPU
 here) and keeps that layout if it wins. The choice is cached per model, input shape, dtype and
 device so that it is paid once per session.
+
+Long runs may also be compiled. ``torch.compile`` costs seconds to minutes up front and pays
+back only over many draws, so it is considered only when the caller says how many draws the
+run will take (``expected_draws``) and those would keep the eager model busy for at least
+:data:`COMPILE_MIN_SECONDS`. Then the probe compiles the chosen forward, times the compilation
+and the compiled draws per second at the chosen batch size, and keeps the compiled forward
+only if it is faster than eager by more than the probe's noise and the time it saves over the
+run exceeds what compiling cost. A compilation that fails (an unsupported model, no C++
+compiler) falls back to eager, and the plan says why. :meth:`Plan.describe` is the line the
+probe prints.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 __all__ = [
+    "COMPILE_MIN_SECONDS",
     "Plan",
     "clear_cache",
+    "consider_compile",
     "draws_per_second",
     "probe_batch_size",
     "resolve_plan",
@@ -32,20 +45,37 @@ DEFAULT_CANDIDATES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 TIE_TOLERANCE = 0.05
 #: Largest noisy batch the probe builds on a CPU (bytes); GPUs stop at the first OOM.
 CPU_MAX_BATCH_BYTES = 512 * 2**20
+#: Eager seconds a run must be expected to take before ``torch.compile`` is even tried.
+COMPILE_MIN_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
 class Plan:
-    """How the sampler runs the model: draws per forward pass, and in which memory layout.
+    """How the sampler runs the model: draws per forward pass, memory layout, compilation.
+
+    ``forward`` is the compiled callable when ``compiled`` (else ``None``: run the model as
+    the layout says); ``reason`` says why compilation was or was not chosen.
 
     Examples
     --------
     >>> Plan(256, channels_last=True)
-    Plan(batch_size=256, channels_last=True)
+    Plan(batch_size=256, channels_last=True, compiled=False, reason='')
+    >>> Plan(256, reason="run too short to repay compilation").describe()
+    'batch_size=256, layout contiguous, eager (run too short to repay compilation)'
     """
 
     batch_size: int
     channels_last: bool = False
+    compiled: bool = False
+    reason: str = field(default="", compare=False)
+    forward: Callable[[Any], Any] | None = field(default=None, repr=False, compare=False)
+
+    def describe(self) -> str:
+        """One line: what the probe picked, and why it did or did not compile."""
+        layout = "channels-last" if self.channels_last else "contiguous"
+        mode = "torch.compile" if self.compiled else "eager"
+        why = f" ({self.reason})" if self.reason else ""
+        return f"batch_size={self.batch_size}, layout {layout}, {mode}{why}"
 
 
 _cache: dict[tuple, tuple[Any, Plan]] = {}
@@ -205,6 +235,68 @@ def _model_key(model: Any) -> Any:
     return id(model)
 
 
+def consider_compile(
+    forward: Callable[[Any], Any],
+    example: Any,
+    batch_size: int,
+    *,
+    expected_draws: int | None,
+    eager_rate: float,
+    sigma: float = 0.25,
+    compile_fn: Callable[[Any], Any] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+    min_seconds: float = COMPILE_MIN_SECONDS,
+) -> tuple[Callable[[Any], Any] | None, str]:
+    """Compile ``forward`` if the run is long enough and the compiled one is faster.
+
+    Returns ``(compiled forward or None, reason)``. Nothing is compiled when
+    ``expected_draws`` is unknown or would take the eager forward less than ``min_seconds``
+    at ``eager_rate`` draws per second. Otherwise ``compile_fn`` (default ``torch.compile``)
+    is applied and its first call timed (the compilation), then the compiled draws per
+    second; the compiled forward is kept when it beats eager by more than
+    :data:`TIE_TOLERANCE` and the time it saves over the remaining draws exceeds the
+    compilation's. Any exception while compiling or running the compiled forward means eager.
+
+    Examples
+    --------
+    >>> f = torch.nn.Linear(4, 3)
+    >>> consider_compile(f, torch.zeros(4), 8, expected_draws=1000, eager_rate=1e6)
+    (None, 'run too short to repay compilation (~0.0 s eager)')
+    """
+    if expected_draws is None:
+        return None, ""
+    eager_seconds = expected_draws / eager_rate
+    if eager_seconds < min_seconds:
+        return None, f"run too short to repay compilation (~{eager_seconds:.1f} s eager)"
+    compile_fn = compile_fn or torch.compile
+    try:
+        compiled = compile_fn(forward)
+        with torch.inference_mode():
+            batch = _noisy_batch(example, batch_size, sigma)
+            t0 = clock()
+            compiled(batch)  # the first call compiles
+            _sync(_device_of(example))
+            compile_seconds = clock() - t0
+        rate = draws_per_second(compiled, example, batch_size, sigma=sigma, min_time=0.1)
+    except Exception as err:  # noqa: BLE001 - whatever the compiler raises, eager still works
+        text = str(err).strip().splitlines()[0][:120] if str(err).strip() else ""
+        return None, f"torch.compile failed ({type(err).__name__}: {text}); eager"
+    saved = eager_seconds - expected_draws / rate
+    speed = rate / eager_rate
+    if speed <= 1 + TIE_TOLERANCE or saved <= compile_seconds:
+        return None, (
+            f"compiled {speed:.2f}x eager, saves {max(saved, 0.0):.1f} s for "
+            f"{compile_seconds:.1f} s of compilation: eager"
+        )
+    return compiled, f"compiled {speed:.2f}x eager, {compile_seconds:.1f} s to compile"
+
+
+def _report(plan: Plan, verbose: bool | None) -> None:
+    """Print the plan the probe picked (on a terminal, or when asked)."""
+    if verbose or (verbose is None and sys.stderr.isatty()):
+        print(f"hierclass: batch_size='auto' picked {plan.describe()}", file=sys.stderr)
+
+
 def resolve_plan(
     batch_size: int | str,
     model: Any,
@@ -214,6 +306,8 @@ def resolve_plan(
     forward: Callable[[Any], Any] | None = None,
     channels_last: Callable[[Any], Any] | None = None,
     variant: Any = None,
+    expected_draws: int | None = None,
+    verbose: bool | None = None,
 ) -> Plan:
     """Validate ``batch_size``, or for ``"auto"`` probe the fastest batch size and layout.
 
@@ -236,11 +330,16 @@ def resolve_plan(
     variant : hashable, optional
         Anything else that changes the speed of ``forward`` (e.g. an autocast dtype); part of
         the cache key.
+    expected_draws : int, optional
+        How many noisy draws the run will take; long runs also consider ``torch.compile``
+        (:func:`consider_compile`). ``None``: never compile.
+    verbose : bool, optional
+        Print the plan picked (:meth:`Plan.describe`); default: only on a terminal.
 
     Examples
     --------
     >>> resolve_plan(64, None, torch.zeros(3))
-    Plan(batch_size=64, channels_last=False)
+    Plan(batch_size=64, channels_last=False, compiled=False, reason='')
     """
     if isinstance(batch_size, str):
         if batch_size != "auto":
@@ -254,7 +353,9 @@ def resolve_plan(
                 "batch_size='auto' probes with one input: a tensor or a non-empty dict of "
                 f"tensors, got {type(example).__name__}"
             )
+        long_run = expected_draws is not None
         key = (_model_key(model), _layout_key(example), channels_last is not None, variant)
+        key = key + (long_run,)
         hit = _cache.get(key)
         if hit is not None and hit[0]() is model:
             return hit[1]
@@ -262,6 +363,15 @@ def resolve_plan(
         plan = Plan(bs)
         if channels_last is not None:
             plan = _compare_layouts(forward or model, channels_last, example, sigma, plan)
+        if long_run:
+            chosen = channels_last if plan.channels_last else (forward or model)
+            rate = draws_per_second(chosen, example, plan.batch_size, sigma=sigma, min_time=0.1)
+            compiled, reason = consider_compile(
+                chosen, example, plan.batch_size, expected_draws=expected_draws, eager_rate=rate,
+                sigma=sigma,
+            )  # fmt: skip
+            plan = Plan(plan.batch_size, plan.channels_last, compiled is not None, reason, compiled)
+        _report(plan, verbose)
         try:  # a weak reference: the cache must not keep a model alive
             ref = weakref.ref(model)
         except TypeError:
