@@ -24,6 +24,7 @@ Sampling, step by step:
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -373,10 +374,7 @@ class HierarchicalSmooth:
         if not xs:
             return iter(())
         if not self.groups:  # nothing on any path is smoothed: no sampling at all
-            return iter(
-                self._certificate(i, full, self._walk(full, []), [], [], alpha)
-                for (full, _), i in ((self._prepare(x), i) for x, i in zip(xs, idx))
-            )
+            return (self._unsampled(x, i, alpha) for x, i in zip(xs, idx))
         prepared = [self._prepare(x) for x in xs[:1]]
         engine = self._engine(batch_size, prepared[0][1])
         chunk = max(1, engine.batch_size // max(1, n0))
@@ -402,7 +400,17 @@ class HierarchicalSmooth:
                 est_tasks.append(Task(red, i, [Request(STREAM_ESTIMATE, n)], {"groups": groups}))
             estimated = list(engine.run(est_tasks))
             for t_sel, t_est, walk, ((full, _), i) in zip(selected, estimated, walks, items):
-                yield self._certificate(i, full, walk, t_sel.counts[0], t_est.counts[0], alpha)
+                cert = self._certificate(i, full, walk, t_sel.counts[0], t_est.counts[0], alpha)
+                cert.seconds = t_sel.seconds + t_est.seconds  # its share of both phases' batches
+                yield cert
+
+    def _unsampled(self, x: Any, index: int, alpha: float) -> HierarchyCertificate:
+        # nothing is sampled: the input's time is its clean forward passes
+        start = time.perf_counter()
+        full, _ = self._prepare(x)
+        cert = self._certificate(index, full, self._walk(full, []), [], [], alpha)
+        cert.seconds = time.perf_counter() - start
+        return cert
 
     def _walk(self, full: Any, sel_counts: list) -> list[NodePlan]:
         """The path the selection draws choose: a list of plans, root first."""

@@ -201,6 +201,9 @@ class HierarchyCertificate:
         The flat baseline's certificate from the same draws, when requested.
     flat_counts : (ndarray, ndarray) or None
         The flat baseline's selection and estimation votes.
+    seconds : float
+        Wall time spent sampling this input (its share of the batches of both phases); for a
+        hierarchy that samples nothing, the time of its clean forward passes.
 
     Examples
     --------
@@ -223,6 +226,7 @@ class HierarchyCertificate:
     num_smoothed: int = 0
     flat: Certificate | None = None
     flat_counts: tuple[np.ndarray, np.ndarray] | None = None
+    seconds: float = 0.0
 
     @property
     def abstained(self) -> bool:

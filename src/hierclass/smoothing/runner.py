@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -232,19 +231,17 @@ def certify_dataset(
             done = set.intersection(*(o.done for o in written))
             todo = [i for i in todo if i not in done]
         bar = tqdm(total=len(todo), disable=not show_progress(verbose), desc="certify")
-        results = certify_many((_row_of(x, i) for i in todo), todo)
-        tick = time.perf_counter()  # after the batch-size probe: it is no input's time
         certificates = []
-        for res in results:
-            now = time.perf_counter()
+        # an input's time is its own sampling (res.seconds): its share of every batch its
+        # draws rode in, never the batch-size probe nor the inputs packed beside it
+        for res in certify_many((_row_of(x, i) for i in todo), todo):
             label = int(y[res.index])
             # the hierarchy's row last: a kill between two writes leaves it missing, so a
             # resumed run redoes the input (and writes only the rows still missing)
             for o in reversed(outputs):
-                o.add(res, label, now - tick)
+                o.add(res, label, res.seconds)
             if hierarchy is not None:
                 certificates.append(res)
-            tick = now
             bar.update(1)
         bar.close()
     finally:

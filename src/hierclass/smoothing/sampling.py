@@ -13,11 +13,15 @@ way of the model's forward pass:
 * several samples' draws are packed into one forward pass when ``n`` is small next to the
   batch size, and one sample's draws span many batches when it is large;
 * counts are accumulated with one ``torch.bincount`` per batch and copied to the host once per
-  sample, when its last draw has been counted.
+  sample, when its last draw has been counted;
+* each sample's wall time is measured (:class:`RowClock`): the time between two host
+  synchronisations is split over the samples whose draws ran in it, in proportion to their
+  rows, so packed samples are each charged their own share (``Task.seconds``).
 """
 
 from __future__ import annotations
 
+import time
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -33,6 +37,9 @@ __all__ = [
     "STREAM_SELECT",
     "CountEngine",
     "NoiseStream",
+    "Request",
+    "RowClock",
+    "Task",
     "block_draws",
     "block_counter",
     "block_seed",
@@ -264,6 +271,69 @@ class Task:
     payload: Any = None
     # filled by the engine
     counts: list[list[np.ndarray]] = field(default_factory=list)
+    #: wall seconds spent on this task's draws (its share of each batch it rode in)
+    seconds: float = 0.0
+
+
+#: The clock :class:`RowClock` reads (a module attribute, so tests can put a fake one here).
+_now = time.perf_counter
+
+
+class RowClock:
+    """Charges wall time to tasks in proportion to the rows (draws) each had evaluated.
+
+    :meth:`charge` records rows as batches are packed; :meth:`settle` splits the wall time
+    since the last settlement over the rows charged since then and adds each task's share
+    to ``task.seconds``. The engine settles right after a host synchronisation (a finished
+    sample's counts coming back), so on an accelerator the queued work of every batch since
+    the previous one is inside the interval it splits; it adds no synchronisation of its own.
+    Time before any row is charged (preparing the next input) is carried to the next
+    settlement; time between :meth:`pause` and :meth:`resume` (the caller's) is no task's.
+
+    Examples
+    --------
+    >>> t = iter([0.0, 3.0])
+    >>> clock = RowClock(lambda: next(t))
+    >>> a, b = Task(None, 0, []), Task(None, 1, [])
+    >>> clock.charge(a, 100); clock.charge(b, 200)
+    >>> clock.settle()
+    >>> a.seconds, b.seconds
+    (1.0, 2.0)
+    """
+
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
+        self.clock = clock if clock is not None else _now
+        self._rows: dict[int, list] = {}
+        self._start: float | None = self.clock()
+
+    def charge(self, task: Task, rows: int) -> None:
+        """Record that ``rows`` draws of ``task`` ran since the last settlement."""
+        entry = self._rows.get(id(task))
+        if entry is None:
+            self._rows[id(task)] = [task, rows]
+        else:
+            entry[1] += rows
+
+    def settle(self) -> None:
+        """Split the time since the last settlement over the rows charged since then."""
+        if not self._rows or self._start is None:
+            return
+        now = self.clock()
+        elapsed = now - self._start
+        total = sum(rows for _, rows in self._rows.values())
+        for task, rows in self._rows.values():
+            task.seconds += elapsed * rows / total
+        self._rows.clear()
+        self._start = now
+
+    def pause(self) -> None:
+        """Settle what is charged and stop the clock until :meth:`resume`."""
+        self.settle()
+        self._start = None
+
+    def resume(self) -> None:
+        """Restart the clock after :meth:`pause`."""
+        self._start = self.clock()
 
 
 class _Job:
@@ -430,8 +500,11 @@ class CountEngine:
         """Sample every task's requests; yield each task, in order, once its counts are in.
 
         ``task.counts[r][h]`` is the count vector (numpy int64, length ``head_sizes[h]``) of
-        request ``r`` and head ``h``.
+        request ``r`` and head ``h``; ``task.seconds`` the wall time its draws took (its share
+        of every batch it rode in, see :class:`RowClock`; the caller's time between yields
+        is not counted).
         """
+        clock = RowClock()
         task_iter = iter(tasks)
         pending: deque[_Job] = deque()
         open_jobs: dict[int, int] = {}
@@ -476,14 +549,21 @@ class CountEngine:
                 if segments:
                     self._count(self._batch(rows), segments)
                     self.draws += rows
-                    for job, _ in segments:
+                    synced = False
+                    for job, m in segments:
+                        clock.charge(job.task, m)
                         if job.remaining == 0:
                             self._finish_job(job)
+                            synced = True
                             open_jobs[id(job.task)] -= 1
+                    if synced:  # the host has waited for every batch so far: time them
+                        clock.settle()
             while order and open_jobs.get(id(order[0]), 0) == 0:
                 task = order.popleft()
                 open_jobs.pop(id(task), None)
+                clock.pause()
                 yield task
+                clock.resume()
             if exhausted and not pending and not order:
                 return
 

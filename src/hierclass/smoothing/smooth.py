@@ -95,6 +95,8 @@ class SmoothResult:
         Votes of the base classifier restricted to each subset (``argmax_{c in L}``).
     subset_certificates : dict
         ``(method, subset) -> Certificate`` for the requested methods.
+    seconds : float
+        Wall time spent sampling this input (its share of the batches its draws rode in).
 
     Examples
     --------
@@ -115,6 +117,7 @@ class SmoothResult:
     subset_counts_select: np.ndarray | None = None
     subset_counts: np.ndarray | None = None
     subset_certificates: dict = field(default_factory=dict)
+    seconds: float = 0.0
 
     @property
     def label(self) -> int:
@@ -503,7 +506,7 @@ class Smooth:
     def _result(self, task: Task, alpha: float, subs, head, methods) -> SmoothResult:
         sel, est = task.counts
         cert = certify_counts(sel[0], est[0], alpha, self.sigma)
-        res = SmoothResult(task.index, cert, sel[0], est[0])
+        res = SmoothResult(task.index, cert, sel[0], est[0], seconds=task.seconds)
         if subs:
             s_sel = head.decode(sel[1])
             s_est = head.decode(est[1])
