@@ -44,7 +44,7 @@ from hierclass.smoothing.bounds import (
 )
 from hierclass.smoothing.certificates import ABSTAIN
 from hierclass.smoothing.sampling import STREAM_SELECT, Request, Task
-from hierclass.smoothing.sequential import run_flat, seconds_of
+from hierclass.smoothing.sequential import run_flat
 
 __all__ = ["ISSResult", "STREAM_ISS_FINAL", "STREAM_ISS_PILOT", "certify_iss_many", "plan_size"]
 
@@ -203,7 +203,7 @@ def certify_iss_many(
 
     def follow_up(task: Task):
         state = task.payload
-        state["seconds"] += seconds_of(task)
+        state["seconds"] += task.seconds
         if "n" not in state:
             sel, pilot = task.counts[0][0], task.counts[1][0]
             c_a = int(np.argmax(sel))

@@ -344,11 +344,6 @@ def run_flat(
     return run_sessions(engine, (start(x, i) for x, i in pairs), follow_up)
 
 
-def seconds_of(task: Task) -> float:
-    """Wall time the engine charged to ``task``'s own draws (0.0 when it does not measure)."""
-    return float(getattr(task, "seconds", 0.0))
-
-
 @dataclass
 class RadiiResult:
     """Outcome of sequential certification of one input at given radii.
@@ -532,7 +527,7 @@ def certify_radii_many(
 
     def follow_up(task: Task) -> tuple[Task | None, RadiiResult | None]:
         state: _Input = task.payload
-        state.seconds += seconds_of(task)
+        state.seconds += task.seconds
         if state.decisions is None:
             state.sel = votes(task.counts[0])
             state.choices = np.argmax(state.sel, axis=1)  # ties: the smallest label (Cohen)

@@ -48,7 +48,6 @@ from hierclass.smoothing.sequential import (
     flat_result,
     largest_certified,
     run_sessions,
-    seconds_of,
     sequential_setup,
 )
 
@@ -391,7 +390,7 @@ def certify_hierarchy_radii_many(
 
     def follow_up(task: Task) -> tuple[Task | None, PathRadiiResult | None]:
         st: _PathInput = task.payload
-        st.seconds += seconds_of(task)
+        st.seconds += task.seconds
         if st.nodes is None:
             begin(st, task.counts[0])
             if not st.smoothed:  # nothing on the path is random: decided without drawing
