@@ -56,7 +56,6 @@ __all__ = [
     "UNDECIDED",
     "Decisions",
     "RadiiResult",
-    "SequentialSetup",
     "abstains",
     "certify_radii",
     "certify_radii_many",
@@ -64,8 +63,6 @@ __all__ = [
     "decide",
     "largest_certified",
     "radius_thresholds",
-    "run_flat",
-    "run_sessions",
     "sequential_setup",
     "update_decisions",
 ]

@@ -104,7 +104,18 @@ def hierarchy_radii_columns(radii: Sequence[float]) -> tuple[str, ...]:
 def sequential_row(
     res: RadiiResult, label: int, seconds: float, partition: Any = None
 ) -> dict[str, Any]:
-    """The TSV row of a :class:`~hierclass.smoothing.sequential.RadiiResult`."""
+    """The TSV row of a :class:`~hierclass.smoothing.sequential.RadiiResult`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from hierclass import Smooth
+    >>> s = Smooth(lambda b: torch.stack([b[:, 0], -b[:, 0]], 1), 2, sigma=0.5)
+    >>> res = s.certify_radii(torch.tensor([1.0]), [0.0, 0.5], max_n=5000, index=0)
+    >>> row = sequential_row(res, label=0, seconds=0.1)
+    >>> row["correct"], row["certified@0.5"], row["n_samples"] == res.n_samples
+    (1, 1, True)
+    """
     row = {
         "idx": res.index,
         "label": label,
@@ -132,6 +143,21 @@ def hierarchy_radii_row(
     ``node_radii`` and ``level_radii`` hold each node's and each level's largest certified
     radius among the radii asked for (``inf`` for a node that reads nothing perturbed), so
     the hierarchy metrics of ``hierclass analyze`` are exact at those radii.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from hierclass import Hierarchy, LabelPartition, Leaf, Router
+    >>> from hierclass.smoothing import HierarchicalSmooth
+    >>> from hierclass.smoothing.sequential_path import certify_hierarchy_radii_many
+    >>> two = lambda i: (lambda b: torch.stack([-b[:, i], b[:, i]], 1))
+    >>> h = Hierarchy(Router(two(0), LabelPartition([[0, 1], [2, 3]])),
+    ...               [Leaf(two(1), [0, 1]), Leaf(two(1), [2, 3])])
+    >>> (res,) = certify_hierarchy_radii_many(HierarchicalSmooth(h, sigma=0.5),
+    ...                                       [torch.tensor([2.0, 1.0])], [0.5, 1.5], indices=[0])
+    >>> row = hierarchy_radii_row(res, label=3, true_route=(1,), seconds=0.0)
+    >>> row["route"], row["level_radii"], row["radius"], row["correct"]  # class to 1.5
+    ('1', '1.5', 0.5, 1)
     """
     from hierclass.smoothing.hierarchy_results import radius_down
     from hierclass.smoothing.path import path_name
