@@ -171,19 +171,21 @@ def level_certified_accuracy(results: ResultTable, radius: float = 0.0) -> list[
     for i, (r, o) in enumerate(zip(radii, oks)):
         lr[i, : len(r)], ok[i, : len(o)] = r, o
     present = ~np.isnan(lr)
+    # the certified accuracy itself is the one computation of hierarchy_metrics
+    ca = level_certified_fraction(ok, lr, radius, present)[0]
     out = [
-        _level_summary(d, lr[present[:, d], d], ok[present[:, d], d], radius) for d in range(depth)
+        _level_summary(d, lr[present[:, d], d], ok[present[:, d], d], ca[d]) for d in range(depth)
     ]
     label_r = np.asarray(results["radius"], float)
-    out.append(_level_summary("label", label_r, np.asarray(results["correct"], bool), radius))
+    label_ok = np.asarray(results["correct"], bool)
+    label_ca = level_certified_fraction(label_ok[:, None], label_r[:, None], radius)[0, 0]
+    out.append(_level_summary("label", label_r, label_ok, label_ca))
     return out
 
 
-def _level_summary(depth: Any, r: np.ndarray, ok: np.ndarray, radius: float) -> dict[str, Any]:
+def _level_summary(depth: Any, r: np.ndarray, ok: np.ndarray, ca: float) -> dict[str, Any]:
     good = r[ok] if r.size else r
     finite = good[np.isfinite(good)]
-    # the certified accuracy itself: the one computation of hierarchy_metrics
-    ca = level_certified_fraction(ok[:, None], r[:, None], radius)[0, 0]
     return {
         "depth": depth,
         "n": int(r.size),
