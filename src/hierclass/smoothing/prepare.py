@@ -40,7 +40,17 @@ BatchSize = int | str
 
 
 def check_count(name: str, value: Any) -> int:
-    """Validate a number of Monte-Carlo draws: an int >= 1."""
+    """Validate a number of Monte-Carlo draws: an int >= 1.
+
+    Examples
+    --------
+    >>> check_count("n", 500)
+    500
+    >>> check_count("n", 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: n must be >= 1, got 0
+    """
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int >= 1, got {type(value).__name__}")
     if value < 1:

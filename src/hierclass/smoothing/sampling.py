@@ -58,7 +58,13 @@ __all__ = [
 
 @dataclass
 class Request:
-    """``num`` noisy draws of a task's input from noise stream ``stream``."""
+    """``num`` noisy draws of a task's input from noise stream ``stream``.
+
+    Examples
+    --------
+    >>> Request(STREAM_ESTIMATE, 1000).num
+    1000
+    """
 
     stream: int
     num: int
@@ -68,7 +74,14 @@ class Request:
 class Task:
     """One input to sample: the sample (no batch dimension), its global index, its requests.
 
-    ``payload`` is carried through untouched for the caller (labels, bookkeeping).
+    ``payload`` is carried through untouched for the caller (labels, bookkeeping). The engine
+    fills ``counts`` and ``seconds`` (the wall time of its draws, see :class:`RowClock`).
+
+    Examples
+    --------
+    >>> t = Task(torch.zeros(3), index=7, requests=[Request(STREAM_SELECT, 10)])
+    >>> t.index, t.seconds
+    (7, 0.0)
     """
 
     x: Any
