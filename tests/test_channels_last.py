@@ -134,7 +134,7 @@ def test_smooth_counts_do_not_depend_on_the_layout(monkeypatch):
     smooth = Smooth(model, 10, sigma=0.25, seed=3)
     plain = smooth.certify_detailed(x, 16, 600, 0.01, 64, index=0).counts
     monkeypatch.setattr(
-        "hierclass.smoothing.smooth.resolve_plan", lambda *a, **k: Plan(64, channels_last=True)
+        "hierclass.smoothing.flat_engine.resolve_plan", lambda *a, **k: Plan(64, channels_last=True)
     )
     fast = smooth.certify_detailed(x, 16, 600, 0.01, "auto", index=0).counts
     # same noise, same model: only float summation order differs, which can flip a vote only
@@ -173,7 +173,7 @@ def test_pgd_auto_falls_back_for_view_models_and_rejects_bad_settings():
 
 
 def test_smooth_channels_last_setting_overrides_the_probe(monkeypatch):
-    from hierclass.smoothing import smooth as smooth_mod
+    from hierclass.smoothing import flat_engine as smooth_mod  # where Smooth builds its forward
 
     calls = []
 

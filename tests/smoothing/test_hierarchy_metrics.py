@@ -99,3 +99,48 @@ def test_bad_inputs():
         path_certified_accuracy([(0, 1)], [(0, 1)], [[1.0, 1.0]], [float("nan")])
     with pytest.raises(ValueError, match="missing"):
         paths_from_results(ResultTable({"label": np.array([1])}))
+
+
+def test_one_level_computation_behind_the_table_and_the_paths_by_hand():
+    """``level_certified_accuracy`` (hierarchy table rows) and ``path_certified_accuracy``
+    (paths) are two views of one computation: the same inputs give the same numbers.
+
+    A: true (0, 2), predicted (0, 2): class certified to 0.8, label to 0.3
+    B: true (0, 3), predicted (0, 5): class right (0.5), label wrong
+    C: true (1, 7), predicted (0, 1): class wrong (0.9)
+    Level 0 at r=0 and r=0.4: A and B, 2/3. Label at r=0: A, 1/3; at r=0.4: none.
+    """
+    from hierclass.smoothing.hierarchy_results import level_certified_accuracy
+
+    true, pred = [(0, 2), (0, 3), (1, 7)], [(0, 2), (0, 5), (0, 1)]
+    level_radii = [[0.8, 0.3], [0.5, 0.5], [0.9, 0.9]]
+    expected = [[2 / 3, 1 / 3], [2 / 3, 0.0]]
+    np.testing.assert_allclose(
+        path_certified_accuracy(true, pred, level_radii, [0.0, 0.4]), expected
+    )
+    table = ResultTable(
+        {
+            "radius": np.array([0.3, 0.5, 0.9]),
+            "correct": np.array([1, 0, 0]),
+            "level_radii": np.array(["0.8", "0.5", "0.9"], dtype=object),
+            "level_correct": np.array(["1", "1", "0"], dtype=object),
+        }
+    )
+    for j, r in enumerate([0.0, 0.4]):
+        got = [lv["ca"] for lv in level_certified_accuracy(table, r)]
+        np.testing.assert_allclose(got, expected[j])
+    # a row whose true route is shorter counts only at the levels it has
+    table2 = ResultTable(
+        {
+            "radius": np.array([0.3, 0.2]),
+            "correct": np.array([1, 1]),
+            "level_radii": np.array(["0.8;0.6", "0.7"], dtype=object),
+            "level_correct": np.array(["1;0", "1"], dtype=object),
+        }
+    )
+    levels = level_certified_accuracy(table2, 0.65)
+    assert [(lv["depth"], lv["n"], lv["ca"]) for lv in levels] == [
+        (0, 2, 1.0),
+        (1, 1, 0.0),
+        ("label", 2, 0.0),
+    ]

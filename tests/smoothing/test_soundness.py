@@ -166,11 +166,11 @@ def test_one_label_leaf_takes_no_share_of_alpha():
 
 
 def test_cpu_blocks_with_torch_sampler_and_numpy_fallback(monkeypatch):
-    from hierclass.smoothing import sampling
+    from hierclass.smoothing import noise
 
-    assert sampling._MT_TEMPLATE is not None  # this torch's generator layout is the known one
-    for template in (sampling._MT_TEMPLATE, None):
-        monkeypatch.setattr(sampling, "_MT_TEMPLATE", template)
+    assert noise._MT_TEMPLATE is not None  # this torch's generator layout is the known one
+    for template in (noise._MT_TEMPLATE, None):
+        monkeypatch.setattr(noise, "_MT_TEMPLATE", template)
         ns = NoiseStream(0, 3, STREAM_ESTIMATE, 0, (4,), 10**9, torch.Generator())
         a, b = ns.block_noise(13527), ns.block_noise(16725)
         assert not torch.equal(a, b) and torch.equal(a, ns.block_noise(13527))

@@ -104,11 +104,12 @@ def test_times_follow_a_sleeping_model_and_sum_to_the_wall_time():
     t = certify_dataset(s, x, y, n0=N0, n=N, batch_size=BATCH, verbose=False)
     total = time.perf_counter() - start
     expected = (N0 + N) * DT
-    # each input slept 0.15 s; sleep overshoots on a loaded machine, never undershoots, and a
-    # share of an interval is at least the sleep of its own rows in it
+    # each input slept 0.15 s, and sleep never undershoots: a share of an interval is at
+    # least the sleep of the input's own rows in it (old code: 0.1 s for every other input)
     times = t["time"]
-    assert all(expected * 0.999 <= v <= expected * 1.5 for v in times), times
-    assert max(times) / min(times) < 1.5, times  # old code: 2.0 (0.2 s vs 0.1 s)
-    # disjoint shares of the run: at most its wall time, and most of it (the rest is set-up)
-    assert INPUTS * expected * 0.999 <= times.sum() <= total
-    assert times.sum() >= 0.75 * total, (times.sum(), total)
+    assert all(v >= expected * 0.999 for v in times), times
+    # overshoot (a loaded machine) is shared alike; old code: 0.2 s vs 0.1 s, a ratio of 2
+    assert max(times) / min(times) < 1.6, times
+    # disjoint shares of the run: at least every input's sleep, at most the run's wall time
+    # (the exact sum is checked with the fake clock above)
+    assert INPUTS * expected * 0.999 <= times.sum() <= total, (times.sum(), total)

@@ -17,7 +17,7 @@ from hierclass._lazy import lazy_exports
 
 _EXPORTS = {
     "Smooth": "hierclass.smoothing.smooth",
-    "SmoothResult": "hierclass.smoothing.smooth",
+    "SmoothResult": "hierclass.smoothing.flat_result",
     "Certificate": "hierclass.smoothing.certificates",
     "certify_counts": "hierclass.smoothing.certificates",
     "ABSTAIN": "hierclass.smoothing.certificates",
@@ -26,7 +26,7 @@ _EXPORTS = {
     "clopper_pearson_upper": "hierclass.smoothing.bounds",
     "certify_dataset": "hierclass.smoothing.runner",
     "certify_radii_dataset": "hierclass.smoothing.sequential_runner",
-    "certify_hierarchy": "hierclass.smoothing.hierarchical",
+    "certify_hierarchy": "hierclass.smoothing.runner",
     "HierarchicalSmooth": "hierclass.smoothing.hierarchical",
     "HierarchyCertificate": "hierclass.smoothing.path",
     "LevelCertificate": "hierclass.smoothing.path",

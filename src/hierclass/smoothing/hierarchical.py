@@ -9,7 +9,8 @@ at least one node on it. This module samples; the rest has one home each:
 * :mod:`~hierclass.smoothing.path`: the pure function that turns a path's votes into the
   certificate (alpha split, minimum radius, per-level classes, abstention);
 * :mod:`~hierclass.smoothing.hierarchy_results`: rows and per-level tables;
-* :mod:`~hierclass.smoothing.runner`: the one resumable data-set driver.
+* :mod:`~hierclass.smoothing.runner`: the one resumable data-set driver (and
+  :func:`~hierclass.smoothing.runner.certify_hierarchy`, re-exported here).
 
 Sampling, step by step:
 
@@ -27,15 +28,17 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import islice
 from typing import Any
 
 import numpy as np
 import torch
 
+from hierclass._utils.modules import model_device
 from hierclass.channels_last import check_channels_last
 from hierclass.inputs import InputRange, check_input_range
 from hierclass.smoothing.batch_size import resolve_plan
-from hierclass.smoothing.bounds import check_alpha, check_sigma
+from hierclass.smoothing.bounds import check_sigma
 from hierclass.smoothing.certificates import ABSTAIN, certify_counts
 from hierclass.smoothing.hierarchy_plan import Group, NodePlan, SamplingPlan, select_modality
 from hierclass.smoothing.hierarchy_results import HIERARCHY_COLUMNS, HierarchyResults
@@ -46,10 +49,16 @@ from hierclass.smoothing.path import (
     certify_path,
 )
 from hierclass.smoothing.precision import check_amp_dtype
-from hierclass.smoothing.prepare import prepare_sample, warn_training_mode
-from hierclass.smoothing.results import PathLike
+from hierclass.smoothing.prepare import (
+    BatchSize,
+    check_budget,
+    indexed_stream,
+    noise_index,
+    prepare_sample,
+    warn_training_mode,
+)
+from hierclass.smoothing.runner import certify_hierarchy
 from hierclass.smoothing.sampling import STREAM_ESTIMATE, STREAM_SELECT, CountEngine, Request, Task
-from hierclass.smoothing.smooth import BatchSize, check_count, model_device, noise_index
 
 __all__ = [
     "HIERARCHY_COLUMNS",
@@ -361,29 +370,19 @@ class HierarchicalSmooth:
         Selection draws of a chunk of inputs run first and fix each input's path; the
         estimation draws then run only the models on that path (and the flat baseline).
         """
-        n0 = check_count("n0", n0)
-        n = check_count("n", n)
-        alpha = check_alpha(alpha)
-        xs = list(xs)
-        if indices is None:
-            idx = [noise_index(None) for _ in xs]
-        else:
-            idx = [noise_index(i) for i in indices]
-        if len(idx) != len(xs):
-            raise ValueError(f"{len(xs)} inputs but {len(idx)} indices")
-        if not xs:
+        n0, n, alpha = check_budget(n0, n, alpha)
+        first, pairs = indexed_stream(self._prepare, xs, indices)
+        if first is None:
             return iter(())
         if not self.groups:  # nothing on any path is smoothed: no sampling at all
-            return (self._unsampled(x, i, alpha) for x, i in zip(xs, idx))
-        prepared = [self._prepare(x) for x in xs[:1]]
-        engine = self._engine(batch_size, prepared[0][1])
+            return (self._unsampled(full, i, alpha) for (full, _), i in pairs)
+        engine = self._engine(batch_size, first[1])
         chunk = max(1, engine.batch_size // max(1, n0))
-        return self._iterate(xs, idx, n0, n, alpha, engine, chunk)
+        return self._iterate(pairs, n0, n, alpha, engine, chunk)
 
-    def _iterate(self, xs, idx, n0, n, alpha, engine, chunk) -> Iterator[HierarchyCertificate]:
+    def _iterate(self, pairs, n0, n, alpha, engine, chunk) -> Iterator[HierarchyCertificate]:
         all_groups = {g.gid for g in self.groups}
-        for start in range(0, len(xs), chunk):
-            items = [(self._prepare(x), i) for x, i in zip(xs[start : start + chunk], idx[start:])]
+        while items := list(islice(pairs, chunk)):
             # phase 1: selection draws through every smoothed model -> the path
             sel_tasks = [
                 Task(red, i, [Request(STREAM_SELECT, n0)], {"groups": all_groups, "full": full})
@@ -404,10 +403,9 @@ class HierarchicalSmooth:
                 cert.seconds = t_sel.seconds + t_est.seconds  # its share of both phases' batches
                 yield cert
 
-    def _unsampled(self, x: Any, index: int, alpha: float) -> HierarchyCertificate:
+    def _unsampled(self, full: Any, index: int, alpha: float) -> HierarchyCertificate:
         # nothing is sampled: the input's time is its clean forward passes
         start = time.perf_counter()
-        full, _ = self._prepare(x)
         cert = self._certificate(index, full, self._walk(full, []), [], [], alpha)
         cert.seconds = time.perf_counter() - start
         return cert
@@ -444,109 +442,3 @@ class HierarchicalSmooth:
             cert.flat_counts = (fs, fe)
             cert.flat = certify_counts(fs, fe, alpha, self.sigma)
         return cert
-
-
-def certify_hierarchy(
-    hierarchy: Any,
-    x: Any,
-    y: Any,
-    *,
-    sigma: float,
-    n0: int = 100,
-    n: int = 100_000,
-    alpha: float = 0.001,
-    batch_size: BatchSize = 1000,
-    seed: int = 0,
-    perturbed_keys: Sequence[str] | None = None,
-    flat: Any = None,
-    flat_input_key: str | None = None,
-    method: str = "renormalized",
-    device: str | torch.device | None = None,
-    amp_dtype: torch.dtype | None = None,
-    channels_last: bool | None = None,
-    input_range: InputRange = None,
-    indices: Sequence[int] | None = None,
-    out: PathLike | None = None,
-    flat_out: PathLike | None = None,
-    resume: bool = True,
-    verbose: bool | None = None,
-) -> HierarchyResults:
-    """Certify a hierarchy on a data set, optionally against a flat baseline on the same draws.
-
-    A thin wrapper: builds :class:`HierarchicalSmooth` with every option and runs the one
-    data-set driver, :func:`hierclass.smoothing.runner.certify_dataset`.
-
-    Parameters
-    ----------
-    hierarchy : Hierarchy
-        The tree to certify (models in ``eval`` mode).
-    x : Tensor [N, ...] or dict of Tensors
-        Inputs, inside their range (image-shaped: [0, 1]).
-    y : Tensor [N]
-        True global labels.
-    sigma, n0, n, alpha, batch_size, seed
-        As in :class:`~hierclass.Smooth`; ``alpha`` is split across each path's smoothed
-        nodes. The flat baseline is certified at the full ``alpha``.
-    perturbed_keys, flat, flat_input_key, method, device, amp_dtype, channels_last, input_range
-        As in :class:`HierarchicalSmooth`.
-    indices : sequence of int, optional
-        Positions of ``x`` to certify (default all); also the noise indices.
-    out, flat_out : path, optional
-        TSV files for the hierarchy and flat rows (resumable; an input counts as done only
-        when every requested file has its row).
-    resume : bool
-        Skip positions already done.
-    verbose : bool, optional
-        Progress bar (default: only on a terminal).
-
-    Returns
-    -------
-    HierarchyResults
-        ``.hierarchy`` and ``.flat`` tables; ``.table()`` the per-class comparison,
-        ``.levels()`` the certified accuracy per level.
-
-    Examples
-    --------
-    >>> from torch import nn
-    >>> from hierclass import LabelPartition, Router, RenormalizedLeaf, Hierarchy
-    >>> p = LabelPartition([[0, 1], [2, 3]])
-    >>> flat = nn.Linear(4, 4).eval()
-    >>> h = Hierarchy(Router(nn.Linear(4, 2).eval(), p),
-    ...               [RenormalizedLeaf(flat, [0, 1]), RenormalizedLeaf(flat, [2, 3])])
-    >>> res = certify_hierarchy(h, torch.rand(6, 4), torch.tensor([0, 1, 2, 3, 0, 2]),
-    ...                         sigma=0.25, n0=20, n=200, alpha=0.01, batch_size=256, flat=flat,
-    ...                         verbose=False)
-    >>> len(res.hierarchy), len(res.flat)
-    (6, 6)
-    >>> print(res.table().splitlines()[0])  # doctest: +ELLIPSIS
-    | class | n | baseline CR | hierarchy CR | baseline CA | hierarchy CA |
-    """
-    from hierclass.smoothing.runner import certify_dataset
-
-    hs = HierarchicalSmooth(
-        hierarchy,
-        sigma,
-        seed=seed,
-        perturbed_keys=perturbed_keys,
-        method=method,
-        flat=flat,
-        flat_input_key=flat_input_key,
-        device=device,
-        amp_dtype=amp_dtype,
-        channels_last=channels_last,
-        input_range=input_range,
-    )
-    return certify_dataset(
-        hs,
-        x,
-        y,
-        n0=n0,
-        n=n,
-        alpha=alpha,
-        batch_size=batch_size,
-        indices=indices,
-        out=out,
-        flat_out=flat_out,
-        resume=resume,
-        verbose=verbose,
-    )

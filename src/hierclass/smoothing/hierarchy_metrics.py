@@ -13,7 +13,9 @@ A prediction's path may stop early (a node abstained); it then predicts only its
 * per-level certified accuracy at radius ``r``: the same, and the level's certified radius is
   ``>= r``. A level's radius is the minimum over the nodes that chose it and its ancestors (an
   adversary must flip one of them), so a sample's class can be certified to a larger radius
-  than its label;
+  than its label. One computation, :func:`level_certified_fraction`, serves both views: paths
+  here (:func:`path_certified_accuracy`) and the rows of a hierarchy table
+  (:func:`hierclass.smoothing.hierarchy_results.level_certified_accuracy`);
 * mistake severity: the tree distance (edges) between the true and the predicted label, with
   labels hanging below their leaf: 0 when right, 2 for a sibling label, 4 for a label of
   another top-level class in a two-level tree. Undefined (NaN) for a prediction that stopped
@@ -148,9 +150,40 @@ def path_certified_accuracy(
     rs = np.asarray(radii, dtype=float).reshape(-1)
     if np.isnan(rs).any() or (rs < 0).any():
         raise ValueError(f"radii must be >= 0 and not NaN, got {rs.tolist()}")
-    ok = _agree(t, p, depth)
-    with np.errstate(invalid="ignore"):
-        return np.stack([(ok & (np.nan_to_num(lr, nan=-1.0) >= r)).mean(0) for r in rs])
+    return level_certified_fraction(_agree(t, p, depth), lr, rs)
+
+
+def level_certified_fraction(
+    correct: np.ndarray, level_radii: np.ndarray, radii: Any = 0.0, present: Any = None
+) -> np.ndarray:
+    """The one per-level certified-accuracy computation: ``[len(radii), depth]``.
+
+    Entry ``[j, k]`` is the fraction of the samples that have a level ``k`` (``present``,
+    default all) whose level-``k`` choice is correct and certified to ``radii[j]`` or more.
+    Private inputs, already valid: ``correct`` bool ``[N, depth]``, ``level_radii`` float
+    ``[N, depth]`` (NaN where nothing was certified, never counted). A level no sample has
+    is NaN.
+
+    Examples
+    --------
+    Three samples, two levels; the third has no level 1:
+
+    >>> ok = np.array([[True, True], [True, False], [False, False]])
+    >>> lr = np.array([[0.8, 0.3], [0.5, 0.5], [0.9, np.nan]])
+    >>> have = np.array([[True, True], [True, True], [True, False]])
+    >>> level_certified_fraction(ok, lr, [0.0, 0.4], have).tolist()
+    [[0.6666666666666666, 0.5], [0.6666666666666666, 0.0]]
+    """
+    ok = np.asarray(correct, dtype=bool)
+    lr = np.nan_to_num(np.asarray(level_radii, dtype=float), nan=-1.0)  # NaN: never certified
+    have = np.ones_like(ok) if present is None else np.asarray(present, dtype=bool)
+    n = have.sum(0)
+    rows = []
+    for r in np.asarray(radii, dtype=float).reshape(-1):
+        hits = (ok & have & (lr >= r)).sum(0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rows.append(np.where(n > 0, hits / np.maximum(n, 1), np.nan))
+    return np.stack(rows)
 
 
 def mistake_severity(

@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from hierclass.smoothing.hierarchy_metrics import level_certified_fraction
 from hierclass.smoothing.path import HierarchyCertificate, NodeCertificate, path_name
-from hierclass.smoothing.results import COHEN_COLUMNS, ResultTable, format_counts
-from hierclass.smoothing.runner import eqclass_name
+from hierclass.smoothing.results import COHEN_COLUMNS, ResultTable
+from hierclass.smoothing.runner import eqclass_name, flat_columns
 
 __all__ = [
     "HIERARCHY_COLUMNS",
@@ -129,21 +130,7 @@ def flat_baseline_row(
     >>> flat_baseline_row(c, 1, 0.0)["correct"]
     1
     """
-    fc = cert.flat
-    sel, est = cert.flat_counts
-    return {
-        "idx": cert.index,
-        "label": label,
-        "predict": fc.label,
-        "radius": fc.radius,
-        "correct": int(fc.label == label),
-        "time": round(seconds, 4),
-        "eqclass": eqclass_name(partition, label),
-        "p_lower": fc.p_lower,
-        "counts_select": format_counts(sel),
-        "counts": format_counts(est),
-        "extra": "{}",
-    }
+    return flat_columns(cert.index, label, cert.flat, *cert.flat_counts, seconds, partition)
 
 
 def _split(field: str) -> list[str]:
@@ -178,30 +165,31 @@ def level_certified_accuracy(results: ResultTable, radius: float = 0.0) -> list[
     radii = [[float(v) for v in _split(f)] for f in results["level_radii"]]
     oks = [[v == "1" for v in _split(f)] for f in results["level_correct"]]
     depth = max((len(r) for r in radii), default=0)
-    out = []
-    for d in range(depth):
-        rows = [(r[d], ok[d]) for r, ok in zip(radii, oks) if d < len(r)]
-        out.append(
-            _level_summary(
-                d, np.array([r for r, _ in rows]), np.array([o for _, o in rows]), radius
-            )
-        )
-    out.append(
-        _level_summary(
-            "label", np.asarray(results["radius"], float), np.asarray(results["correct"], bool),
-            radius,
-        )
-    )  # fmt: skip
+    # rows padded to the deepest route; `present` marks the levels a row's true route has
+    lr = np.full((len(radii), depth), np.nan)
+    ok = np.zeros((len(radii), depth), dtype=bool)
+    for i, (r, o) in enumerate(zip(radii, oks)):
+        lr[i, : len(r)], ok[i, : len(o)] = r, o
+    present = ~np.isnan(lr)
+    # the certified accuracy itself is the one computation of hierarchy_metrics
+    ca = level_certified_fraction(ok, lr, radius, present)[0]
+    out = [
+        _level_summary(d, lr[present[:, d], d], ok[present[:, d], d], ca[d]) for d in range(depth)
+    ]
+    label_r = np.asarray(results["radius"], float)
+    label_ok = np.asarray(results["correct"], bool)
+    label_ca = level_certified_fraction(label_ok[:, None], label_r[:, None], radius)[0, 0]
+    out.append(_level_summary("label", label_r, label_ok, label_ca))
     return out
 
 
-def _level_summary(depth: Any, r: np.ndarray, ok: np.ndarray, radius: float) -> dict[str, Any]:
+def _level_summary(depth: Any, r: np.ndarray, ok: np.ndarray, ca: float) -> dict[str, Any]:
     good = r[ok] if r.size else r
     finite = good[np.isfinite(good)]
     return {
         "depth": depth,
         "n": int(r.size),
-        "ca": float(((r >= radius) & ok).mean()) if r.size else float("nan"),
+        "ca": float(ca),
         "cr_mean": float(finite.mean()) if finite.size else float("nan"),
         "n_infinite": int(np.isinf(good).sum()),
     }

@@ -1,6 +1,9 @@
 """One input preparation for :class:`~hierclass.Smooth` and
 :class:`~hierclass.smoothing.hierarchical.HierarchicalSmooth`: same checks, same errors.
 
+The arguments every certifier shares are checked here too: draw counts (:func:`check_count`)
+and noise indices (:func:`noise_index`).
+
 A sample (no batch dimension) is a floating-point tensor or a non-empty dict of tensors; its
 floating-point values must be finite and inside the range in force
 (:func:`hierclass.inputs.check_inputs`: image-shaped tensors default to [0, 1], any modality
@@ -19,8 +22,72 @@ import numpy as np
 import torch
 
 from hierclass.inputs import InputRange, check_inputs
+from hierclass.smoothing.bounds import check_alpha
 
-__all__ = ["check_dataset_inputs", "indexed_stream", "prepare_sample", "warn_training_mode"]
+__all__ = [
+    "BatchSize",
+    "check_budget",
+    "check_count",
+    "check_dataset_inputs",
+    "indexed_stream",
+    "noise_index",
+    "prepare_sample",
+    "warn_training_mode",
+]
+
+#: A batch size: an int, or ``"auto"`` (probe the fastest once per model and input shape).
+BatchSize = int | str
+
+
+def check_count(name: str, value: Any) -> int:
+    """Validate a number of Monte-Carlo draws: an int >= 1.
+
+    Examples
+    --------
+    >>> check_count("n", 500)
+    500
+    >>> check_count("n", 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: n must be >= 1, got 0
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int >= 1, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def check_budget(n0: Any, n: Any, alpha: Any) -> tuple[int, int, float]:
+    """``(n0, n, alpha)`` of a certification, validated: draw counts >= 1, ``alpha`` in (0, 1).
+
+    Examples
+    --------
+    >>> check_budget(100, 1000, 0.001)
+    (100, 1000, 0.001)
+    """
+    return check_count("n0", n0), check_count("n", n), check_alpha(alpha)
+
+
+def noise_index(index: Any) -> int:
+    """A noise index: ``index`` itself (validated), or a fresh random one for ``None``.
+
+    Fresh indices come from torch's global generator (so ``torch.manual_seed`` makes a whole
+    script reproducible) and span ``[2**62, 2**63)``, apart from the data-set positions that
+    drivers pass explicitly.
+
+    Examples
+    --------
+    >>> noise_index(7), noise_index(None) >= 2**62
+    (7, True)
+    """
+    if index is None:
+        return 2**62 + int(torch.randint(0, 2**62, (1,)).item())
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+        raise TypeError(f"index must be an int >= 0 or None, got {type(index).__name__}")
+    if index < 0:
+        raise ValueError(f"noise indices must be >= 0, got {index}")
+    return int(index)
 
 
 def prepare_sample(
@@ -115,8 +182,6 @@ def indexed_stream(
     ...
     ValueError: indices is shorter than the inputs
     """
-    from hierclass.smoothing.smooth import noise_index
-
     xs_iter = iter(xs)
     first = next(xs_iter, None)
     if first is None:

@@ -1,17 +1,24 @@
-"""The one data-set driver: certify a data set (flat or hierarchy), writing resumable TSVs."""
+"""The one data-set driver: certify a data set (flat or hierarchy), writing resumable TSVs.
+
+:func:`certify_dataset` drives a :class:`~hierclass.Smooth` or a
+:class:`~hierclass.smoothing.hierarchical.HierarchicalSmooth`; :func:`certify_hierarchy` builds
+the latter from a hierarchy and its options and runs it. Each row's ``time`` is the input's own
+sampling time (its share of the batches its draws rode in, never the batch-size probe).
+"""
 
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from hierclass.smoothing.prepare import check_dataset_inputs
+from hierclass._utils.progress import show_progress  # the one progress-bar policy
+from hierclass.inputs import InputRange
+from hierclass.smoothing.prepare import BatchSize, check_dataset_inputs
 from hierclass.smoothing.results import (
     FLAT_COLUMNS,
     PathLike,
@@ -20,16 +27,11 @@ from hierclass.smoothing.results import (
     format_counts,
     read_results,
 )
-from hierclass.smoothing.smooth import BatchSize
 
-__all__ = ["certify_dataset", "dataset_indices"]
+if TYPE_CHECKING:  # runtime imports are inside the functions: those modules import this one
+    from hierclass.smoothing.hierarchy_results import HierarchyResults
 
-
-def show_progress(verbose: bool | None) -> bool:
-    """Progress bars: on when asked, else only on an interactive terminal."""
-    if verbose is not None:
-        return bool(verbose)
-    return sys.stderr.isatty()
+__all__ = ["certify_dataset", "certify_hierarchy", "dataset_indices"]
 
 
 def check_dataset(x: Any, y: Any, num_labels: int) -> tuple[Any, torch.Tensor, int]:
@@ -261,15 +263,33 @@ def eqclass_name(partition: Any, label: int) -> str:
 
 
 def flat_row(res: Any, label: int, seconds: float, partition: Any = None) -> dict[str, Any]:
-    """The TSV row of a :class:`~hierclass.smoothing.smooth.SmoothResult`."""
-    cert = res.certificate
+    """The TSV row of a :class:`~hierclass.smoothing.flat_result.SmoothResult`."""
     extra: dict[str, Any] = {}
     if res.subsets:
         extra["subsets"] = [list(s) for s in res.subsets]
         extra["subset_counts_select"] = np.asarray(res.subset_counts_select).tolist()
         extra["subset_counts"] = np.asarray(res.subset_counts).tolist()
+    return flat_columns(
+        res.index, label, res.certificate, res.counts_select, res.counts, seconds, partition, extra
+    )
+
+
+def flat_columns(
+    index: int,
+    label: int,
+    cert: Any,
+    counts_select: Any,
+    counts: Any,
+    seconds: float,
+    partition: Any = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A row of the flat columns: Cohen's six, the class, the bound, the votes and ``extra``.
+
+    Shared by flat runs and by a hierarchy's flat baseline.
+    """
     return {
-        "idx": res.index,
+        "idx": index,
         "label": label,
         "predict": cert.label,
         "radius": cert.radius,
@@ -277,7 +297,113 @@ def flat_row(res: Any, label: int, seconds: float, partition: Any = None) -> dic
         "time": round(seconds, 4),
         "eqclass": eqclass_name(partition, label),
         "p_lower": cert.p_lower,
-        "counts_select": format_counts(res.counts_select),
-        "counts": format_counts(res.counts),
+        "counts_select": format_counts(counts_select),
+        "counts": format_counts(counts),
         "extra": json.dumps(extra, separators=(",", ":")) if extra else "{}",
     }
+
+
+def certify_hierarchy(
+    hierarchy: Any,
+    x: Any,
+    y: Any,
+    *,
+    sigma: float,
+    n0: int = 100,
+    n: int = 100_000,
+    alpha: float = 0.001,
+    batch_size: BatchSize = 1000,
+    seed: int = 0,
+    perturbed_keys: Sequence[str] | None = None,
+    flat: Any = None,
+    flat_input_key: str | None = None,
+    method: str = "renormalized",
+    device: str | torch.device | None = None,
+    amp_dtype: torch.dtype | None = None,
+    channels_last: bool | None = None,
+    input_range: InputRange = None,
+    indices: Sequence[int] | None = None,
+    out: PathLike | None = None,
+    flat_out: PathLike | None = None,
+    resume: bool = True,
+    verbose: bool | None = None,
+) -> HierarchyResults:
+    """Certify a hierarchy on a data set, optionally against a flat baseline on the same draws.
+
+    A thin wrapper: builds :class:`~hierclass.smoothing.hierarchical.HierarchicalSmooth` with
+    every option and runs the one data-set driver, :func:`certify_dataset`.
+
+    Parameters
+    ----------
+    hierarchy : Hierarchy
+        The tree to certify (models in ``eval`` mode).
+    x : Tensor [N, ...] or dict of Tensors
+        Inputs, inside their range (image-shaped: [0, 1]).
+    y : Tensor [N]
+        True global labels.
+    sigma, n0, n, alpha, batch_size, seed
+        As in :class:`~hierclass.Smooth`; ``alpha`` is split across each path's smoothed
+        nodes. The flat baseline is certified at the full ``alpha``.
+    perturbed_keys, flat, flat_input_key, method, device, amp_dtype, channels_last, input_range
+        As in :class:`~hierclass.smoothing.hierarchical.HierarchicalSmooth`.
+    indices : sequence of int, optional
+        Positions of ``x`` to certify (default all); also the noise indices.
+    out, flat_out : path, optional
+        TSV files for the hierarchy and flat rows (resumable; an input counts as done only
+        when every requested file has its row).
+    resume : bool
+        Skip positions already done.
+    verbose : bool, optional
+        Progress bar (default: only on a terminal).
+
+    Returns
+    -------
+    HierarchyResults
+        ``.hierarchy`` and ``.flat`` tables; ``.table()`` the per-class comparison,
+        ``.levels()`` the certified accuracy per level.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from hierclass import LabelPartition, Router, RenormalizedLeaf, Hierarchy
+    >>> p = LabelPartition([[0, 1], [2, 3]])
+    >>> flat = nn.Linear(4, 4).eval()
+    >>> h = Hierarchy(Router(nn.Linear(4, 2).eval(), p),
+    ...               [RenormalizedLeaf(flat, [0, 1]), RenormalizedLeaf(flat, [2, 3])])
+    >>> res = certify_hierarchy(h, torch.rand(6, 4), torch.tensor([0, 1, 2, 3, 0, 2]),
+    ...                         sigma=0.25, n0=20, n=200, alpha=0.01, batch_size=256, flat=flat,
+    ...                         verbose=False)
+    >>> len(res.hierarchy), len(res.flat)
+    (6, 6)
+    >>> print(res.table().splitlines()[0])  # doctest: +ELLIPSIS
+    | class | n | baseline CR | hierarchy CR | baseline CA | hierarchy CA |
+    """
+    from hierclass.smoothing.hierarchical import HierarchicalSmooth
+
+    hs = HierarchicalSmooth(
+        hierarchy,
+        sigma,
+        seed=seed,
+        perturbed_keys=perturbed_keys,
+        method=method,
+        flat=flat,
+        flat_input_key=flat_input_key,
+        device=device,
+        amp_dtype=amp_dtype,
+        channels_last=channels_last,
+        input_range=input_range,
+    )
+    return certify_dataset(
+        hs,
+        x,
+        y,
+        n0=n0,
+        n=n,
+        alpha=alpha,
+        batch_size=batch_size,
+        indices=indices,
+        out=out,
+        flat_out=flat_out,
+        resume=resume,
+        verbose=verbose,
+    )

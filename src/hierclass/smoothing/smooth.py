@@ -9,125 +9,38 @@ and many label-subset certificates from one set of samples (:meth:`Smooth.certif
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from hierclass.channels_last import ChannelsLastForward, check_channels_last, has_4d_weights
+from hierclass._utils.modules import model_device
+from hierclass.channels_last import check_channels_last
 from hierclass.inputs import InputRange, check_input_range
-from hierclass.smoothing.batch_size import resolve_plan
 from hierclass.smoothing.bounds import check_alpha, check_sigma, top_two_pvalue
-from hierclass.smoothing.certificates import ABSTAIN, METHODS, Certificate, certify_counts
-from hierclass.smoothing.precision import check_amp_dtype, with_autocast
-from hierclass.smoothing.prepare import indexed_stream, prepare_sample, warn_training_mode
+from hierclass.smoothing.certificates import ABSTAIN, METHODS
+from hierclass.smoothing.flat_engine import flat_engine
+from hierclass.smoothing.flat_result import SmoothResult, smooth_result
+from hierclass.smoothing.precision import check_amp_dtype
+from hierclass.smoothing.prepare import (  # noqa: F401 - BatchSize and check_count re-exported
+    BatchSize,
+    check_budget,
+    check_count,
+    indexed_stream,
+    noise_index,
+    prepare_sample,
+    warn_training_mode,
+)
 from hierclass.smoothing.sampling import (
     STREAM_ESTIMATE,
     STREAM_PREDICT,
     STREAM_SELECT,
-    CountEngine,
     Request,
     Task,
 )
 from hierclass.smoothing.subsets import SubsetHead, check_subsets
 
 __all__ = ["Smooth", "SmoothResult"]
-
-BatchSize = int | str
-
-
-def check_count(name: str, value: Any) -> int:
-    """Validate a number of Monte-Carlo draws: an int >= 1."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int >= 1, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
-
-
-def noise_index(index: Any) -> int:
-    """A noise index: ``index`` itself (validated), or a fresh random one for ``None``.
-
-    Fresh indices come from torch's global generator (so ``torch.manual_seed`` makes a whole
-    script reproducible) and span ``[2**62, 2**63)``, apart from the data-set positions that
-    drivers pass explicitly.
-
-    Examples
-    --------
-    >>> noise_index(7), noise_index(None) >= 2**62
-    (7, True)
-    """
-    if index is None:
-        return 2**62 + int(torch.randint(0, 2**62, (1,)).item())
-    if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-        raise TypeError(f"index must be an int >= 0 or None, got {type(index).__name__}")
-    if index < 0:
-        raise ValueError(f"noise indices must be >= 0, got {index}")
-    return int(index)
-
-
-def model_device(model: Any) -> torch.device:
-    """The device of a module's first parameter or buffer (CPU for plain callables)."""
-    if isinstance(model, torch.nn.Module):
-        for t in model.parameters():
-            return t.device
-        for t in model.buffers():
-            return t.device
-    return torch.device("cpu")
-
-
-@dataclass
-class SmoothResult:
-    """Everything one certification of one input produced.
-
-    Attributes
-    ----------
-    index : int
-        The input's noise index (its position in the data set).
-    certificate : Certificate
-        The flat certificate (Cohen's ``certify``).
-    counts_select, counts : ndarray of int, shape [num_classes]
-        Flat votes on the ``n0`` selection and ``n`` estimation draws.
-    subsets : tuple of tuple of int
-        The label subsets recorded alongside.
-    subset_counts_select, subset_counts : ndarray of int, shape [num_subsets, num_classes]
-        Votes of the base classifier restricted to each subset (``argmax_{c in L}``).
-    subset_certificates : dict
-        ``(method, subset) -> Certificate`` for the requested methods.
-    seconds : float
-        Wall time spent sampling this input (its share of the batches its draws rode in).
-
-    Examples
-    --------
-    >>> s = Smooth(lambda b: torch.stack([b[:, 0], -b[:, 0]], 1), 2, sigma=0.5)
-    >>> r = s.certify_detailed(torch.tensor([1.0, 0.0]), n0=50, n=500, alpha=0.001,
-    ...                        batch_size=256)
-    >>> int(r.counts_select.sum()), int(r.counts.sum())
-    (50, 500)
-    >>> r.label, r.radius == r.certificate.radius > 0
-    (0, True)
-    """
-
-    index: int
-    certificate: Certificate
-    counts_select: np.ndarray
-    counts: np.ndarray
-    subsets: tuple[tuple[int, ...], ...] = ()
-    subset_counts_select: np.ndarray | None = None
-    subset_counts: np.ndarray | None = None
-    subset_certificates: dict = field(default_factory=dict)
-    seconds: float = 0.0
-
-    @property
-    def label(self) -> int:
-        """The flat prediction (``Smooth.ABSTAIN`` when abstaining)."""
-        return self.certificate.label
-
-    @property
-    def radius(self) -> float:
-        """The flat certified radius."""
-        return self.certificate.radius
 
 
 class Smooth:
@@ -246,62 +159,9 @@ class Smooth:
             f"sigma={self.sigma}, seed={self.seed}{amp}{cl})"
         )
 
-    def _logits(self, batch: Any, forward: Callable[[Any], Any] | None = None) -> torch.Tensor:
-        out = (forward or self.base_classifier)(batch)
-        if not isinstance(out, torch.Tensor):
-            raise TypeError(f"the base classifier must return a tensor, got {type(out).__name__}")
-        rows = (
-            batch.shape[0] if isinstance(batch, torch.Tensor) else len(next(iter(batch.values())))
-        )
-        if out.dim() != 2 or out.shape[0] != rows or out.shape[1] != self.num_classes:
-            raise ValueError(
-                f"the base classifier must return logits of shape [{rows}, {self.num_classes}] "
-                f"(num_classes={self.num_classes}), got {list(out.shape)}"
-            )
-        return out
-
     def _engine(self, batch_size: BatchSize, example: Any, heads: SubsetHead | None = None):
-        plain, fast = self.base_classifier, None
-        probe_layout = self.channels_last is None and batch_size == "auto"
-        if self.channels_last or (probe_layout and has_4d_weights(self.base_classifier)):
-            fast = ChannelsLastForward(self.base_classifier)
-        if self.amp_dtype is not None:
-            plain = with_autocast(plain, self.device, self.amp_dtype)
-            if fast is not None:
-                fast = with_autocast(fast, self.device, self.amp_dtype)
-        if self.channels_last:  # a fixed layout: the probe only picks the batch size
-            plain, fast = fast, None
-        plan = resolve_plan(
-            batch_size,
-            self.base_classifier,
-            example,
-            sigma=self.sigma,
-            forward=plain,
-            channels_last=fast,
-            variant=(self.amp_dtype, self.channels_last),
-        )
-        forward = fast if plan.channels_last else plain
-        C = self.num_classes
-
-        def evaluate(batch, segments):
-            logits = self._logits(batch, forward)
-            engine.flag_nonfinite(logits)
-            out = [(logits.argmax(1), None)]
-            if heads is not None:
-                out.append((heads.bins(logits), None))
-            return out
-
-        sizes = [C] if heads is None else [C, heads.width]
-        engine = CountEngine(
-            evaluate,
-            sizes,
-            sigma=self.sigma,
-            seed=self._base_seed(),
-            batch_size=plan.batch_size,
-            device=self.device,
-            perturbed_keys=self.perturbed_keys,
-        )
-        return engine
+        """The sampling engine of this classifier (see :func:`flat_engine`)."""
+        return flat_engine(self, batch_size, example, heads)
 
     # ------------------------------------------------------------------ Cohen's API
     def sample_counts(
@@ -481,9 +341,7 @@ class Smooth:
         shards of a data set reproduce a one-process run. Default: fresh random indices, so
         that every call draws independent noise.
         """
-        n0 = check_count("n0", n0)
-        n = check_count("n", n)
-        alpha = check_alpha(alpha)
+        n0, n, alpha = check_budget(n0, n, alpha)
         for m in methods:
             if m not in METHODS:
                 raise ValueError(f"methods must be drawn from {METHODS}, got {m!r}")
@@ -499,29 +357,9 @@ class Smooth:
 
         def results():
             for task in engine.run(tasks):
-                yield self._result(task, alpha, subs, head, methods)
+                yield smooth_result(task, alpha, self.sigma, subs, head, methods)
 
         return results()
-
-    def _result(self, task: Task, alpha: float, subs, head, methods) -> SmoothResult:
-        sel, est = task.counts
-        cert = certify_counts(sel[0], est[0], alpha, self.sigma)
-        res = SmoothResult(task.index, cert, sel[0], est[0], seconds=task.seconds)
-        if subs:
-            s_sel = head.decode(sel[1])
-            s_est = head.decode(est[1])
-            res.subsets = subs
-            res.subset_counts_select, res.subset_counts = s_sel, s_est
-            for j, L in enumerate(subs):
-                if "cohen" in methods:
-                    res.subset_certificates[("cohen", L)] = certify_counts(
-                        s_sel[j], s_est[j], alpha, self.sigma, labels=L, method="cohen"
-                    )
-                if "margin" in methods:
-                    res.subset_certificates[("margin", L)] = certify_counts(
-                        sel[0], est[0], alpha, self.sigma, labels=L, method="margin"
-                    )
-        return res
 
     # ------------------------------------------------------------------ sequential (issue 14)
     def certify_radii(
