@@ -55,8 +55,8 @@ def certify_once(
     The cap is the largest radius ``n`` draws can certify (all of them agreeing), so that a
     constant one-label leaf can be counted at it and a mean stays finite.
     """
-    from hierclass.smoothing import Smooth, clopper_pearson_lower
-    from hierclass.smoothing.bounds import cohen_radius
+    from hierclass.smoothing import Smooth
+    from hierclass.smoothing.bounds import clopper_pearson_lower, cohen_radius
 
     smooth = Smooth(flat_model, num_labels, sigma, seed=seed)
     cap = float(cohen_radius(float(clopper_pearson_lower(n, n, alpha)), sigma))
