@@ -284,11 +284,22 @@ class RoadSignSimulator:
         shape = np.asarray(GTSRB_SHAPE_IDS)[labels]
         yaw = np.deg2rad(rng.uniform(-self.max_view_angle, self.max_view_angle, n))
         distance = rng.uniform(*self.distance_range, n)
+        camera = {
+            "image_size": self.image_size,
+            "pixel_noise": self.pixel_noise,
+            "lighting": self.lighting,
+        }
+        scanner = {
+            "num_points": self.num_points,
+            "beam_spacing_deg": self.beam_spacing_deg,
+            "range_noise": self.range_noise,
+            "dropout": self.dropout,
+        }
         images, clouds, counts = [], [], []
         for start in range(0, n, _CHUNK):  # chunks bound the memory of the per-pixel arrays
             part = slice(start, start + _CHUNK)
-            images.append(render_images(self, labels[part], shape[part], yaw[part], rng))
-            cloud, count = scan_plates(self, shape[part], yaw[part], distance[part], rng)
+            images.append(render_images(labels[part], shape[part], yaw[part], rng, **camera))
+            cloud, count = scan_plates(shape[part], yaw[part], distance[part], rng, **scanner)
             clouds.append(cloud)
             counts.append(count)
         image, lidar, returns = (np.concatenate(a) for a in (images, clouds, counts))

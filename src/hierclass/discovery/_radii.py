@@ -5,16 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from hierclass._utils.progress import progress
+from hierclass.partition import LabelPartition
 from hierclass.smoothing.analysis import average_certified_radius
-
-if TYPE_CHECKING:
-    from hierclass.discovery.search import PartitionScore
 
 # A leaf is certified as the base classifier restricted to its class (base renormalisation),
 # which the smoothing room calls by this method name.
@@ -90,9 +88,9 @@ def certify_once(
     return radii
 
 
-def score_leaves(score: PartitionScore, radii: SampleRadii, y: np.ndarray) -> None:
-    """Fill ``score``'s radius fields: each sample counts with the leaf its true class owns."""
-    part = score.partition
+def leaf_fields(part: LabelPartition, radii: SampleRadii, y: np.ndarray) -> dict[str, Any]:
+    """A partition's radius fields of :class:`~hierclass.discovery.PartitionScore`: each sample
+    counts with the leaf its true class owns."""
     owner = np.asarray(part.class_of(y))
     leaf = np.empty(len(y))
     correct = np.empty(len(y), dtype=bool)
@@ -101,12 +99,16 @@ def score_leaves(score: PartitionScore, radii: SampleRadii, y: np.ndarray) -> No
         # a one-label leaf is constant: counted at the cap (see PartitionSearch.radius_cap_)
         leaf[rows] = radii.cap if len(cls) == 1 else radii.leaf[cls][rows]
         correct[rows] = True if len(cls) == 1 else radii.leaf_ok[cls][rows]
-    score.leaf_radii = leaf
     # the one ACR definition; radii were capped above, infinite ones count at the cap
-    score.flat_acr = average_certified_radius(radii.flat, radii.flat_ok, cap=radii.cap)
-    score.leaf_acr = average_certified_radius(leaf, correct, cap=radii.cap)
-    score.acr_gain = score.leaf_acr - score.flat_acr
-    score.flat_accuracy = float(radii.flat_ok.mean())
-    score.leaf_accuracy = float(correct.mean())
-    score.improved = int((leaf > radii.flat).sum())
-    score.worsened = int((leaf < radii.flat).sum())
+    flat_acr = average_certified_radius(radii.flat, radii.flat_ok, cap=radii.cap)
+    leaf_acr = average_certified_radius(leaf, correct, cap=radii.cap)
+    return {
+        "leaf_radii": leaf,
+        "flat_acr": flat_acr,
+        "leaf_acr": leaf_acr,
+        "acr_gain": leaf_acr - flat_acr,
+        "flat_accuracy": float(radii.flat_ok.mean()),
+        "leaf_accuracy": float(correct.mean()),
+        "improved": int((leaf > radii.flat).sum()),
+        "worsened": int((leaf < radii.flat).sum()),
+    }

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hierclass.discovery._radii import certify_once, score_leaves
+from hierclass.discovery._radii import certify_once, leaf_fields
 from hierclass.discovery._validate import check_labels
 from hierclass.discovery.candidates import Candidate
 from hierclass.partition import LabelPartition
@@ -210,7 +210,8 @@ class PartitionSearch:
         )
         counts = np.bincount(yy, minlength=num_labels)
         for score in scores:
-            score_leaves(score, radii, yy)
+            for name, value in leaf_fields(score.partition, radii, yy).items():
+                setattr(score, name, value)
             self._score_root(score, counts)
         # Infeasible roots rank last; ties in gain go to fewer classes (a simpler root).
         ranked = sorted(

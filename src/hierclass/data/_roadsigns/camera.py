@@ -3,14 +3,9 @@ and the rendering of image crops under random placement, lighting and pixel nois
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from hierclass.data._roadsigns.plate import shape_radius
-
-if TYPE_CHECKING:
-    from hierclass.data.roadsigns import RoadSignSimulator
 
 _SPEED_TEXT = {0: "20", 1: "30", 2: "50", 3: "60", 4: "70", 5: "80", 6: "80", 7: "100", 8: "120"}
 
@@ -99,15 +94,18 @@ _DIAGONAL[[6, 32, 41, 42]] = True
 
 
 def render_images(
-    sim: RoadSignSimulator,
     labels: np.ndarray,
     shape: np.ndarray,
     yaw: np.ndarray,
     rng: np.random.Generator,
+    *,
+    image_size: int,
+    pixel_noise: float,
+    lighting: tuple[float, float],
 ) -> np.ndarray:
     """Image crops ``[N, 3, H, W]`` float32 in [0, 1] of signs ``labels`` [N] (shapes ``shape``
-    [N], yaw ``yaw`` [N] in radians), with ``sim``'s size, lighting and pixel noise."""
-    n, s = labels.size, sim.image_size
+    [N], yaw ``yaw`` [N] in radians); settings as in :class:`~hierclass.data.RoadSignSimulator`."""
+    n, s = labels.size, image_size
     coords = (np.arange(s) + 0.5) / s * 2.0 - 1.0
     u = coords[None, None, :]  # right
     v = -coords[None, :, None]  # up (image rows go down)
@@ -147,11 +145,11 @@ def render_images(
     background = base + grad[:, 0] * u[..., None] + grad[:, 1] * v[..., None]
     img = background * (1 - on_plate)[..., None] + sign
     # Lighting: global brightness, per-channel colour cast, a soft shadow gradient.
-    bright = rng.uniform(*sim.lighting, (n, 1, 1, 1))
+    bright = rng.uniform(*lighting, (n, 1, 1, 1))
     cast = rng.uniform(0.85, 1.15, (n, 1, 1, 3))
     shadow = 1.0 + rng.normal(0.0, 0.12, (n, 1, 1, 1)) * (u + v)[..., None]
     img = img * bright * cast * shadow
-    img = img + rng.normal(0.0, sim.pixel_noise, img.shape) if sim.pixel_noise else img
+    img = img + rng.normal(0.0, pixel_noise, img.shape) if pixel_noise else img
     # The camera saturates: intensities outside [0, 1] are clipped by the sensor model.
     return np.ascontiguousarray(np.clip(img, 0.0, 1.0).transpose(0, 3, 1, 2), dtype=np.float32)
 

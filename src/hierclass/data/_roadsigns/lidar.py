@@ -3,36 +3,36 @@ resampled to a fixed number of points. It sees the plate's shape and nothing pri
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from hierclass.data._roadsigns.plate import PLATE_RADIUS_M, shape_radius
 
-if TYPE_CHECKING:
-    from hierclass.data.roadsigns import RoadSignSimulator
-
 
 def scan_plates(
-    sim: RoadSignSimulator,
     shape: np.ndarray,
     yaw: np.ndarray,
     distance: np.ndarray,
     rng: np.random.Generator,
+    *,
+    num_points: int,
+    beam_spacing_deg: tuple[float, float],
+    range_noise: float,
+    dropout: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Point clouds ``[N, P, 3]`` float32 (centred, metres) of plates of shapes ``shape`` [N] at
-    yaw ``yaw`` [N] (radians) and ``distance`` [N] (metres), scanned with ``sim``'s settings;
-    and the number of distinct returns ``[N]`` before resampling to ``P`` points.
+    yaw ``yaw`` [N] (radians) and ``distance`` [N] (metres), with the scan settings of
+    :class:`~hierclass.data.RoadSignSimulator`; and the number of distinct returns ``[N]``
+    before resampling to ``P`` points.
 
     Raises
     ------
     RuntimeError
         A plate got fewer than 3 returns (the settings are too sparse to see it).
     """
-    n, p = shape.size, sim.num_points
+    n, p = shape.size, num_points
     radius = PLATE_RADIUS_M[shape] * rng.uniform(0.9, 1.1, n)
     cos_yaw, sin_yaw = np.cos(yaw)[:, None], np.sin(yaw)[:, None]
-    step_v, step_h = np.deg2rad(sim.beam_spacing_deg)
+    step_v, step_h = np.deg2rad(beam_spacing_deg)
     # A scan grid (beam rows x azimuth steps) in the plane facing the sensor, with a random
     # phase; its spacing grows with distance. Sized for the widest plate of the chunk.
     dv, dh = distance * step_v, distance * step_h
@@ -47,16 +47,16 @@ def scan_plates(
         np.broadcast_to((cols / (cos_yaw * radius[:, None]))[:, None, :], (n, k_v, k_h)),
         np.broadcast_to((rows / radius[:, None])[:, :, None], (n, k_v, k_h)),
     )
-    hit = ((r <= 1.0) & (rng.random(r.shape, dtype=np.float32) >= sim.dropout)).reshape(n, -1)
+    hit = ((r <= 1.0) & (rng.random(r.shape, dtype=np.float32) >= dropout)).reshape(n, -1)
     count = hit.sum(axis=1)
     lacking = np.flatnonzero(count < 3)
     if lacking.size:
         raise RuntimeError(
             f"{lacking.size} simulated signs got fewer than 3 LiDAR returns; lower dropout, "
-            f"the beam spacing or the far distance (got dropout={sim.dropout}, "
-            f"beam_spacing_deg={sim.beam_spacing_deg}, distance_range={sim.distance_range})"
+            f"the beam spacing or the far distance (got dropout={dropout}, "
+            f"beam_spacing_deg={beam_spacing_deg}, signs up to {distance.max():.1f} m away)"
         )
-    noise = rng.standard_normal(hit.shape, dtype=np.float32) * np.float32(sim.range_noise)
+    noise = rng.standard_normal(hit.shape, dtype=np.float32) * np.float32(range_noise)
     # Resample the returns to exactly P points (with replacement, random order): the j-th
     # return of sample i is flat[start[i] + j] in the row-major list of all hits.
     flat = np.flatnonzero(hit)
