@@ -20,6 +20,7 @@ def build_models(
     model_factory: Any,
     weights_path: Path,
 ) -> list[nn.Module]:
+    """The saved models with their tensors loaded, in the order of the spec's ``models``."""
     by_name = [i for i, e in enumerate(entries) if e.get("spec")]
     if isinstance(model_factory, Mapping):
         wrong = [k for k in model_factory if not is_int(k) or not 0 <= k < len(entries)]

@@ -19,6 +19,7 @@ from hierclass.persistence._format import (
 
 
 def read_spec(spec_path: Path) -> dict[str, Any]:
+    """The spec in ``spec_path``, checked whole; a ``ValueError`` naming the file otherwise."""
     try:
         spec = json.loads(spec_path.read_text())
     except UnicodeDecodeError:

@@ -48,6 +48,7 @@ def describe_load_error(exc: BaseException) -> str:
 
 
 def read_weights(weights_path: Path, map_location: Any) -> dict[str, torch.Tensor]:
+    """The name -> tensor dict in ``weights_path``, read without unpickling code."""
     try:
         weights = torch.load(weights_path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
@@ -67,6 +68,7 @@ def read_weights(weights_path: Path, map_location: Any) -> dict[str, torch.Tenso
 def split_weights(
     weights: dict[str, torch.Tensor], spec: dict[str, Any], weights_path: Path
 ) -> tuple[list[dict[str, torch.Tensor]], dict[int, dict[str, torch.Tensor]]]:
+    """Each model's state (``"<i>.<key>"``) and each node's own (``"node<id>.<key>"``)."""
     models: list[dict[str, torch.Tensor]] = [{} for _ in spec["models"]]
     nodes: dict[int, dict[str, torch.Tensor]] = {}
     stray = []
