@@ -16,7 +16,6 @@ from scipy.stats import norm
 
 from hierclass.theory import (
     PRFECCTask,
-    RepetitionCode,
     SimulatedAccuracy,
     TsiprasDistribution,
     fig9_markdown,
@@ -34,6 +33,7 @@ from hierclass.theory import (
     standard_rule,
     theorem1_bound,
 )
+from hierclass.theory.prf_ecc import RepetitionCode
 
 ALPHA = 1e-3
 

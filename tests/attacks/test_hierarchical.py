@@ -21,12 +21,12 @@ from hierclass.attacks import (
     budgeted_attack,
     evaluate_flat,
     evaluate_hierarchy,
-    is_attackable,
     joint_attack,
     node_attacks,
     robustness_table,
     sequential_attack,
 )
+from hierclass.attacks.threat_model import is_attackable
 
 EPS = 0.1
 

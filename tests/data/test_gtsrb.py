@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hierclass.data import (
-    GTSRB_CLASSES,
-    GTSRB_NAMES,
-    GTSRB_SHAPE_IDS,
-    GTSRB_SHAPE_OF,
-    SHAPES,
-    gtsrb_shape_partition,
-)
+from hierclass.data import GTSRB_NAMES, SHAPES, gtsrb_shape_partition
+from hierclass.data.gtsrb import GTSRB_CLASSES, GTSRB_SHAPE_IDS, GTSRB_SHAPE_OF
 
 
 def test_table_covers_the_43_classes_in_order() -> None:

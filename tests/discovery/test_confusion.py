@@ -9,11 +9,11 @@ from sklearn.metrics import confusion_matrix
 
 from hierclass.discovery import (
     DiscoveryError,
-    confusion_affinity,
     confusion_from_predictions,
     confusion_partition,
     model_confusion_matrix,
 )
+from hierclass.discovery.confusion import confusion_affinity
 
 
 def planted_confusion(classes, *, per_label=500, acc=0.7, within=0.8, seed=0):

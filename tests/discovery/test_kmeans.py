@@ -15,8 +15,8 @@ from hierclass.discovery import (
     KMeansDiscovery,
     kmeans_partition,
     model_kmeans_partition,
-    repartition_labels,
 )
+from hierclass.discovery.kmeans import repartition_labels
 
 PLANTED = ((0, 2, 3, 5, 6, 8), (1, 4, 7, 9))
 

@@ -10,7 +10,8 @@ natural / adversarial / budgeted table of the paper's §V (Tables I and II); for
 
 One algorithm per module: ``pgd``, ``sequential``, ``joint``, ``node`` (single-node and
 budgeted), ``evaluate`` (the report), over the base class in ``base`` and the threat model in
-``threat_model``.
+``threat_model``. Helpers such as :func:`~hierclass.attacks.threat_model.is_attackable` stay
+importable from their modules.
 """
 
 from hierclass.attacks.base import Attack
@@ -20,7 +21,6 @@ from hierclass.attacks.node import budgeted_attack, node_attacks
 from hierclass.attacks.pgd import PGD
 from hierclass.attacks.report import AttackResult, RobustnessReport, robustness_table
 from hierclass.attacks.sequential import sequential_attack
-from hierclass.attacks.threat_model import is_attackable
 
 __all__ = [
     "PGD",
@@ -30,7 +30,6 @@ __all__ = [
     "budgeted_attack",
     "evaluate_flat",
     "evaluate_hierarchy",
-    "is_attackable",
     "joint_attack",
     "node_attacks",
     "robustness_table",

@@ -3,7 +3,8 @@
 * Embedded (no files needed): :func:`load_digits`, :func:`load_mnist_subset`.
 * From a root directory you provide: :func:`load_mnist`, :func:`load_cifar10`,
   :func:`load_gtsrb` (never download unless ``download=True``).
-* GTSRB class table, shape invariant and speed-limit rule: :mod:`hierclass.data.gtsrb`.
+* GTSRB shape invariant and speed-limit rule; the full class tables (``GTSRB_CLASSES``,
+  ``GTSRB_SHAPE_OF``, ``SPEED_LIMIT_LABELS``, ...) are in :mod:`hierclass.data.gtsrb`.
 * Simulators of the paper's case studies: :mod:`hierclass.data.roadsigns`,
   :mod:`hierclass.data.speaker` (imported on first use).
 """
@@ -14,13 +15,9 @@ from hierclass._lazy import lazy_exports
 
 from .embedded import EmbeddedDataset, load_digits, load_mnist_subset
 from .gtsrb import (
-    GTSRB_CLASSES,
     GTSRB_NAMES,
-    GTSRB_SHAPE_IDS,
-    GTSRB_SHAPE_OF,
     LOCATION_NAMES,
     SHAPES,
-    SPEED_LIMIT_LABELS,
     gtsrb_shape_partition,
     speed_limit_partition,
     speed_limit_rule,
@@ -42,12 +39,8 @@ __all__ = [
     "CIFAR10_CLASSES",
     "GENDER_NAMES",
     "LOCATION_NAMES",
-    "SPEED_LIMIT_LABELS",
     "EmbeddedDataset",
-    "GTSRB_CLASSES",
     "GTSRB_NAMES",
-    "GTSRB_SHAPE_IDS",
-    "GTSRB_SHAPE_OF",
     "RoadSignBatch",
     "RoadSignSimulator",
     "SHAPES",

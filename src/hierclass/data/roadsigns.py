@@ -13,12 +13,12 @@ is not public, so hierclass ships a simulator that keeps the structure that matt
   sign stands, so a :class:`~hierclass.RuleRouter` can narrow circular signs to speed limits.
 
 Everything is simulated; numbers obtained on it are not the paper's KITTI numbers. The class
-table and the shape invariant itself live in :mod:`hierclass.data.gtsrb`.
+table and the shape invariant itself live in :mod:`hierclass.data.gtsrb`. This module draws the
+scenes and assembles the batch; the camera and the LiDAR are ``hierclass.data._roadsigns``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -27,6 +27,8 @@ import numpy as np
 import torch
 
 from hierclass._utils.checks import positive_int
+from hierclass.data._roadsigns.camera import render_images
+from hierclass.data._roadsigns.lidar import scan_plates
 
 # The speed-limit table and rule are GTSRB's; re-exported here, where they used to live.
 from .gtsrb import (
@@ -48,117 +50,7 @@ __all__ = [
 ]
 
 
-_SPEED_TEXT = {0: "20", 1: "30", 2: "50", 3: "60", 4: "70", 5: "80", 6: "80", 7: "100", 8: "120"}
-
-# A 3x5 digit font: enough for the speed-limit numbers and legible at 32x32.
-_DIGITS = {
-    "0": ("111", "101", "101", "101", "111"),
-    "1": ("010", "110", "010", "010", "111"),
-    "2": ("111", "001", "111", "100", "111"),
-    "3": ("111", "001", "111", "001", "111"),
-    "5": ("111", "100", "111", "001", "111"),
-    "6": ("111", "100", "111", "101", "111"),
-    "7": ("111", "001", "010", "010", "010"),
-    "8": ("111", "101", "111", "101", "111"),
-}
-
-_RED = (0.80, 0.08, 0.10)
-_WHITE = (0.95, 0.95, 0.93)
-_BLACK = (0.06, 0.06, 0.08)
-_BLUE = (0.08, 0.25, 0.70)
-_YELLOW = (0.98, 0.78, 0.08)
-_GREY = (0.45, 0.45, 0.47)
-
-# Plate circumradius in metres (the radius of the circle through the corners), per shape:
-# 60 cm discs and octagons, 90 cm triangles, 60 cm-sided diamonds.
-_PLATE_RADIUS_M = np.array([0.30, 0.52, 0.52, 0.32, 0.42])
-# Border width as a fraction of the circumradius, per shape.
-_BORDER = np.array([0.20, 0.28, 0.28, 0.08, 0.16])
-# Half-height of the pictogram box in plate units, per shape (triangles have little room).
-_GLYPH_HALF = np.array([0.42, 0.22, 0.20, 0.30, 0.40])
-_GLYPH_CENTER_Y = np.array([0.0, -0.10, 0.12, 0.0, 0.0])
-_GLYPH_ROWS, _GLYPH_COLS = 5, 11
-_OCT_INRADIUS = math.cos(math.pi / 8)
-_CHUNK = 1024
-
-
-def _text_bitmap(text: str) -> np.ndarray:
-    columns: list[np.ndarray] = []
-    for i, ch in enumerate(text):
-        if i:
-            columns.append(np.zeros((5, 1)))
-        columns.append(np.array([[c == "1" for c in row] for row in _DIGITS[ch]], dtype=float))
-    return np.concatenate(columns, axis=1)
-
-
-def _class_appearance() -> tuple[np.ndarray, ...]:
-    """Colours and pictograms of the 43 classes (fixed; does not depend on any seed)."""
-    border = np.empty((43, 3))
-    interior = np.empty((43, 3))
-    ink = np.empty((43, 3))
-    glyph = np.zeros((43, _GLYPH_ROWS, _GLYPH_COLS))
-    glyph_cols = np.full(43, 5)
-    # Pictograms are fixed random 5x5 patterns (seeded by the class id), distinct from each other.
-    pict = np.random.default_rng(1234)
-    seen: set[bytes] = set()
-    for c in range(43):
-        border[c], interior[c], ink[c] = _RED, _WHITE, _BLACK
-        if c in _SPEED_TEXT:
-            bitmap = _text_bitmap(_SPEED_TEXT[c])
-        elif c in (13, 15):  # yield and "no vehicles" are blank inside
-            bitmap = np.zeros((5, 5))
-        else:
-            while True:
-                bitmap = (pict.random((5, 5)) < 0.45).astype(float)
-                key = bitmap.tobytes()
-                if bitmap.sum() >= 6 and key not in seen:
-                    seen.add(key)
-                    break
-        if c == 6 or c in (32, 41, 42):  # "end of" signs: white, grey ink, black diagonal
-            border[c], ink[c] = _BLACK, _GREY
-            if c == 32:
-                bitmap = np.zeros((5, 5))
-        if 33 <= c <= 40:  # mandatory: blue disc, white arrow-like pictogram
-            border[c], interior[c], ink[c] = _BLUE, _BLUE, _WHITE
-        if c == 12:  # priority road: white rim, yellow centre, no pictogram
-            border[c], interior[c] = _WHITE, _YELLOW
-            bitmap = np.zeros((5, 5))
-        if c == 14:  # stop: red plate, white lettering
-            border[c], interior[c], ink[c] = _WHITE, _RED, _WHITE
-        if c == 17:  # no entry: red disc with a white bar
-            border[c], interior[c], ink[c] = _RED, _RED, _WHITE
-            bitmap = np.zeros((5, 5))
-            bitmap[2, :] = 1.0
-        glyph[c, :, : bitmap.shape[1]] = bitmap
-        glyph_cols[c] = bitmap.shape[1]
-    return border, interior, ink, glyph, glyph_cols
-
-
-_BORDER_RGB, _INTERIOR_RGB, _INK_RGB, _GLYPHS, _GLYPH_COLS_OF = _class_appearance()
-_DIAGONAL = np.zeros(43, dtype=bool)
-_DIAGONAL[[6, 32, 41, 42]] = True
-
-
-def _shape_radius(shape_id: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Gauge function of each plate shape (circumradius 1): a point is on the plate iff <= 1.
-
-    ``shape_id`` is ``[N]``; ``x`` and ``y`` are ``[N, ...]`` plate coordinates (y points up).
-    """
-    out = np.empty(np.broadcast_shapes(x.shape, y.shape), dtype=np.result_type(x, y))
-    for k in np.unique(shape_id):  # evaluate each sample's own shape only
-        rows = shape_id == k
-        sx, sy = x[rows], y[rows]
-        ax, ay = np.abs(sx), np.abs(sy)
-        if k == 0:  # circle
-            out[rows] = np.sqrt(sx * sx + sy * sy)
-        elif k in (1, 2):  # equilateral triangle: inradius 1/2, edge normals at -90, 30, 150 deg
-            sy = sy if k == 1 else -sy
-            out[rows] = np.maximum(-sy, 0.5 * sy + 0.8660254 * ax) / 0.5
-        elif k == 3:  # octagon with a flat top
-            out[rows] = np.maximum(np.maximum(ax, ay), (ax + ay) / math.sqrt(2.0)) / _OCT_INRADIUS
-        else:  # diamond
-            out[rows] = ax + ay
-    return out
+_CHUNK = 1024  # signs rendered at once
 
 
 @dataclass(frozen=True)
@@ -392,11 +284,22 @@ class RoadSignSimulator:
         shape = np.asarray(GTSRB_SHAPE_IDS)[labels]
         yaw = np.deg2rad(rng.uniform(-self.max_view_angle, self.max_view_angle, n))
         distance = rng.uniform(*self.distance_range, n)
+        camera = {
+            "image_size": self.image_size,
+            "pixel_noise": self.pixel_noise,
+            "lighting": self.lighting,
+        }
+        scanner = {
+            "num_points": self.num_points,
+            "beam_spacing_deg": self.beam_spacing_deg,
+            "range_noise": self.range_noise,
+            "dropout": self.dropout,
+        }
         images, clouds, counts = [], [], []
         for start in range(0, n, _CHUNK):  # chunks bound the memory of the per-pixel arrays
             part = slice(start, start + _CHUNK)
-            images.append(self._image(labels[part], shape[part], yaw[part], rng))
-            cloud, count = self._lidar(shape[part], yaw[part], distance[part], rng)
+            images.append(render_images(labels[part], shape[part], yaw[part], rng, **camera))
+            cloud, count = scan_plates(shape[part], yaw[part], distance[part], rng, **scanner)
             clouds.append(cloud)
             counts.append(count)
         image, lidar, returns = (np.concatenate(a) for a in (images, clouds, counts))
@@ -414,111 +317,6 @@ class RoadSignSimulator:
             view_angle=torch.from_numpy(np.rad2deg(yaw).astype(np.float32)),
             num_returns=torch.from_numpy(returns.astype(np.int64)),
         )
-
-    def _image(
-        self, labels: np.ndarray, shape: np.ndarray, yaw: np.ndarray, rng: np.random.Generator
-    ) -> np.ndarray:
-        n, s = labels.size, self.image_size
-        coords = (np.arange(s) + 0.5) / s * 2.0 - 1.0
-        u = coords[None, None, :]  # right
-        v = -coords[None, :, None]  # up (image rows go down)
-        scale = rng.uniform(0.70, 0.92, n)[:, None, None]
-        tx, ty = (rng.uniform(-0.08, 0.08, (2, n)))[:, :, None, None]
-        roll = np.deg2rad(rng.uniform(-8, 8, n))[:, None, None]
-        du, dv = (u - tx) / scale, (v - ty) / scale
-        x = (np.cos(roll) * du + np.sin(roll) * dv) / np.cos(yaw)[:, None, None]
-        y = -np.sin(roll) * du + np.cos(roll) * dv
-        r = _shape_radius(shape, x, y)  # [N, S, S]
-        pixel = 2.0 / (s * scale)  # one pixel in plate units: soft edges over about a pixel
-        on_plate = _smoothstep((1.0 - r) / pixel)
-        inner = 1.0 - _BORDER[shape][:, None, None]
-        in_interior = _smoothstep((inner - r) / pixel)
-
-        half = _GLYPH_HALF[shape][:, None, None]
-        cols = _GLYPH_COLS_OF[labels][:, None, None]
-        half_w = half * cols / _GLYPH_ROWS
-        gy = y - _GLYPH_CENTER_Y[shape][:, None, None]
-        col = np.floor((x + half_w) / (2 * half_w) * cols).astype(np.int64)
-        row = np.floor((half - gy) / (2 * half) * _GLYPH_ROWS).astype(np.int64)
-        inside = (col >= 0) & (col < cols) & (row >= 0) & (row < _GLYPH_ROWS)
-        ink = _GLYPHS[
-            labels[:, None, None], row.clip(0, _GLYPH_ROWS - 1), col.clip(0, _GLYPH_COLS - 1)
-        ]
-        ink = ink * inside
-        diag = _DIAGONAL[labels][:, None, None] & (np.abs(x + y) < 0.12 * np.sqrt(2.0))
-        ink = np.maximum(ink, diag) * (r < inner)
-
-        lab = labels[:, None, None]
-        sign = (
-            _BORDER_RGB[lab] * (on_plate - in_interior)[..., None]
-            + _INTERIOR_RGB[lab] * (in_interior * (1 - ink))[..., None]
-            + np.where(diag[..., None], _BLACK, _INK_RGB[lab]) * (in_interior * ink)[..., None]
-        )
-        # Background: a random colour with a random linear gradient (sky, foliage, buildings).
-        base = rng.uniform(0.1, 0.8, (n, 1, 1, 3))
-        grad = rng.normal(0.0, 0.15, (n, 2, 1, 1, 1))
-        background = base + grad[:, 0] * u[..., None] + grad[:, 1] * v[..., None]
-        img = background * (1 - on_plate)[..., None] + sign
-        # Lighting: global brightness, per-channel colour cast, a soft shadow gradient.
-        bright = rng.uniform(*self.lighting, (n, 1, 1, 1))
-        cast = rng.uniform(0.85, 1.15, (n, 1, 1, 3))
-        shadow = 1.0 + rng.normal(0.0, 0.12, (n, 1, 1, 1)) * (u + v)[..., None]
-        img = img * bright * cast * shadow
-        img = img + rng.normal(0.0, self.pixel_noise, img.shape) if self.pixel_noise else img
-        # The camera saturates: intensities outside [0, 1] are clipped by the sensor model.
-        return np.ascontiguousarray(np.clip(img, 0.0, 1.0).transpose(0, 3, 1, 2), dtype=np.float32)
-
-    def _lidar(
-        self, shape: np.ndarray, yaw: np.ndarray, distance: np.ndarray, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray]:
-        n, p = shape.size, self.num_points
-        radius = _PLATE_RADIUS_M[shape] * rng.uniform(0.9, 1.1, n)
-        cos_yaw, sin_yaw = np.cos(yaw)[:, None], np.sin(yaw)[:, None]
-        step_v, step_h = np.deg2rad(self.beam_spacing_deg)
-        # A scan grid (beam rows x azimuth steps) in the plane facing the sensor, with a random
-        # phase; its spacing grows with distance. Sized for the widest plate of the chunk.
-        dv, dh = distance * step_v, distance * step_h
-        k_v = int(np.ceil((2 * radius / dv).max())) + 2
-        k_h = int(np.ceil((2 * radius * cos_yaw[:, 0] / dh).max())) + 2
-        phase = rng.uniform(-0.5, 0.5, (2, n, 1))
-        rows = ((np.arange(k_v) - (k_v - 1) / 2)[None] + phase[0]) * dv[:, None]  # [n, k_v], y
-        cols = ((np.arange(k_h) - (k_h - 1) / 2)[None] + phase[1]) * dh[:, None]  # [n, k_h], x
-        # A beam hitting the facing plane at x meets the yawed plate at x / cos(yaw).
-        r = _shape_radius(
-            shape,
-            np.broadcast_to((cols / (cos_yaw * radius[:, None]))[:, None, :], (n, k_v, k_h)),
-            np.broadcast_to((rows / radius[:, None])[:, :, None], (n, k_v, k_h)),
-        )
-        hit = ((r <= 1.0) & (rng.random(r.shape, dtype=np.float32) >= self.dropout)).reshape(n, -1)
-        count = hit.sum(axis=1)
-        lacking = np.flatnonzero(count < 3)
-        if lacking.size:
-            raise RuntimeError(
-                f"{lacking.size} simulated signs got fewer than 3 LiDAR returns; lower dropout, "
-                f"the beam spacing or the far distance (got dropout={self.dropout}, "
-                f"beam_spacing_deg={self.beam_spacing_deg}, distance_range={self.distance_range})"
-            )
-        noise = rng.standard_normal(hit.shape, dtype=np.float32) * np.float32(self.range_noise)
-        # Resample the returns to exactly P points (with replacement, random order): the j-th
-        # return of sample i is flat[start[i] + j] in the row-major list of all hits.
-        flat = np.flatnonzero(hit)
-        start = np.cumsum(count) - count
-        pick = np.floor(rng.random((n, p)) * count[:, None]).astype(np.int64)
-        cell = flat[start[:, None] + pick] - (np.arange(n) * hit.shape[1])[:, None]
-        iv, ih = np.divmod(cell, k_h)
-        # Points on the plate in sensor coordinates (x right, y up, z away from the sensor).
-        px = np.take_along_axis(cols, ih, axis=1)
-        py = np.take_along_axis(rows, iv, axis=1)
-        pz = distance[:, None] + px / cos_yaw * sin_yaw
-        pts = np.stack([px, py, pz], axis=-1)
-        # Range noise moves each return along its beam (the same return keeps the same noise).
-        ray = pts / np.linalg.norm(pts, axis=-1, keepdims=True)
-        pts = pts + ray * np.take_along_axis(noise, cell, axis=1)[..., None]
-        return (pts - pts.mean(axis=1, keepdims=True)).astype(np.float32), count
-
-
-def _smoothstep(t: np.ndarray) -> np.ndarray:
-    return np.clip(t + 0.5, 0.0, 1.0)
 
 
 def _as_label_array(labels: Any, name: str) -> np.ndarray:

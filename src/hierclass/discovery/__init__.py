@@ -4,8 +4,10 @@
 - :class:`KMeansDiscovery`, :func:`kmeans_partition`, :func:`model_kmeans_partition`:
   Algorithm 1 of the paper (§V-A).
 - :func:`confusion_partition`: spectral clustering of a confusion matrix (App. D, HD-CNN).
-- :func:`search_partitions`: rank candidate partitions by the certified-radius gain of
-  renormalised leaves, subject to a learnable root (§VII, App. G).
+- :func:`propose_candidates` (``candidates``), :class:`LinearProbeRootScorer`
+  (``root_probe``), :class:`PartitionSearch` / :func:`search_partitions` (``search``): rank
+  candidate partitions by the certified-radius gain of renormalised leaves, subject to a
+  learnable root (§VII, App. G).
 
 Examples
 --------
@@ -17,43 +19,27 @@ Examples
 ((0, 1), (2, 3))
 """
 
+from hierclass.discovery.candidates import Candidate, propose_candidates
 from hierclass.discovery.confusion import (
-    check_confusion,
-    confusion_affinity,
     confusion_from_predictions,
     confusion_partition,
     model_confusion_matrix,
 )
 from hierclass.discovery.embeddings import extract_embeddings, list_layers
-from hierclass.discovery.kmeans import (
-    KMeansDiscovery,
-    kmeans_partition,
-    model_kmeans_partition,
-    repartition_labels,
-)
+from hierclass.discovery.kmeans import KMeansDiscovery, kmeans_partition, model_kmeans_partition
 from hierclass.discovery.report import ClusterSeparationError, DiscoveryError, DiscoveryReport
-from hierclass.discovery.search import (
-    Candidate,
-    LinearProbeRootScorer,
-    PartitionScore,
-    PartitionSearch,
-    propose_candidates,
-    search_partitions,
-)
+from hierclass.discovery.root_probe import LinearProbeRootScorer
+from hierclass.discovery.search import PartitionScore, PartitionSearch, search_partitions
 
 __all__ = [
     "Candidate",
-    "LinearProbeRootScorer",
-    "PartitionScore",
-    "PartitionSearch",
-    "propose_candidates",
-    "search_partitions",
     "ClusterSeparationError",
     "DiscoveryError",
     "DiscoveryReport",
     "KMeansDiscovery",
-    "check_confusion",
-    "confusion_affinity",
+    "LinearProbeRootScorer",
+    "PartitionScore",
+    "PartitionSearch",
     "confusion_from_predictions",
     "confusion_partition",
     "extract_embeddings",
@@ -61,5 +47,6 @@ __all__ = [
     "list_layers",
     "model_confusion_matrix",
     "model_kmeans_partition",
-    "repartition_labels",
+    "propose_candidates",
+    "search_partitions",
 ]

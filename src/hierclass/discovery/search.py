@@ -17,204 +17,17 @@ certifier.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from hierclass._utils.progress import progress
-from hierclass.discovery._validate import as_numpy, check_labels
-from hierclass.discovery.confusion import confusion_partition
-from hierclass.discovery.embeddings import extract_embeddings
-from hierclass.discovery.kmeans import kmeans_partition
-from hierclass.discovery.report import DiscoveryError, DiscoveryReport
+from hierclass.discovery._radii import certify_once, leaf_fields
+from hierclass.discovery._validate import check_labels
+from hierclass.discovery.candidates import Candidate
 from hierclass.partition import LabelPartition
-from hierclass.smoothing.analysis import average_certified_radius
-
-
-@dataclass
-class Candidate:
-    """A proposed partition and where it came from.
-
-    Attributes
-    ----------
-    source : str
-        E.g. ``"kmeans(layer=rest.3, k=2)"``, ``"confusion(k=2)"``, ``"user:shape"``.
-    partition : LabelPartition or None
-        ``None`` when discovery failed (then ``error`` says why).
-    report : DiscoveryReport or None
-    error : str or None
-
-    Examples
-    --------
-    >>> from hierclass.partition import LabelPartition
-    >>> Candidate("user:halves", LabelPartition([[0, 1], [2, 3]])).ok
-    True
-    """
-
-    source: str
-    partition: LabelPartition | None
-    report: DiscoveryReport | None = None
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.partition is not None
-
-
-def propose_candidates(
-    *,
-    model: nn.Module | None = None,
-    x: Any = None,
-    y: Any = None,
-    layers: Sequence[str] = (),
-    ks: Sequence[int] = (2,),
-    confusion: Any = None,
-    user: Mapping[str, LabelPartition] | None = None,
-    num_labels: int | None = None,
-    batch_size: int = 256,
-    **kmeans_options: Any,
-) -> list[Candidate]:
-    """Candidates from k-means at several layers and ``k``, a confusion matrix, and the user.
-
-    Discovery failures (unseparated clusters, a cluster owning no label, ...) are kept as
-    candidates with ``partition=None`` and the error, so the search table shows them.
-
-    Parameters
-    ----------
-    model, x, y : optional
-        Network, inputs and labels for Algorithm 1 (needed when ``layers`` is non-empty).
-    layers : sequence of str
-        Layers to cluster (see :func:`~hierclass.discovery.list_layers`).
-    ks : sequence of int, default (2,)
-        Numbers of classes to try, for k-means and for the confusion matrix.
-    confusion : array-like [L, L], optional
-        Confusion matrix for spectral clustering.
-    user : mapping name -> LabelPartition, optional
-        Hand-made proposals (domain knowledge).
-    num_labels : int, optional
-    batch_size : int, default 256
-        For embedding extraction.
-    **kmeans_options
-        Passed to :class:`~hierclass.discovery.KMeansDiscovery`.
-
-    Returns
-    -------
-    list of Candidate
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> c = np.full((4, 4), 1.0) + np.kron(np.eye(2), np.full((2, 2), 20.0))
-    >>> [cand.source for cand in propose_candidates(confusion=c, ks=(2, 3))]
-    ['confusion(k=2)', 'confusion(k=3)']
-    """
-    out: list[Candidate] = []
-    if layers:
-        if model is None or x is None or y is None:
-            raise ValueError("k-means candidates need model, x and y")
-        embeddings = extract_embeddings(model, x, list(layers), batch_size=batch_size)
-        for layer in layers:
-            for k in ks:
-                source = f"kmeans(layer={layer}, k={k})"
-                try:
-                    part, rep = kmeans_partition(
-                        embeddings[layer],
-                        y,
-                        k,
-                        num_labels=num_labels,
-                        layer=layer,
-                        **kmeans_options,
-                    )
-                    out.append(Candidate(source, part, rep))
-                except DiscoveryError as err:
-                    out.append(Candidate(source, None, err.report, str(err)))
-    if confusion is not None:
-        for k in ks:
-            source = f"confusion(k={k})"
-            try:
-                part, rep = confusion_partition(confusion, k)
-                out.append(Candidate(source, part, rep))
-            except DiscoveryError as err:
-                out.append(Candidate(source, None, err.report, str(err)))
-    for name, part in (user or {}).items():
-        if not isinstance(part, LabelPartition):
-            raise TypeError(f"user proposal {name!r} must be a LabelPartition, got {type(part)}")
-        out.append(Candidate(f"user:{name}", part))
-    return out
-
-
-class LinearProbeRootScorer:
-    """Root learnability: held-out accuracy of a logistic-regression root on given features.
-
-    A cheap stand-in for training a root network per candidate: features can be flattened
-    inputs or a network's embeddings. The probe is fitted on ``(x_train, class_of(y_train))``
-    and scored on the held-out pair.
-
-    Parameters
-    ----------
-    x_train, x_val : array-like or Tensor [N, ...]
-        Features (flattened to ``[N, D]`` here, as a probe reads vectors).
-    y_train, y_val : array-like or Tensor [N]
-        Fine labels.
-    max_iter : int, default 500
-    C : float, default 1.0
-        Inverse regularisation strength.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from hierclass.partition import LabelPartition
-    >>> rng = np.random.default_rng(0)
-    >>> y = np.repeat(np.arange(4), 30)
-    >>> x = np.array([[0.0], [0.1], [3.0], [3.1]])[y] + 0.05 * rng.standard_normal((120, 1))
-    >>> scorer = LinearProbeRootScorer(x[::2], y[::2], x[1::2], y[1::2])
-    >>> scorer(LabelPartition([[0, 1], [2, 3]]))
-    1.0
-    """
-
-    def __init__(
-        self,
-        x_train: Any,
-        y_train: Any,
-        x_val: Any,
-        y_val: Any,
-        *,
-        max_iter: int = 500,
-        C: float = 1.0,
-    ) -> None:
-        self.x_train = self._features(x_train, "x_train")
-        self.x_val = self._features(x_val, "x_val")
-        self.y_train, _ = check_labels(y_train, self.x_train.shape[0], None)
-        self.y_val, _ = check_labels(y_val, self.x_val.shape[0], None)
-        if self.x_train.shape[1] != self.x_val.shape[1]:
-            raise ValueError(
-                f"x_train has {self.x_train.shape[1]} features, x_val {self.x_val.shape[1]}"
-            )
-        self.max_iter = max_iter
-        self.C = C
-
-    @staticmethod
-    def _features(x: Any, name: str) -> np.ndarray:
-        arr = as_numpy(x, name)
-        if arr.ndim < 2:
-            raise ValueError(f"{name} must be [N, ...] with a feature dimension, got {arr.shape}")
-        arr = arr.reshape(arr.shape[0], -1).astype(np.float64)
-        if not np.isfinite(arr).all():
-            raise ValueError(f"{name} contains NaN or inf")
-        return arr
-
-    def __call__(self, partition: LabelPartition) -> float:
-        """Held-out accuracy of the probe root for ``partition``."""
-        from sklearn.linear_model import LogisticRegression
-
-        target = np.asarray(partition.class_of(self.y_train))
-        probe = LogisticRegression(max_iter=self.max_iter, C=self.C)
-        probe.fit(self.x_train, target)
-        return float((probe.predict(self.x_val) == partition.class_of(self.y_val)).mean())
 
 
 @dataclass
@@ -378,9 +191,43 @@ class PartitionSearch:
         -------
         self
         """
-        from hierclass.smoothing import Smooth, clopper_pearson_lower
-        from hierclass.smoothing.bounds import cohen_radius
+        yy, num_labels = self._check(x, y)
+        scores, failed = _merge(candidates, num_labels)
+        subsets = sorted({cls for s in scores for cls in s.partition.classes if len(cls) > 1})
+        radii = certify_once(
+            self.flat_model,
+            x,
+            yy,
+            num_labels,
+            subsets,
+            sigma=self.sigma,
+            n0=self.n0,
+            n=self.n,
+            alpha=self.alpha,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            verbose=self.verbose,
+        )
+        counts = np.bincount(yy, minlength=num_labels)
+        for score in scores:
+            for name, value in leaf_fields(score.partition, radii, yy).items():
+                setattr(score, name, value)
+            self._score_root(score, counts)
+        # Infeasible roots rank last; ties in gain go to fewer classes (a simpler root).
+        ranked = sorted(
+            scores, key=lambda s: (not s.feasible, -s.acr_gain, s.partition.num_classes)
+        )
+        for rank, score in enumerate(ranked, start=1):
+            score.rank = rank
+        self.scores_ = ranked + failed
+        self.best_ = next((s for s in ranked if s.feasible), None)
+        self.flat_radii_ = radii.flat
+        self.radius_cap_ = radii.cap
+        self.subsets_ = tuple(subsets)
+        return self
 
+    def _check(self, x: Any, y: Any) -> tuple[np.ndarray, int]:
+        """Validate the settings and the certification set; the labels and their count."""
         if not callable(self.flat_model):
             raise TypeError("flat_model must be callable (inputs -> logits)")
         if not 0.0 <= float(self.min_root_accuracy) <= 1.0:
@@ -390,108 +237,21 @@ class PartitionSearch:
         yy, num_labels = check_labels(y, x.shape[0], self.num_labels)
         if x.shape[0] == 0:
             raise ValueError("x holds no inputs to certify")
-        cands = []
-        for i, c in enumerate(candidates):
-            if isinstance(c, LabelPartition):
-                c = Candidate(f"partition{i}", c)
-            elif not isinstance(c, Candidate):
-                raise TypeError(
-                    f"candidates must be Candidate or LabelPartition, got {type(c).__name__}"
-                )
-            cands.append(c)
-        for c in cands:
-            if c.partition is not None and c.partition.num_labels != num_labels:
-                raise ValueError(
-                    f"candidate {c.source!r} covers {c.partition.num_labels} labels, the model "
-                    f"has {num_labels}"
-                )
-        # Merge proposals that found the same partition (compared by their classes).
-        merged: dict[tuple, PartitionScore] = {}
-        failed: list[PartitionScore] = []
-        for c in cands:
-            if c.partition is None:
-                failed.append(PartitionScore((c.source,), None, error=c.error))
-                continue
-            key = tuple(sorted(c.partition.classes))
-            if key in merged:
-                merged[key].sources += (c.source,)
-            else:
-                merged[key] = PartitionScore((c.source,), c.partition)
-        subsets = sorted({cls for key in merged for cls in key if len(cls) > 1})
+        return yy, num_labels
 
-        smooth = Smooth(self.flat_model, num_labels, self.sigma, seed=self.seed)
-        cap = float(
-            cohen_radius(float(clopper_pearson_lower(self.n, self.n, self.alpha)), self.sigma)
-        )
-        results = smooth.certify_many(
-            list(x),
-            self.n0,
-            self.n,
-            self.alpha,
-            self.batch_size,
-            indices=range(x.shape[0]),
-            subsets=subsets or None,
-            methods=("cohen",),
-        )
-        flat = np.zeros(x.shape[0])
-        flat_ok = np.zeros(x.shape[0], dtype=bool)
-        leaf = {cls: np.zeros(x.shape[0]) for cls in subsets}
-        leaf_ok = {cls: np.zeros(x.shape[0], dtype=bool) for cls in subsets}
-        iterator = progress(results, "certify", self.verbose, total=x.shape[0])
-        for i, res in enumerate(iterator):
-            if res.label == int(yy[i]):
-                flat[i] = min(res.radius, cap)
-                flat_ok[i] = True
-            for cls in subsets:
-                cert = res.subset_certificates[("cohen", cls)]
-                if cert.label == int(yy[i]):
-                    leaf[cls][i] = min(cert.radius, cap)
-                    leaf_ok[cls][i] = True
-
-        counts = np.bincount(yy, minlength=num_labels)
-        for score in merged.values():
-            part = score.partition
-            owner = np.asarray(part.class_of(yy))
-            radii = np.empty(x.shape[0])
-            correct = np.empty(x.shape[0], dtype=bool)
-            for c, cls in enumerate(part.classes):
-                rows = owner == c
-                # a one-label leaf is constant: counted at the cap (see radius_cap_)
-                radii[rows] = cap if len(cls) == 1 else leaf[cls][rows]
-                correct[rows] = True if len(cls) == 1 else leaf_ok[cls][rows]
-            score.leaf_radii = radii
-            # the one ACR definition; radii were capped above, infinite ones count at the cap
-            score.flat_acr = average_certified_radius(flat, flat_ok, cap=cap)
-            score.leaf_acr = average_certified_radius(radii, correct, cap=cap)
-            score.acr_gain = score.leaf_acr - score.flat_acr
-            score.flat_accuracy = float(flat_ok.mean())
-            score.leaf_accuracy = float(correct.mean())
-            score.improved = int((radii > flat).sum())
-            score.worsened = int((radii < flat).sum())
-            class_counts = np.array([counts[list(cls)].sum() for cls in part.classes])
-            score.root_chance = float(class_counts.max() / class_counts.sum())
-            if self.root_scorer is not None:
-                acc = float(self.root_scorer(part))
-                if not 0.0 <= acc <= 1.0:
-                    raise ValueError(f"root_scorer returned {acc}, expected an accuracy in [0, 1]")
-                score.root_accuracy = acc
-                score.feasible = acc >= self.min_root_accuracy
-            else:
-                score.feasible = True
-
-        # Radius 0 for wrong/abstained samples; ties in gain go to fewer classes (simpler root).
-        ranked = sorted(
-            merged.values(),
-            key=lambda s: (not s.feasible, -s.acr_gain, s.partition.num_classes),
-        )
-        for rank, score in enumerate(ranked, start=1):
-            score.rank = rank
-        self.scores_ = ranked + failed
-        self.best_ = next((s for s in ranked if s.feasible), None)
-        self.flat_radii_ = flat
-        self.radius_cap_ = cap
-        self.subsets_ = tuple(subsets)
-        return self
+    def _score_root(self, score: PartitionScore, counts: np.ndarray) -> None:
+        """The root's side: chance level, held-out accuracy (if a scorer was given), feasible."""
+        part = score.partition
+        class_counts = np.array([counts[list(cls)].sum() for cls in part.classes])
+        score.root_chance = float(class_counts.max() / class_counts.sum())
+        if self.root_scorer is None:
+            score.feasible = True
+            return
+        acc = float(self.root_scorer(part))
+        if not 0.0 <= acc <= 1.0:
+            raise ValueError(f"root_scorer returned {acc}, expected an accuracy in [0, 1]")
+        score.root_accuracy = acc
+        score.feasible = acc >= self.min_root_accuracy
 
     def to_markdown(self) -> str:
         """The ranking as a markdown table (one row per candidate, failed ones last)."""
@@ -524,6 +284,40 @@ class PartitionSearch:
             )
         )
         return "\n".join(lines) + note
+
+
+def _merge(
+    candidates: Iterable[Candidate | LabelPartition], num_labels: int
+) -> tuple[list[PartitionScore], list[PartitionScore]]:
+    """One score per distinct partition (proposals that found the same classes are merged),
+    and one per failed discovery."""
+    merged: dict[tuple, PartitionScore] = {}
+    failed: list[PartitionScore] = []
+    cands = []
+    for i, c in enumerate(candidates):
+        if isinstance(c, LabelPartition):
+            c = Candidate(f"partition{i}", c)
+        elif not isinstance(c, Candidate):
+            raise TypeError(
+                f"candidates must be Candidate or LabelPartition, got {type(c).__name__}"
+            )
+        cands.append(c)
+    for c in cands:
+        if c.partition is not None and c.partition.num_labels != num_labels:
+            raise ValueError(
+                f"candidate {c.source!r} covers {c.partition.num_labels} labels, the model "
+                f"has {num_labels}"
+            )
+    for c in cands:
+        if c.partition is None:
+            failed.append(PartitionScore((c.source,), None, error=c.error))
+            continue
+        key = tuple(sorted(c.partition.classes))
+        if key in merged:
+            merged[key].sources += (c.source,)
+        else:
+            merged[key] = PartitionScore((c.source,), c.partition)
+    return list(merged.values()), failed
 
 
 def search_partitions(

@@ -9,6 +9,11 @@ per-level classes), :mod:`~hierclass.smoothing.runner` is the one data-set drive
 :mod:`~hierclass.smoothing.analysis` turns them into curves and tables, and
 :mod:`~hierclass.smoothing.hierarchy_metrics` into hierarchical precision/recall/F1, per-level
 (certified) accuracy and mistake severity.
+
+The package exports what a notebook calls; the parts behind it stay importable from their
+modules (e.g. the Clopper-Pearson bounds in :mod:`~hierclass.smoothing.bounds`, the TSV writer
+and the table checks in :mod:`~hierclass.smoothing.results` and
+:mod:`~hierclass.smoothing.analysis`).
 """
 
 from __future__ import annotations
@@ -22,8 +27,6 @@ _EXPORTS = {
     "certify_counts": "hierclass.smoothing.certificates",
     "ABSTAIN": "hierclass.smoothing.certificates",
     "subsets_of_size": "hierclass.smoothing.subsets",
-    "clopper_pearson_lower": "hierclass.smoothing.bounds",
-    "clopper_pearson_upper": "hierclass.smoothing.bounds",
     "certify_dataset": "hierclass.smoothing.runner",
     "certify_radii_dataset": "hierclass.smoothing.sequential_runner",
     "certify_hierarchy": "hierclass.smoothing.runner",
@@ -37,14 +40,12 @@ _EXPORTS = {
     "comparison_table": "hierclass.smoothing.analysis",
     "certified_accuracy": "hierclass.smoothing.analysis",
     "average_certified_radius": "hierclass.smoothing.analysis",
-    "check_results": "hierclass.smoothing.analysis",
     "hierarchical_precision_recall_f1": "hierclass.smoothing.hierarchy_metrics",
     "level_accuracy": "hierclass.smoothing.hierarchy_metrics",
     "path_certified_accuracy": "hierclass.smoothing.hierarchy_metrics",
     "mistake_severity": "hierclass.smoothing.hierarchy_metrics",
     "paths_from_results": "hierclass.smoothing.hierarchy_metrics",
     "hierarchy_report": "hierclass.smoothing.hierarchy_metrics",
-    "ResultWriter": "hierclass.smoothing.results",
     "read_results": "hierclass.smoothing.results",
 }
 

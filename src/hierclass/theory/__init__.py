@@ -7,8 +7,8 @@ Examples
 (0.8413, 0.19)
 """
 
-from hierclass.theory.fig9 import FIG9_COLUMNS, fig9_markdown, fig9_table, plot_fig9
-from hierclass.theory.prf_ecc import PRF, PRFECCTask, RepetitionCode, prf_ecc_comparison
+from hierclass.theory.fig9 import fig9_markdown, fig9_table, plot_fig9
+from hierclass.theory.prf_ecc import PRFECCTask, prf_ecc_comparison
 from hierclass.theory.simulation import SimulatedAccuracy, simulate_accuracy
 from hierclass.theory.tsipras import (
     LinearRule,
@@ -25,11 +25,8 @@ from hierclass.theory.tsipras import (
 )
 
 __all__ = [
-    "FIG9_COLUMNS",
-    "PRF",
     "LinearRule",
     "PRFECCTask",
-    "RepetitionCode",
     "SimulatedAccuracy",
     "TsiprasDistribution",
     "fig9_markdown",

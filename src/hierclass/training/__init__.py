@@ -17,7 +17,7 @@ from __future__ import annotations
 from hierclass._lazy import lazy_exports
 
 from .evaluate import evaluate_accuracy
-from .history import AdversarialHistory, TrainHistory
+from .history import TrainHistory
 from .loop import ChanceLevelWarning, TrainingDiverged
 from .standard import fit
 
@@ -25,11 +25,9 @@ from .standard import fit
 _LAZY = {
     "fit_adversarial": "hierclass.training.adversarial",
     "fit_yopo": "hierclass.training.yopo",
-    "yopo_step": "hierclass.training.yopo",
 }
 
 __all__ = [
-    "AdversarialHistory",
     "ChanceLevelWarning",
     "TrainHistory",
     "TrainingDiverged",
@@ -37,7 +35,6 @@ __all__ = [
     "fit",
     "fit_adversarial",
     "fit_yopo",
-    "yopo_step",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
