@@ -9,6 +9,7 @@ from typing import Any, Union
 import torch
 from torch import nn
 
+from hierclass._utils.deferred import check_batch_or_defer
 from hierclass.batch import Batch, batch_device, batch_size, check_batch, index_batch
 from hierclass.inputs import InputRange, check_input_range
 from hierclass.nodes import Leaf, Node, Root, Router, SingletonLeaf
@@ -303,10 +304,10 @@ class Hierarchy:
             if isinstance(child, Hierarchy):
                 child._descend(x_k, rows_k, probs, labels, route, level + 1)
                 continue
-            p = torch.softmax(child(x_k), dim=1).to(probs.dtype)
+            p = torch.softmax(child(x_k), dim=1)
             index = torch.tensor(child.labels, device=probs.device)
-            probs[rows_k.unsqueeze(1), index.unsqueeze(0)] = p
-            labels[rows_k] = index[p.argmax(dim=1)]
+            probs[rows_k.unsqueeze(1), index.unsqueeze(0)] = p.to(probs.dtype)
+            labels[rows_k] = index[p.argmax(dim=1)]  # as _soft takes it
 
     def soft_forward(self, x: Batch) -> torch.Tensor:
         """Differentiable surrogate ``P(label) = P(route) * P(label | leaf)``, ``[B, num_labels]``.
@@ -316,22 +317,42 @@ class Hierarchy:
         it to trade off misrouting against misclassifying inside the class. Like
         :meth:`forward`, it refuses non-finite values but leaves the range to its callers.
         """
-        n = check_batch(x, input_range=self.input_range, check_range=False)
+        probs, _ = self.soft_forward_and_predict(x, check_range=False)
+        return probs
+
+    def soft_forward_and_predict(
+        self, x: Batch, *, check_range: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`soft_forward` and :meth:`predict` from one pass of every node on every sample.
+
+        The labels are those :meth:`predict` gives for nodes that treat samples independently
+        (eval mode), computed without routing sub-batches, so without a host synchronisation:
+        an attack's steps need both at each iterate (the gradient and the verdict). The input
+        is checked like :meth:`predict`'s (``check_range=False``: like :meth:`soft_forward`'s);
+        inside :func:`hierclass._utils.deferred.deferred_checks` (an attack's steps) the
+        checks of the input and of the nodes' scores are read once, when the block ends.
+        """
+        n = check_batch_or_defer(x, self.input_range, check_range, site=id(self))
         return self._soft(x, n)
 
-    def _soft(self, x: Batch, n: int) -> torch.Tensor:
-        route_p = torch.softmax(self.root(x), dim=1)
+    def _soft(self, x: Batch, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        scores = self.root(x)
+        route_p = torch.softmax(scores, dim=1)
+        choice = scores.argmax(dim=1)  # the hard route, as _descend takes it
         out = torch.zeros(n, self.num_labels, device=route_p.device, dtype=route_p.dtype)
+        labels = torch.full((n,), -1, dtype=torch.long, device=route_p.device)
         for k, child in enumerate(self.children):
             if isinstance(child, Hierarchy):
-                inner = child._soft(x, n)
+                inner, child_labels = child._soft(x, n)
                 width = min(inner.shape[1], out.shape[1])
                 out[:, :width] = out[:, :width] + route_p[:, k : k + 1] * inner[:, :width]
             else:
                 leaf_p = torch.softmax(child(x), dim=1)
                 index = torch.tensor(child.labels, device=out.device)
                 out = out.index_add(1, index, route_p[:, k : k + 1] * leaf_p)
-        return out
+                child_labels = index[leaf_p.argmax(dim=1)]
+            labels = torch.where(choice == k, child_labels, labels)
+        return out, labels
 
     def node_outputs(self, x: Batch) -> dict[NodePath, torch.Tensor]:
         """Each node's probabilities on every sample: ``{path: [B, node.num_outputs]}``."""

@@ -8,12 +8,14 @@ with ``input_key="lidar"`` the batch is a dict and the node reads ``x["lidar"]``
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from hierclass._utils.deferred import check_or_defer
 from hierclass.batch import Batch, batch_size
 from hierclass.inputs import check_logits
 from hierclass.partition import LabelPartition
@@ -100,8 +102,9 @@ class Node(nn.Module):
                 f"{self._name()} expected scores of shape [{n}, {self.num_outputs}] from its "
                 f"model, got {list(out.shape)}"
             )
-        if self._finite_scores:
-            check_logits(out, f"{self._name()}'s model")
+        if self._finite_scores:  # inside an attack's steps, read once at its end
+            what = f"{self._name()}'s model"
+            check_or_defer(partial(check_logits, what=what), out, _non_finite, (id(self), what))
         return out
 
     def _name(self) -> str:
@@ -111,6 +114,11 @@ class Node(nn.Module):
         """One line for the hierarchy's tree drawing."""
         key = f"[{self.input_key}]" if self.input_key else ""
         return f"{self._name()}{key}"
+
+
+def _non_finite(t: torch.Tensor) -> torch.Tensor:
+    """0-d bool, on the device: whether ``t`` holds ``nan`` or ``inf`` (``check_logits`` raises)."""
+    return ~torch.isfinite(t).all()
 
 
 def _check_model(model: Any, what: str) -> None:
