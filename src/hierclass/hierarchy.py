@@ -331,6 +331,16 @@ class Hierarchy:
         is checked like :meth:`predict`'s (``check_range=False``: like :meth:`soft_forward`'s);
         inside :func:`hierclass._utils.deferred.deferred_checks` (an attack's steps) the
         checks of the input and of the nodes' scores are read once, when the block ends.
+
+        Examples
+        --------
+        >>> from hierclass import LabelPartition, Router, Leaf
+        >>> h = Hierarchy(Router(nn.Linear(3, 2), LabelPartition([[0, 1], [2]])),
+        ...               [Leaf(nn.Linear(3, 2), [0, 1]), None])
+        >>> x = torch.rand(5, 3)
+        >>> probs, labels = h.soft_forward_and_predict(x)
+        >>> probs.shape, torch.equal(labels, h.predict(x))
+        (torch.Size([5, 3]), True)
         """
         n = check_batch_or_defer(x, self.input_range, check_range, site=id(self))
         return self._soft(x, n)
