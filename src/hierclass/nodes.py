@@ -121,6 +121,16 @@ def _non_finite(t: torch.Tensor) -> torch.Tensor:
     return ~torch.isfinite(t).all()
 
 
+def _outside_classes(ids: torch.Tensor, k: int) -> torch.Tensor:
+    return ((ids < 0) | (ids >= k)).any()
+
+
+def _check_class_ids(ids: torch.Tensor, k: int) -> None:
+    if bool(_outside_classes(ids, k)):
+        bad = ids[(ids < 0) | (ids >= k)].unique().tolist()
+        raise ValueError(f"RuleRouter's rule returned class ids {bad} outside 0..{k - 1}")
+
+
 def _check_model(model: Any, what: str) -> None:
     if not callable(model):
         raise TypeError(f"{what} must be an nn.Module or a callable, got {type(model).__name__}")
@@ -253,11 +263,12 @@ class RuleRouter(Router):
             )
         ids = ids.long().reshape(-1)
         k = self.partition.num_classes
-        if bool(((ids < 0) | (ids >= k)).any()):
-            bad = ids[(ids < 0) | (ids >= k)].unique().tolist()
-            raise ValueError(f"RuleRouter's rule returned class ids {bad} outside 0..{k - 1}")
+        check = partial(_check_class_ids, k=k)
+        check_or_defer(check, ids, partial(_outside_classes, k=k), (id(self), "class ids"))
         out = torch.full((ids.shape[0], k), float("-inf"), device=ids.device)
-        out[torch.arange(ids.shape[0], device=ids.device), ids] = 0.0
+        # an id outside 0..k-1 is refused (now, or where deferred checks end): until then the
+        # index stays in bounds (an out-of-bounds index would kill a CUDA context)
+        out[torch.arange(ids.shape[0], device=ids.device), ids.clamp(0, k - 1)] = 0.0
         return out
 
     def describe(self) -> str:

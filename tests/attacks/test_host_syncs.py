@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from hierclass import Hierarchy, LabelPartition, Leaf, Router
+from hierclass import Hierarchy, LabelPartition, Leaf, Router, RuleRouter
 from hierclass._utils.deferred import check_or_defer, deferred_checks
 from hierclass.attacks import PGD
 from hierclass.attacks._surrogate import TreeSurrogate
@@ -135,3 +135,28 @@ def test_a_failed_check_is_raised_before_an_error_it_caused() -> None:
 def test_checks_run_at_once_outside_the_block() -> None:
     with pytest.raises(ValueError, match="non-finite"):
         check_or_defer(check_logits, torch.full((1, 2), float("nan")), _flag, "s")
+
+
+def _rule_tree(rule) -> Hierarchy:
+    torch.manual_seed(0)
+    p = LabelPartition({"a": [0, 1], "b": [2, 3]})
+    return Hierarchy(
+        RuleRouter(rule, p), [Leaf(nn.Linear(6, 2), [0, 1]), Leaf(nn.Linear(6, 2), [2, 3])]
+    )
+
+
+def test_a_rule_router_does_not_sync_per_step(count_syncs) -> None:
+    h = _rule_tree(lambda x: (x[:, 1] > 0.5).long())
+    x, y = torch.rand(16, 6), torch.randint(0, 4, (16,))
+    assert _syncs_of(count_syncs, h, x, y, steps=12) == _syncs_of(count_syncs, h, x, y, steps=2)
+
+
+def test_a_rule_turning_out_of_range_mid_attack_is_still_refused() -> None:
+    h = _rule_tree(lambda x: (x[:, 0] > 0.55).long() * 5)  # class id 5 once x0 > 0.55
+    x = torch.full((4, 6), 0.5)
+    h.predict(x)  # fine at the clean input
+    with torch.no_grad():  # leaf "a" loses label 0 as x0 grows: PGD raises x0
+        h.children[0].model.weight.zero_()
+        h.children[0].model.weight[:, 0] = torch.tensor([-1.0, 1.0])
+    with pytest.raises(ValueError, match=r"rule returned class ids \[5\] outside 0..1"):
+        PGD(h, eps=0.2, alpha=0.1, steps=3, random_start=False)(x, torch.zeros(4, dtype=torch.long))
