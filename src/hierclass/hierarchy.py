@@ -138,6 +138,7 @@ class Hierarchy:
         self.root = root
         self.children: tuple[Leaf | Hierarchy, ...] = tuple(resolved)
         self.input_range: InputRange = input_range
+        self._label_index: dict[tuple[int, torch.device], tuple[Leaf, torch.Tensor]] = {}
 
     # ------------------------------------------------------------------ structure
     @property
@@ -305,7 +306,7 @@ class Hierarchy:
                 child._descend(x_k, rows_k, probs, labels, route, level + 1)
                 continue
             p = torch.softmax(child(x_k), dim=1)
-            index = torch.tensor(child.labels, device=probs.device)
+            index = self._labels_of(k, probs.device)
             probs[rows_k.unsqueeze(1), index.unsqueeze(0)] = p.to(probs.dtype)
             labels[rows_k] = index[p.argmax(dim=1)]  # as _soft takes it
 
@@ -325,12 +326,10 @@ class Hierarchy:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`soft_forward` and :meth:`predict` from one pass of every node on every sample.
 
-        The labels are those :meth:`predict` gives for nodes that treat samples independently
-        (eval mode), computed without routing sub-batches, so without a host synchronisation:
-        an attack's steps need both at each iterate (the gradient and the verdict). The input
-        is checked like :meth:`predict`'s (``check_range=False``: like :meth:`soft_forward`'s);
-        inside :func:`hierclass._utils.deferred.deferred_checks` (an attack's steps) the
-        checks of the input and of the nodes' scores are read once, when the block ends.
+        The labels are :meth:`predict`'s for nodes that treat samples independently (eval
+        mode), found without routed sub-batches, so without a host sync: what an attack step
+        needs. Input checked as by :meth:`predict` (``check_range=False``: :meth:`soft_forward`);
+        inside an attack the checks are read once, at its end (``_utils.deferred``).
 
         Examples
         --------
@@ -358,11 +357,21 @@ class Hierarchy:
                 out[:, :width] = out[:, :width] + route_p[:, k : k + 1] * inner[:, :width]
             else:
                 leaf_p = torch.softmax(child(x), dim=1)
-                index = torch.tensor(child.labels, device=out.device)
+                index = self._labels_of(k, out.device)
                 out = out.index_add(1, index, route_p[:, k : k + 1] * leaf_p)
                 child_labels = index[leaf_p.argmax(dim=1)]
             labels = torch.where(choice == k, child_labels, labels)
         return out, labels
+
+    def _labels_of(self, k: int, device: torch.device) -> torch.Tensor:
+        """Leaf ``k``'s labels as an index on ``device``, made once (a normal tensor, not an
+        inference one: autograd may save it)."""
+        leaf, hit = self.children[k], self._label_index.get((k, device))
+        if hit is None or hit[0] is not leaf:
+            with torch.inference_mode(False):
+                hit = (leaf, torch.tensor(leaf.labels, device=device))
+            self._label_index[(k, device)] = hit
+        return hit[1]
 
     def node_outputs(self, x: Batch) -> dict[NodePath, torch.Tensor]:
         """Each node's probabilities on every sample: ``{path: [B, node.num_outputs]}``."""

@@ -160,3 +160,11 @@ def test_a_rule_turning_out_of_range_mid_attack_is_still_refused() -> None:
         h.children[0].model.weight[:, 0] = torch.tensor([-1.0, 1.0])
     with pytest.raises(ValueError, match=r"rule returned class ids \[5\] outside 0..1"):
         PGD(h, eps=0.2, alpha=0.1, steps=3, random_start=False)(x, torch.zeros(4, dtype=torch.long))
+
+
+def test_a_tree_used_under_inference_mode_can_be_attacked_after() -> None:
+    h = _tree()
+    x, y = torch.rand(8, 6), torch.randint(0, 5, (8,))
+    with torch.inference_mode():
+        h.predict(x)  # whatever the tree keeps from this call must serve autograd later
+    PGD(h, eps=0.2, alpha=0.05, steps=2, seed=0)(x, y)
