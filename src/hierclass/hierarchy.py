@@ -9,6 +9,7 @@ from typing import Any, Union
 import torch
 from torch import nn
 
+from hierclass._utils.deferred import check_batch_or_defer
 from hierclass.batch import Batch, batch_device, batch_size, check_batch, index_batch
 from hierclass.inputs import InputRange, check_input_range
 from hierclass.nodes import Leaf, Node, Root, Router, SingletonLeaf
@@ -137,6 +138,7 @@ class Hierarchy:
         self.root = root
         self.children: tuple[Leaf | Hierarchy, ...] = tuple(resolved)
         self.input_range: InputRange = input_range
+        self._label_index: dict[tuple[int, torch.device], tuple[Leaf, torch.Tensor]] = {}
 
     # ------------------------------------------------------------------ structure
     @property
@@ -303,10 +305,10 @@ class Hierarchy:
             if isinstance(child, Hierarchy):
                 child._descend(x_k, rows_k, probs, labels, route, level + 1)
                 continue
-            p = torch.softmax(child(x_k), dim=1).to(probs.dtype)
-            index = torch.tensor(child.labels, device=probs.device)
-            probs[rows_k.unsqueeze(1), index.unsqueeze(0)] = p
-            labels[rows_k] = index[p.argmax(dim=1)]
+            p = torch.softmax(child(x_k), dim=1)
+            index = self._labels_of(k, probs.device)
+            probs[rows_k.unsqueeze(1), index.unsqueeze(0)] = p.to(probs.dtype)
+            labels[rows_k] = index[p.argmax(dim=1)]  # as _soft takes it
 
     def soft_forward(self, x: Batch) -> torch.Tensor:
         """Differentiable surrogate ``P(label) = P(route) * P(label | leaf)``, ``[B, num_labels]``.
@@ -316,22 +318,60 @@ class Hierarchy:
         it to trade off misrouting against misclassifying inside the class. Like
         :meth:`forward`, it refuses non-finite values but leaves the range to its callers.
         """
-        n = check_batch(x, input_range=self.input_range, check_range=False)
+        probs, _ = self.soft_forward_and_predict(x, check_range=False)
+        return probs
+
+    def soft_forward_and_predict(
+        self, x: Batch, *, check_range: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`soft_forward` and :meth:`predict` from one pass of every node on every sample.
+
+        The labels are :meth:`predict`'s for nodes that treat samples independently (eval
+        mode), found without routed sub-batches, so without a host sync: what an attack step
+        needs. Input checked as by :meth:`predict` (``check_range=False``: :meth:`soft_forward`);
+        inside an attack the checks are read once, at its end (``_utils.deferred``).
+
+        Examples
+        --------
+        >>> from hierclass import LabelPartition, Router, Leaf
+        >>> h = Hierarchy(Router(nn.Linear(3, 2), LabelPartition([[0, 1], [2]])),
+        ...               [Leaf(nn.Linear(3, 2), [0, 1]), None])
+        >>> x = torch.rand(5, 3)
+        >>> probs, labels = h.soft_forward_and_predict(x)
+        >>> probs.shape, torch.equal(labels, h.predict(x))
+        (torch.Size([5, 3]), True)
+        """
+        n = check_batch_or_defer(x, self.input_range, check_range, site=id(self))
         return self._soft(x, n)
 
-    def _soft(self, x: Batch, n: int) -> torch.Tensor:
-        route_p = torch.softmax(self.root(x), dim=1)
+    def _soft(self, x: Batch, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        scores = self.root(x)
+        route_p = torch.softmax(scores, dim=1)
+        choice = scores.argmax(dim=1)  # the hard route, as _descend takes it
         out = torch.zeros(n, self.num_labels, device=route_p.device, dtype=route_p.dtype)
+        labels = torch.full((n,), -1, dtype=torch.long, device=route_p.device)
         for k, child in enumerate(self.children):
             if isinstance(child, Hierarchy):
-                inner = child._soft(x, n)
+                inner, child_labels = child._soft(x, n)
                 width = min(inner.shape[1], out.shape[1])
                 out[:, :width] = out[:, :width] + route_p[:, k : k + 1] * inner[:, :width]
             else:
                 leaf_p = torch.softmax(child(x), dim=1)
-                index = torch.tensor(child.labels, device=out.device)
+                index = self._labels_of(k, out.device)
                 out = out.index_add(1, index, route_p[:, k : k + 1] * leaf_p)
-        return out
+                child_labels = index[leaf_p.argmax(dim=1)]
+            labels = torch.where(choice == k, child_labels, labels)
+        return out, labels
+
+    def _labels_of(self, k: int, device: torch.device) -> torch.Tensor:
+        """Leaf ``k``'s labels as an index on ``device``, made once (a normal tensor, not an
+        inference one: autograd may save it)."""
+        leaf, hit = self.children[k], self._label_index.get((k, device))
+        if hit is None or hit[0] is not leaf:
+            with torch.inference_mode(False):
+                hit = (leaf, torch.tensor(leaf.labels, device=device))
+            self._label_index[(k, device)] = hit
+        return hit[1]
 
     def node_outputs(self, x: Batch) -> dict[NodePath, torch.Tensor]:
         """Each node's probabilities on every sample: ``{path: [B, node.num_outputs]}``."""

@@ -8,12 +8,14 @@ with ``input_key="lidar"`` the batch is a dict and the node reads ``x["lidar"]``
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from hierclass._utils.deferred import check_or_defer
 from hierclass.batch import Batch, batch_size
 from hierclass.inputs import check_logits
 from hierclass.partition import LabelPartition
@@ -100,8 +102,9 @@ class Node(nn.Module):
                 f"{self._name()} expected scores of shape [{n}, {self.num_outputs}] from its "
                 f"model, got {list(out.shape)}"
             )
-        if self._finite_scores:
-            check_logits(out, f"{self._name()}'s model")
+        if self._finite_scores:  # inside an attack's steps, read once at its end
+            what = f"{self._name()}'s model"
+            check_or_defer(partial(check_logits, what=what), out, _non_finite, (id(self), what))
         return out
 
     def _name(self) -> str:
@@ -111,6 +114,21 @@ class Node(nn.Module):
         """One line for the hierarchy's tree drawing."""
         key = f"[{self.input_key}]" if self.input_key else ""
         return f"{self._name()}{key}"
+
+
+def _non_finite(t: torch.Tensor) -> torch.Tensor:
+    """0-d bool, on the device: whether ``t`` holds ``nan`` or ``inf`` (``check_logits`` raises)."""
+    return ~torch.isfinite(t).all()
+
+
+def _outside_classes(ids: torch.Tensor, k: int) -> torch.Tensor:
+    return ((ids < 0) | (ids >= k)).any()
+
+
+def _check_class_ids(ids: torch.Tensor, k: int) -> None:
+    if bool(_outside_classes(ids, k)):
+        bad = ids[(ids < 0) | (ids >= k)].unique().tolist()
+        raise ValueError(f"RuleRouter's rule returned class ids {bad} outside 0..{k - 1}")
 
 
 def _check_model(model: Any, what: str) -> None:
@@ -245,11 +263,12 @@ class RuleRouter(Router):
             )
         ids = ids.long().reshape(-1)
         k = self.partition.num_classes
-        if bool(((ids < 0) | (ids >= k)).any()):
-            bad = ids[(ids < 0) | (ids >= k)].unique().tolist()
-            raise ValueError(f"RuleRouter's rule returned class ids {bad} outside 0..{k - 1}")
+        check = partial(_check_class_ids, k=k)
+        check_or_defer(check, ids, partial(_outside_classes, k=k), (id(self), "class ids"))
         out = torch.full((ids.shape[0], k), float("-inf"), device=ids.device)
-        out[torch.arange(ids.shape[0], device=ids.device), ids] = 0.0
+        # an id outside 0..k-1 is refused (now, or where deferred checks end): until then the
+        # index stays in bounds (an out-of-bounds index would kill a CUDA context)
+        out[torch.arange(ids.shape[0], device=ids.device), ids.clamp(0, k - 1)] = 0.0
         return out
 
     def describe(self) -> str:

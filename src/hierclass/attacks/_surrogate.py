@@ -4,7 +4,10 @@ A hierarchy routes with a hard ``argmax``: its output (zeros outside the chosen 
 gradient towards another route, so an attack on it alone can only push a sample around inside
 the class it is already in. The surrogate ``log P(label) = log P(route) + log P(label | leaf)``
 (``h.soft_forward``) is differentiable everywhere and rises where the tree may switch route;
-the attack follows its gradient, and the real tree judges every iterate.
+the attack follows its gradient, and the real tree judges every iterate. In eval mode the
+verdict comes from the same pass (:meth:`~hierclass.Hierarchy.soft_forward_and_predict`: every
+node on every sample, no routed sub-batches), so an attack step costs one pass and no host
+synchronisation.
 """
 
 from __future__ import annotations
@@ -30,8 +33,12 @@ class Surrogate(nn.Module):
     #: Number of labels, when known before the first forward (labels are checked against it).
     num_classes: int | None = None
 
-    def judge(self, x: torch.Tensor) -> torch.Tensor:
-        """The real model's labels ``[B]`` for ``x`` (no gradient needed)."""
+    def judge(self, x: torch.Tensor, scores: torch.Tensor | None = None) -> torch.Tensor:
+        """The real model's labels ``[B]`` for ``x`` (no gradient needed).
+
+        ``scores``: what this surrogate's forward pass returned for ``x``, if the caller has
+        it (a surrogate may have judged ``x`` in that pass already).
+        """
         raise NotImplementedError
 
 
@@ -54,6 +61,8 @@ class TreeSurrogate(Surrogate):
         self.num_classes = h.num_labels
         #: tied to its batch's rows: it cannot run on a sub-batch (not even a one-row probe)
         self.whole_batch_only = rows_of is not None
+        #: (scores, labels) of the last eval-mode forward pass, for :meth:`judge`
+        self._verdict: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def _full(self, xm: torch.Tensor) -> Batch:
         if self.rows_of is None:
@@ -67,9 +76,24 @@ class TreeSurrogate(Surrogate):
         return {**self.rows_of, self.key: xm}
 
     def forward(self, xm: torch.Tensor) -> torch.Tensor:
-        return self.h.soft_forward(self._full(xm)).clamp_min(_LOG_FLOOR).log()
+        x = self._full(xm)
+        if self.h.training:  # routed sub-batches normalise differently: predict judges
+            self._verdict = None
+            return self.h.soft_forward(x).clamp_min(_LOG_FLOOR).log()
+        # eval mode: the tree's labels come from this pass (no second pass, no host sync)
+        probs, labels = self.h.soft_forward_and_predict(x)
+        scores = probs.clamp_min(_LOG_FLOOR).log()
+        self._verdict = (scores.detach(), labels)
+        return scores
 
-    def judge(self, xm: torch.Tensor) -> torch.Tensor:
+    def judge(self, xm: torch.Tensor, scores: torch.Tensor | None = None) -> torch.Tensor:
+        if scores is not None and self._verdict is not None:
+            seen, labels = self._verdict
+            # the very tensor the last forward returned (held here, so its memory is not
+            # reused), unchanged since: its labels are the tree's verdict on xm
+            same = scores.data_ptr() == seen.data_ptr() and scores.shape == seen.shape
+            if same and scores._version == seen._version:
+                return labels
         return self.h.predict(self._full(xm))
 
 

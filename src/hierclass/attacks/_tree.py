@@ -1,13 +1,15 @@
 """What every attack on a hierarchy shares: the preamble, batch helpers, the judge loop.
 
 :func:`prepare` is the one boundary of the hierarchy attacks (validate the factory, the threat
-model, the labels; predict the clean batch once); :func:`attack_rows` attacks one modality of
-some samples in chunks and judges every adversarial input end to end with ``h.predict``.
+model, the labels; put the tree in eval mode; predict the clean batch once);
+:func:`attack_rows` attacks one modality of some samples in chunks and judges every
+adversarial input end to end with ``h.predict``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +17,7 @@ import torch
 from torch import nn
 
 from hierclass._utils.checks import check_labels
+from hierclass._utils.modules import model_mode
 from hierclass.attacks.threat_model import _check_threat_model
 from hierclass.batch import Batch, batch_size, index_batch
 from hierclass.hierarchy import Hierarchy
@@ -115,6 +118,7 @@ def check_chunk(value: Any) -> int:
     return value
 
 
+@contextmanager
 def prepare(
     h: Any,
     x: Batch,
@@ -122,8 +126,12 @@ def prepare(
     make_attack: Any,
     perturbable: Collection[str] | None,
     chunk: Any,
-) -> Setup:
-    """Validate once and predict the clean batch once (call it with ``h`` in eval mode)."""
+) -> Iterator[Setup]:
+    """The attack problem, validated once, its clean batch predicted once, ``h`` in eval mode.
+
+    Every public attack on a hierarchy runs inside ``with prepare(...) as s:``; the nodes'
+    train/eval flags are restored when the block ends.
+    """
     if not isinstance(h, Hierarchy):
         raise TypeError(
             f"h must be a hierclass.Hierarchy, got {type(h).__name__} (for a flat model use "
@@ -140,8 +148,9 @@ def prepare(
     if bad.numel():
         raise ValueError(f"labels {bad.unique().tolist()} outside 0..{h.num_labels - 1}")
     paths = {label: tuple(h.path_of_label(label)) for label in h.labels}
-    natural = predict(h, x, chunk) == y
-    return Setup(x, y, keys, paths, natural, chunk)
+    with model_mode(h, False):
+        natural = predict(h, x, chunk) == y
+        yield Setup(x, y, keys, paths, natural, chunk)
 
 
 # ----------------------------------------------------------------------------- attacking

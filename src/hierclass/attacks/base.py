@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from hierclass._utils.checks import check_labels
+from hierclass._utils.deferred import deferred_checks
 from hierclass._utils.modules import model_mode
 from hierclass.attacks._surrogate import Surrogate, as_surrogate
 from hierclass.channels_last import (
@@ -158,11 +159,12 @@ class Attack:
         """Bool ``[B]``: whether ``x`` fools the model (untargeted) or hits ``y`` (targeted).
 
         A plain model is judged by the ``argmax`` of the ``logits`` its forward pass gave (no
-        extra pass); a surrogate (a hierarchy) by its judge, the real tree.
+        extra pass); a surrogate (a hierarchy) by its judge, the real tree, which reads its
+        verdict off the pass that gave ``logits`` when it can (no extra pass, no host sync).
         """
         if isinstance(self.scores_, Surrogate):
             with torch.no_grad():
-                pred = self.scores_.judge(x.detach())
+                pred = self.scores_.judge(x.detach(), logits)
         else:
             pred = logits.argmax(dim=1)
         hit = pred == y
@@ -185,7 +187,8 @@ class Attack:
                 x = x.detach().clone() if x.is_inference() else x.detach()
                 y = y.clone() if y.is_inference() else y
                 self.forward_ = self._pick_forward(x)
-                x_adv = self.perturb(x, y)
+                with deferred_checks():  # a hierarchy's checks, read once (no sync per step)
+                    x_adv = self.perturb(x, y)
         finally:
             self._labels_ = self._label_max_ = None
         return x_adv.detach()

@@ -96,8 +96,7 @@ def evaluate_hierarchy(
     x, y = _as_xy(x, y)
     if not isinstance(joint, bool):
         raise TypeError(f"joint must be True or False, got {joint!r}")
-    with model_mode(h, False):
-        s = prepare(h, x, y, make_attack, perturbable, batch_size)
+    with prepare(h, x, y, make_attack, perturbable, batch_size) as s:
         if joint:
             _joint_key(h, s)  # refuse two modalities before any attack runs
         results = _run_node_attacks(h, s, make_attack)

@@ -13,7 +13,6 @@ from typing import Any
 
 import torch
 
-from hierclass._utils.modules import model_mode
 from hierclass.attacks._surrogate import TreeSurrogate
 from hierclass.attacks._tree import AttackFactory, Setup, attack_rows, modality, prepare, scatter
 from hierclass.attacks.report import AttackResult
@@ -107,7 +106,6 @@ def joint_attack(
     >>> res.robust.shape
     torch.Size([6])
     """
-    with model_mode(h, False):
-        s = prepare(h, x, y, make_attack, perturbable, batch_size)
+    with prepare(h, x, y, make_attack, perturbable, batch_size) as s:
         _joint_key(h, s)  # refuse two modalities before anything runs
         return _run_joint_attack(h, s, make_attack)

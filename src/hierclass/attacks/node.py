@@ -13,7 +13,6 @@ from typing import Any
 
 import torch
 
-from hierclass._utils.modules import model_mode
 from hierclass.attacks._tree import (
     AttackFactory,
     NodePath,
@@ -89,8 +88,7 @@ def node_attacks(
     >>> sorted(res)  # the one-label leaf at (1,) is never attacked
     [(), (0,)]
     """
-    with model_mode(h, False):
-        s = prepare(h, x, y, make_attack, perturbable, batch_size)
+    with prepare(h, x, y, make_attack, perturbable, batch_size) as s:
         return _run_node_attacks(h, s, make_attack)
 
 
@@ -119,8 +117,7 @@ def budgeted_attack(
     >>> path in [(), (0,)]
     True
     """
-    with model_mode(h, False):
-        s = prepare(h, x, y, make_attack, perturbable, batch_size)
+    with prepare(h, x, y, make_attack, perturbable, batch_size) as s:
         results = _run_node_attacks(h, s, make_attack)
     path = _most_harmful(results)
     if path is None:

@@ -15,7 +15,6 @@ from typing import Any
 
 import torch
 
-from hierclass._utils.modules import model_mode
 from hierclass.attacks._tree import AttackFactory, NodePath, Setup, modality, prepare, scatter
 from hierclass.attacks.node import _run_node_attacks
 from hierclass.attacks.report import AttackResult
@@ -92,6 +91,5 @@ def sequential_attack(
     >>> bool((res.robust <= res.natural).all())
     True
     """
-    with model_mode(h, False):
-        s = prepare(h, x, y, make_attack, perturbable, batch_size)
+    with prepare(h, x, y, make_attack, perturbable, batch_size) as s:
         return _union_along_routes(h, s, _run_node_attacks(h, s, make_attack))

@@ -10,7 +10,7 @@ Hamiltonian ``H(eta) = <p, f0(x + eta)>``. So for each batch YOPO-m-n runs
   gradient of every layer *after* the first into ``.grad`` and freezes ``p_j``;
 * after each pass, ``n`` cheap ascent steps on ``H`` that only run ``f0``::
 
-      eta <- Proj_{eps-ball, [0,1]}(eta + step_size * sign(grad_eta <p_j, f0(x + eta)>))
+      eta <- Proj_{eps-ball, [0,1]}(eta + alpha * sign(grad_eta <p_j, f0(x + eta)>))
 
   (l-inf; l2 uses the normalised gradient), giving ``eta_{j+1}``;
 * the first layer's weight gradient, the paper's Hamiltonian choice: the full pass's
@@ -25,6 +25,11 @@ so ``lr`` means what it means for ordinary training) or summed as in the paper's
 (all :mod:`hierclass.models` do). The inner steps run ``layer_one`` in train mode; a
 batch-norm inside ``layer_one`` would see every inner step (the library's models keep
 batch-norm out of ``layer_one``).
+
+Names: one per concept in this room, torchattacks' as in the rest of ``training`` and in
+``attacks``: ``eps`` the radius, ``alpha`` the (inner) step size; the YOPO paper's
+``step_size`` is accepted in its place. (Smoothing's ``alpha`` is Cohen et al.'s failure
+probability, in its own room.)
 """
 
 from __future__ import annotations
@@ -69,7 +74,7 @@ class YOPOStep(NamedTuple):
     --------
     >>> from hierclass.models import SmallCNN
     >>> out = yopo_step(SmallCNN(2, image_size=4, channels=(2, 2, 2)), torch.rand(3, 1, 4, 4),
-    ...                 torch.tensor([0, 1, 0]), m=1, n=1, eps=0.1, step_size=0.1)
+    ...                 torch.tensor([0, 1, 0]), m=1, n=1, eps=0.1, alpha=0.1)
     >>> type(out).__name__, out.logits.shape
     ('YOPOStep', torch.Size([3, 2]))
     """
@@ -112,7 +117,8 @@ def yopo_step(
     m: int,
     n: int,
     eps: float,
-    step_size: float,
+    alpha: float | None = None,
+    step_size: float | None = None,
     norm: str = "linf",
     eta: torch.Tensor | None = None,
     loss_fn: LossFn = F.cross_entropy,
@@ -131,8 +137,10 @@ def yopo_step(
     y : LongTensor ``[B]``
     m, n : int
         Full passes and inner first-layer steps per pass (YOPO-m-n), both >= 1.
-    eps, step_size, norm
-        Radius of the perturbation ball, inner step size, ``"linf"`` or ``"l2"``.
+    eps, alpha, norm
+        Radius of the perturbation ball, inner step size, ``"linf"`` or ``"l2"``. The step
+        size is ``alpha`` in this room, as in :func:`fit_yopo` and torchattacks;
+        ``step_size=`` (the YOPO paper's name) is accepted instead.
     eta : Tensor or None
         Starting perturbation ``eta_0`` (projected onto the ball); default uniform random.
     loss_fn : callable
@@ -151,14 +159,15 @@ def yopo_step(
     >>> from hierclass.models import SmallCNN
     >>> net = SmallCNN(3, image_size=8)
     >>> out = yopo_step(net, torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 2, 0]),
-    ...                 m=2, n=3, eps=0.1, step_size=0.02)
+    ...                 m=2, n=3, eps=0.1, alpha=0.02)
     >>> len(out.etas), bool(out.etas[-1].abs().max() <= 0.1 + 1e-6)
     (3, True)
     >>> all(p.grad is not None for p in net.parameters())
     True
     """
     layer_one, rest = check_layer_one_split(model)
-    check_budget(eps, step_size, n, norm, alpha_name="step_size", steps_name="n (inner steps)")
+    alpha, alpha_name = _step_size(alpha, step_size)
+    check_budget(eps, alpha, n, norm, alpha_name=alpha_name, steps_name="n (inner steps)")
     positive_int(m, "m (full passes per batch)")
     if grad_accumulation not in ("mean", "sum"):
         raise ValueError(f"grad_accumulation must be 'mean' or 'sum', got {grad_accumulation!r}")
@@ -191,7 +200,7 @@ def yopo_step(
             hamiltonian = (layer_one(x_adv) * p).sum()
             (grad,) = torch.autograd.grad(hamiltonian, x_adv)
             x_adv = project(
-                x_adv.detach() + step_size * ascent_direction(grad, norm), x, eps, norm, lo, hi
+                x_adv.detach() + alpha * ascent_direction(grad, norm), x, eps, norm, lo, hi
             )
         # Layer one's weights: d/dtheta0 <weight * p_j, f0(x + eta_{j+1})>, accumulated.
         (layer_one(x_adv) * p).sum().backward()
@@ -226,7 +235,7 @@ def yopo_train_step(
     """
 
     def step(net: nn.Module, xb: torch.Tensor, yb: torch.Tensor, generator: Any):
-        out = yopo_step(net, xb, yb, m=m, n=n, eps=eps, step_size=alpha, norm=norm,
+        out = yopo_step(net, xb, yb, m=m, n=n, eps=eps, alpha=alpha, norm=norm,
                         grad_accumulation=grad_accumulation)  # fmt: skip
         return out.loss * yb.shape[0], (out.logits.argmax(1) == yb).sum()
 
