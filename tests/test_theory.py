@@ -226,9 +226,10 @@ def test_tsipras_example_quick(tmp_path, capsys):
     out = tmp_path / "ts"
     assert module.main(["--quick", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert f"wrote {out / 'fig9.md'} and {out / 'fig9.png'}" in printed
-    doc = (out / "fig9.md").read_text()
-    assert (out / "fig9.png").read_bytes()[:4] == b"\x89PNG"
+    md, png = out / "results.md", out / "tsipras_invariance.png"
+    assert f"  {md}\n" in printed and f"  {png}\n" in printed  # says where it wrote them
+    doc = md.read_text()
+    assert png.read_bytes()[:4] == b"\x89PNG"
     # the Monte-Carlo section agrees with the closed forms on every line it prints
     mc = doc.split("## Monte-Carlo check")[1].split("##")[0]
     flags = [line.rsplit("|", 2)[-2].strip() for line in mc.splitlines() if line.count("|") > 6]

@@ -20,9 +20,10 @@ def test_quick_run_writes_table_and_png(tmp_path, capsys):
     out = tmp_path / "mnist"
     assert _load().main(["--quick", "--search", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert f"wrote {out / 'report.md'} and {out / 'clusters.png'}" in printed
-    report = (out / "report.md").read_text()
-    assert (out / "clusters.png").read_bytes()[:4] == b"\x89PNG"
+    md, png = out / "results.md", out / "mnist_kmeans_invariance.png"
+    assert f"  {md}\n" in printed and f"  {png}\n" in printed  # says where it wrote them
+    report = md.read_text()
+    assert png.read_bytes()[:4] == b"\x89PNG"
     for layer in ("rest.3", "rest.6"):
         assert f"## layer `{layer}`" in report
     # every layer section either lists two disjoint classes covering the ten digits or fails
