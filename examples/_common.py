@@ -168,6 +168,12 @@ def header(title: str, settings: Mapping[str, Any], *notes: str) -> list[str]:
     return lines
 
 
+def paper_robustness_table(paper: Mapping[str, Sequence[str]]) -> str:
+    """The paper's Table I or II: ``{model: (natural, adv, budget)}`` as markdown."""
+    rows = [(k, *v) for k, v in paper.items()]
+    return markdown_table(["Model", "Natural (%)", "Adv (%)", "Budget (%)"], rows)
+
+
 def settings_block(settings: Mapping[str, Any]) -> str:
     """Markdown bullet list of the run's settings."""
     return "\n".join(f"- {k}: {v}" for k, v in settings.items())
@@ -194,6 +200,13 @@ def fmt_pct(value: float) -> str:
 def seed_everything(seed: int) -> None:
     """Seed torch's global generator (model initialisation uses it; data use their own seeds)."""
     torch.manual_seed(seed)
+
+
+def start(args: argparse.Namespace) -> tuple[Run, torch.device]:
+    """The run (output folder, threads) and the device; seeds torch's global generator."""
+    run = Run(args)
+    seed_everything(args.seed)
+    return run, torch.device(getattr(args, "device", "cpu"))
 
 
 # ---------------------------------------------------------------------------- figures

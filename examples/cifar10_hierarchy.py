@@ -104,9 +104,7 @@ def main(argv=None) -> int:
     from hierclass.data import load_cifar10
 
     s = settings(args)
-    run = C.Run(args)
-    C.seed_everything(args.seed)
-    device = torch.device(args.device)
+    run, device = C.start(args)
     try:
         xtr, ytr = load_cifar10(root, True, verify=not args.no_verify)
         xte, yte = load_cifar10(root, False, verify=not args.no_verify)
@@ -178,10 +176,7 @@ def table_ii(args, s, run, net, partition, xtr, ytr, xte, yte, device, figures) 
         "",
         "## Table II (paper)",
         "",
-        C.markdown_table(
-            ["Model", "Natural (%)", "Adv (%)", "Budget (%)"],
-            [(k, *v) for k, v in PAPER_TABLE_II.items()],
-        ),  # fmt: skip
+        C.paper_robustness_table(PAPER_TABLE_II),
     ]
 
 
@@ -247,12 +242,17 @@ def plot(run, figures) -> None:
     ax = axes[1]
     ax.set_title("Tables XI/XII")
     if "certify" in figures:
-        for name, rows in figures["certify"].items():
-            sig = [r[0] for r in rows]
-            ax.plot(sig, [r[1]["ca"] for r in rows], "o--", label=f"{name} baseline CA")
-            ax.plot(sig, [r[2]["ca"] for r in rows], "o-", label=f"{name} hierarchy CA")
-        ax.set_xlabel("sigma")
-        ax.set_ylabel("certified accuracy (radius 0)")
+        # Bars, not lines: with one sigma (e.g. --quick) a line plot stacks its points.
+        groups = [(f"{name}\nσ={r[0]}", r) for name, rows in figures["certify"].items()
+                  for r in rows]  # fmt: skip
+        kinds = ("baseline", "hierarchy (retrained)", "hierarchy (renorm.)")
+        for i, kind in enumerate(kinds):
+            bars = ax.bar([j + (i - 1) * 0.27 for j in range(len(groups))],
+                          [100 * r[i + 1]["ca"] for _, r in groups], 0.27, label=kind)  # fmt: skip
+            ax.bar_label(bars, fmt="%.0f", fontsize=7)
+        ax.set_xticks(range(len(groups)), [g for g, _ in groups])
+        ax.set_ylabel("certified accuracy at radius 0 (%)")
+        ax.set_ylim(0, 105)
         ax.legend(fontsize=7)
     else:
         C.say_empty(ax, "not run (--skip-certify)")

@@ -69,9 +69,7 @@ def main(argv=None) -> int:
     C.add_size_options(parser, n_test="test images certified", epochs=None, n=None)
     args = parser.parse_args(argv)
     s = settings(args)
-    run = C.Run(args)
-    C.seed_everything(args.seed)
-    device = torch.device(args.device)
+    run, device = C.start(args)
 
     xtr, ytr, xte, yte, model = load(args, s)
     run.log(f"{s['dataset']}: {len(xtr)} training, {len(xte)} test images")

@@ -98,9 +98,7 @@ def main(argv=None) -> int:
     )  # fmt: skip
     args = parser.parse_args(argv)
     s = settings(args)
-    run = C.Run(args)
-    C.seed_everything(args.seed)
-    device = torch.device(args.device)
+    run, device = C.start(args)
 
     xtr, ytr, xte, yte, data_name = load(args)
     if s["n_train"]:
@@ -211,10 +209,7 @@ def write_outputs(run, s, data_name, n_train, n_test, partition, source, reports
         "",
         "## Table I (paper)",
         "",
-        C.markdown_table(
-            ["Model", "Natural (%)", "Adv (%)", "Budget (%)"],
-            [(k, *v) for k, v in PAPER_TABLE_I.items()],
-        ),  # fmt: skip
+        C.paper_robustness_table(PAPER_TABLE_I),
         "",
         "## Hierarchy, one node attacked at a time",
         "",

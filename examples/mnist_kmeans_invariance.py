@@ -68,8 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    run = C.Run(args)
-    C.seed_everything(args.seed)
+    run, _ = C.start(args)
     data = load_mnist_subset()
     if args.quick:  # a narrow CNN on 1/8 of the data: a smoke run, not a result
         channels, epochs, lr, n_train, n_cluster, n_test = (4, 8, 8), 2, 5e-3, 500, 300, 300

@@ -120,9 +120,7 @@ def main(argv=None) -> int:
     )  # fmt: skip
     args = parser.parse_args(argv)
     s = settings(args)
-    run = C.Run(args)
-    C.seed_everything(args.seed)
-    device = torch.device(args.device)
+    run, device = C.start(args)
 
     # ---------------------------------------------------------------- data
     sim = RoadSignSimulator(image_size=s["image_size"], num_points=s["num_points"])

@@ -75,9 +75,7 @@ def main(argv=None) -> int:
     )  # fmt: skip
     args = parser.parse_args(argv)
     s = settings(args)
-    run = C.Run(args)
-    C.seed_everything(args.seed)
-    device = torch.device(args.device)
+    run, device = C.start(args)
 
     sim = SpeakerSimulator(num_speakers=s["num_speakers"], speaker_seed=args.seed)
     partition = sim.gender_partition()
