@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import pickle
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -135,6 +136,32 @@ def test_mnist_hierarchy_quick(tmp_path: Path, capsys, partition: str) -> None:
     assert f"{100 * results['Hierarchy']['natural_accuracy']:.2f}" == rows[1][1]
     if partition == "paper":
         assert "[[0, 2, 3, 5, 6, 8], [1, 4, 7, 9]] from the paper's split" in text
+
+
+def test_mnist_kmeans_invariance_quick_search(tmp_path: Path, capsys) -> None:
+    report = run_quick("mnist_kmeans_invariance", tmp_path, capsys, "--search")
+    for layer in ("rest.3", "rest.6"):
+        assert f"## layer `{layer}`" in report
+    # every layer section either lists two disjoint classes covering the ten digits or fails
+    # with Algorithm 1's message
+    for found in re.findall(r"classes: \{([\d,]+)\} vs \{([\d,]+)\}", report):
+        labels = [int(v) for part in found for v in part.split(",")]
+        assert sorted(labels) == list(range(10))
+    assert "the paper (full MNIST) found {0,2,3,5,6,8}" in report
+    # --search ranks the found partitions and the paper's with the numbers behind the ranking
+    search = report.split("## partition search")[1]
+    ranks = re.findall(r"^\| (\d+) \|", search, flags=re.MULTILINE)
+    assert ranks and ranks == [str(i) for i in range(1, len(ranks) + 1)]
+    assert "| paper |" in search and "feasible = root accuracy >= 0.9" in search
+
+
+def test_tsipras_invariance_quick(tmp_path: Path, capsys) -> None:
+    doc = run_quick("tsipras_invariance", tmp_path, capsys)
+    # the Monte-Carlo section agrees with the closed forms on every line it prints
+    mc = doc.split("## Monte-Carlo check")[1].split("##")[0]
+    flags = [line.rsplit("|", 2)[-2].strip() for line in mc.splitlines() if line.count("|") > 6]
+    flags = [f for f in flags if f in ("True", "False")]
+    assert flags and all(f == "True" for f in flags)
 
 
 def test_cifar10_without_data_explains_and_fails(tmp_path: Path, capsys) -> None:
