@@ -79,8 +79,7 @@ def settings(args) -> dict:
         s = dict(n_train=None, n_test=1000, n_cert=300, yopo_epochs=100, m=5, inner=3, steps=20,
                  epochs=90, sigmas=(0.25, 0.5, 1.0), n0=100, n=10_000, alpha=0.001,
                  batch=1000)  # fmt: skip
-    keys = ("n_test", "n_cert", "epochs", "yopo_epochs", "n")
-    return C.override(s, args, keys, tuple_keys=("sigmas",))
+    return C.override(s, args, ("n_cert", "yopo_epochs"))
 
 
 def main(argv=None) -> int:
@@ -91,12 +90,12 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--skip-adversarial", action="store_true", help="skip Table II")
     parser.add_argument("--skip-certify", action="store_true", help="skip Tables XI/XII")
-    parser.add_argument("--n-test", type=int, default=None, help="images attacked (Table II)")
     parser.add_argument("--n-cert", type=int, default=None, help="images certified per class")
-    parser.add_argument("--epochs", type=int, default=None, help="Gaussian-noise epochs")
     parser.add_argument("--yopo-epochs", type=int, default=None)
-    parser.add_argument("--n", type=int, default=None, help="Monte-Carlo samples per image")
-    parser.add_argument("--sigmas", type=float, nargs="+", default=None)
+    C.add_size_options(
+        parser, n_test="images attacked (Table II)", epochs="Gaussian-noise epochs",
+        n="Monte-Carlo samples per image", sigmas=None,
+    )  # fmt: skip
     args = parser.parse_args(argv)
     root = args.data_root
     if root is None or not (Path(root) / "cifar-10-batches-py" / "data_batch_1").is_file():
@@ -105,9 +104,7 @@ def main(argv=None) -> int:
     from hierclass.data import load_cifar10
 
     s = settings(args)
-    run = C.Run(args.out, args.quiet)
-    C.seed_everything(args.seed)
-    device = torch.device(args.device)
+    run, device = C.start(args)
     try:
         xtr, ytr = load_cifar10(root, True, verify=not args.no_verify)
         xte, yte = load_cifar10(root, False, verify=not args.no_verify)
@@ -124,25 +121,20 @@ def main(argv=None) -> int:
             return SmallCNN(k, in_channels=3, image_size=32, channels=(4, 8, 8)).to(device)
         return resnet20(k).to(device)
 
-    parts = [
-        "# CIFAR-10 (§V, App. E): living vs non-living",
-        "",
-        f"Command: `{C.command_line()}`",
-        "",
-        C.settings_block(
-            {
-                "partition": PARTITION,
-                "model": "SmallCNN (quick)" if args.quick else "ResNet-20",
-                "training images": len(xtr),
-            }
-        ),
-    ]
+    parts = C.header(
+        "CIFAR-10 (§V, App. E): living vs non-living",
+        {
+            "partition": PARTITION,
+            "model": "SmallCNN (quick)" if args.quick else "ResNet-20",
+            "training images": len(xtr),
+        },
+    )
     figures = {}
     if not args.skip_adversarial:
         parts += table_ii(args, s, run, net, partition, xtr, ytr, xte, yte, device, figures)
     if not args.skip_certify:
         parts += tables_xi_xii(args, s, run, net, partition, xtr, ytr, xte, yte, device, figures)
-    run.write_text("results.md", "\n".join(parts))
+    run.write_results(parts)
     plot(run, figures)
     run.finish()
     return 0
@@ -162,10 +154,7 @@ def table_ii(args, s, run, net, partition, xtr, ytr, xte, yte, device, figures) 
     leaves = [net(len(c)) for c in partition.classes]
     h = Hierarchy(Router(root_model, partition),
                   [Leaf(m, c) for m, c in zip(leaves, partition.classes)])  # fmt: skip
-    yopo(root_model, *h.node_dataset(xtr, ytr, ()))
-    for i, m in enumerate(leaves):
-        yopo(m, *h.node_dataset(xtr, ytr, (i,)))
-    yopo(baseline, xtr, ytr)
+    C.train_tree_and_baseline(h, baseline, xtr, ytr, yopo)
     run.log("YOPO-trained root, leaves and baseline")
 
     def make_attack(model):
@@ -187,10 +176,7 @@ def table_ii(args, s, run, net, partition, xtr, ytr, xte, yte, device, figures) 
         "",
         "## Table II (paper)",
         "",
-        C.markdown_table(
-            ["Model", "Natural (%)", "Adv (%)", "Budget (%)"],
-            [(k, *v) for k, v in PAPER_TABLE_II.items()],
-        ),  # fmt: skip
+        C.paper_robustness_table(PAPER_TABLE_II),
     ]
 
 
@@ -222,11 +208,9 @@ def tables_xi_xii(args, s, run, net, partition, xtr, ytr, xte, yte, device, figu
             x, y = xte[rows_g].to(device), yte[rows_g]
             ren = certify_hierarchy(h_ren, x, y, flat=flat, **cert)
             ret = certify_hierarchy(h, x, y, **cert)
-            base_ok, base_r = ren.flat["correct"] == 1, ren.flat["radius"]
-            ren_ok, ren_r = ren.hierarchy["correct"] == 1, ren.hierarchy["radius"]
-            ret_ok, ret_r = ret.hierarchy["correct"] == 1, ret.hierarchy["radius"]
-            rows[name].append((sigma, C.summarise(base_ok, base_r), C.summarise(ret_ok, ret_r),
-                               C.summarise(ren_ok, ren_r)))  # fmt: skip
+            # the library's summaries (class_summary) of the library's rows
+            rows[name].append((sigma, C.summary(ren.flat), C.summary(ret.hierarchy),
+                               C.summary(ren.hierarchy)))  # fmt: skip
             run.log(f"sigma={sigma}: certified {len(rows_g)} {name} images")
     figures["certify"] = rows
     out = []
@@ -236,8 +220,9 @@ def tables_xi_xii(args, s, run, net, partition, xtr, ytr, xte, yte, device, figu
         body = []
         for sigma, b, t, r in rows[name]:
             paper = PAPER_CERT[name].get(sigma, ("-",) * 4)
-            body.append((sigma, C.fmt_cr(*b[:2], 4), C.fmt_cr(*t[:2], 4), C.fmt_cr(*r[:2], 4),
-                         C.fmt_pct(b[2]), C.fmt_pct(t[2]), C.fmt_pct(r[2]), *paper))  # fmt: skip
+            body.append((sigma, C.fmt_cr(b, 4), C.fmt_cr(t, 4), C.fmt_cr(r, 4),
+                         C.fmt_pct(b["ca"]), C.fmt_pct(t["ca"]), C.fmt_pct(r["ca"]),
+                         *paper))  # fmt: skip
         out.append(C.markdown_table(
             ["sigma", "Baseline CR", "Hierarchy CR (retrained)", "Hierarchy CR (renorm.)",
              "Baseline CA", "Hierarchy CA (retrained)", "Hierarchy CA (renorm.)",
@@ -247,30 +232,31 @@ def tables_xi_xii(args, s, run, net, partition, xtr, ytr, xte, yte, device, figu
 
 
 def plot(run, figures) -> None:
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = C.figure(2, "CIFAR-10: living vs non-living", width=5.5)
     ax = axes[0]
-    if "table_ii" in figures:
-        for i, (name, r) in enumerate(figures["table_ii"].items()):
-            vals = [r.natural_accuracy, r.adversarial_accuracy, r.budgeted_accuracy]
-            ax.bar([j + 0.38 * i for j in range(3)], [100 * v for v in vals], width=0.38,
-                   label=name)  # fmt: skip
-        ax.set_xticks([j + 0.19 for j in range(3)], ["Natural", "Adv", "Budget"])
-        ax.set_ylabel("accuracy (%)")
-        ax.legend()
     ax.set_title("Table II")
+    if "table_ii" in figures:
+        C.robustness_bars(ax, figures["table_ii"])
+    else:
+        C.say_empty(ax, "not run (--skip-adversarial)")
     ax = axes[1]
-    if "certify" in figures:
-        for name, rows in figures["certify"].items():
-            sig = [r[0] for r in rows]
-            ax.plot(sig, [r[1][2] for r in rows], "o--", label=f"{name} baseline CA")
-            ax.plot(sig, [r[2][2] for r in rows], "o-", label=f"{name} hierarchy CA")
-        ax.set_xlabel("sigma")
-        ax.set_ylabel("certified accuracy (radius 0)")
-        ax.legend(fontsize=7)
     ax.set_title("Tables XI/XII")
-    run.save_figure(fig, "cifar10_hierarchy.png")
+    if "certify" in figures:
+        # Bars, not lines: with one sigma (e.g. --quick) a line plot stacks its points.
+        groups = [(f"{name}\nσ={r[0]}", r) for name, rows in figures["certify"].items()
+                  for r in rows]  # fmt: skip
+        kinds = ("baseline", "hierarchy (retrained)", "hierarchy (renorm.)")
+        for i, kind in enumerate(kinds):
+            bars = ax.bar([j + (i - 1) * 0.27 for j in range(len(groups))],
+                          [100 * r[i + 1]["ca"] for _, r in groups], 0.27, label=kind)  # fmt: skip
+            ax.bar_label(bars, fmt="%.0f", fontsize=7)
+        ax.set_xticks(range(len(groups)), [g for g, _ in groups])
+        ax.set_ylabel("certified accuracy at radius 0 (%)")
+        ax.set_ylim(0, 105)
+        ax.legend(fontsize=7)
+    else:
+        C.say_empty(ax, "not run (--skip-certify)")
+    run.save_figure(fig)
 
 
 if __name__ == "__main__":

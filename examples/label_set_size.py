@@ -38,7 +38,7 @@ def settings(args) -> dict:
     else:
         s = dict(dataset=args.dataset, sigma=args.sigma, epochs=30, n_test=200, n0=100,
                  n=10_000, alpha=0.001, sizes=tuple(range(2, 11)), batch=1000)  # fmt: skip
-    return C.override(s, args, ("n_test", "epochs", "n"))
+    return C.override(s, args)
 
 
 def load(args, s):
@@ -66,14 +66,10 @@ def main(argv=None) -> int:
                         default="mnist_subset")  # fmt: skip
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--sigma", type=float, default=0.25)
-    parser.add_argument("--n-test", type=int, default=None)
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--n", type=int, default=None, help="Monte-Carlo samples per input")
+    C.add_size_options(parser, n_test="test images certified", epochs=None, n=None)
     args = parser.parse_args(argv)
     s = settings(args)
-    run = C.Run(args.out, args.quiet)
-    C.seed_everything(args.seed)
-    device = torch.device(args.device)
+    run, device = C.start(args)
 
     xtr, ytr, xte, yte, model = load(args, s)
     run.log(f"{s['dataset']}: {len(xtr)} training, {len(xte)} test images")
@@ -110,46 +106,39 @@ def main(argv=None) -> int:
         v = np.asarray(values)
         rows.append((k, len(v) // max(len(y), 1), len(v), f"{v.mean():.3f}", f"{np.median(v):.3f}",
                      C.fmt_pct(float((v > 0).mean()))))  # fmt: skip
-    text = "\n".join(
-        [
-            "# Fig. 4: certified radius versus label-set size",
-            "",
-            f"Command: `{C.command_line()}`",
-            "",
-            C.settings_block(
-                {
-                    "data": s["dataset"],
-                    "sigma": s["sigma"],
-                    "test inputs": len(y),
-                    "Monte-Carlo samples (n0, n)": (s["n0"], s["n"]),
-                    "alpha (each subset certificate)": s["alpha"],
-                }
-            ),
-            "",
-            "Radius of each subset containing the true label (0 when the restricted smoothed "
-            "prediction is wrong or abstains); one set of samples per input serves every "
-            "subset. Size 10 is the flat classifier.",
-            "",
-            C.markdown_table(
-                [
-                    "subset size",
-                    "subsets per input",
-                    "pairs",
-                    "mean radius",
-                    "median radius",
-                    "share certified correct",
-                ],
-                rows,
-            ),  # fmt: skip
-            "",
-            "The paper (Fig. 4, CIFAR-10) shows the mean radius growing as the subset shrinks.",
-        ]
+    text = C.header(
+        "Fig. 4: certified radius versus label-set size",
+        {
+            "data": s["dataset"],
+            "sigma": s["sigma"],
+            "test inputs": len(y),
+            "Monte-Carlo samples (n0, n)": (s["n0"], s["n"]),
+            "alpha (each subset certificate)": s["alpha"],
+        },
     )
-    run.write_text("results.md", text)
+    text += [
+        "",
+        "Radius of each subset containing the true label (0 when the restricted smoothed "
+        "prediction is wrong or abstains); one set of samples per input serves every "
+        "subset. Size 10 is the flat classifier.",
+        "",
+        C.markdown_table(
+            [
+                "subset size",
+                "subsets per input",
+                "pairs",
+                "mean radius",
+                "median radius",
+                "share certified correct",
+            ],
+            rows,
+        ),  # fmt: skip
+        "",
+        "The paper (Fig. 4, CIFAR-10) shows the mean radius growing as the subset shrinks.",
+    ]
+    run.write_results(text)
 
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, (ax,) = C.figure(1, width=7)
     ax.boxplot([radii[k] for k in s["sizes"]], tick_labels=[str(k) for k in s["sizes"]])
     ax.plot(range(1, len(s["sizes"]) + 1), [np.mean(radii[k]) for k in s["sizes"]], "o-",
             label="mean")  # fmt: skip
@@ -157,7 +146,7 @@ def main(argv=None) -> int:
     ax.set_ylabel(f"certified L2 radius (σ = {s['sigma']})")
     ax.set_title(f"Fig. 4: radius vs label-set size ({s['dataset']})")
     ax.legend()
-    run.save_figure(fig, "label_set_size.png")
+    run.save_figure(fig)
     run.finish()
     return 0
 

@@ -6,26 +6,28 @@ into label equivalence classes (Algorithm 1, §V-A), and, for comparison, splits
 spectral clustering of the test confusion matrix (App. D). The paper reports {0,2,3,5,6,8}
 vs the rest on full MNIST; this script prints what *this* data and model give.
 
-Writes ``report.md`` (classes, cluster reports) and ``clusters.png`` (share of each digit in
-each cluster, per layer) to ``--out``.
+Writes ``results.md`` (classes, cluster reports) and ``mnist_kmeans_invariance.png`` (share
+of each digit in each cluster, per layer) to ``--out``.
 
-    python examples/mnist_kmeans_invariance.py --quick --out /tmp/mnist_kmeans   # ~15 s
-    python examples/mnist_kmeans_invariance.py --out runs/mnist_kmeans           # minutes
-    python examples/mnist_kmeans_invariance.py --search --out runs/mnist_search  # + ranking
+    python examples/mnist_kmeans_invariance.py --quick              # ~15 s
+    python examples/mnist_kmeans_invariance.py                      # minutes
+    python examples/mnist_kmeans_invariance.py --search             # + ranking
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from hierclass.data import load_mnist_subset
-from hierclass.discovery import (
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as C  # noqa: E402
+
+from hierclass.data import load_mnist_subset  # noqa: E402
+from hierclass.discovery import (  # noqa: E402
     Candidate,
     DiscoveryError,
     LinearProbeRootScorer,
@@ -35,17 +37,16 @@ from hierclass.discovery import (
     kmeans_partition,
     model_confusion_matrix,
 )
-from hierclass.models import SmallCNN
-from hierclass.partition import LabelPartition
-from hierclass.training import evaluate_accuracy, fit
+from hierclass.models import SmallCNN  # noqa: E402
+from hierclass.partition import LabelPartition  # noqa: E402
+from hierclass.training import evaluate_accuracy, fit  # noqa: E402
 
 PAPER_ROUND = (0, 2, 3, 5, 6, 8)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run (<20 s on 2 CPUs)")
-    parser.add_argument("--out", type=Path, default=Path("runs/mnist_kmeans"))
+    # CPU only: the model is small and the embeddings go to scikit-learn.
+    parser = C.make_parser(__doc__.split("\n")[0], "mnist_kmeans_invariance", device=False)
     parser.add_argument("--k", type=int, default=2, help="number of equivalence classes")
     parser.add_argument(
         "--layers",
@@ -53,9 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=["rest.3", "rest.6"],
         help="SmallCNN layers to cluster (default: after the 2nd and 3rd conv blocks)",
     )
-    parser.add_argument("--epochs", type=int, default=None)
+    C.add_size_options(parser, epochs=None)
     parser.add_argument("--min-separation", type=float, default=0.0)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--search",
         action="store_true",
@@ -68,9 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    torch.manual_seed(args.seed)
+    run, _ = C.start(args)
     data = load_mnist_subset()
     if args.quick:  # a narrow CNN on 1/8 of the data: a smoke run, not a result
         channels, epochs, lr, n_train, n_cluster, n_test = (4, 8, 8), 2, 5e-3, 500, 300, 300
@@ -149,22 +147,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.search:
         sections.append(search_section(model, data, candidates, args))
 
-    header = [
-        "# Algorithm 1 on the MNIST subset",
-        "",
-        f"- model: SmallCNN{channels}, {epochs} epochs on {n_train} training images, "
-        f"test accuracy {test_acc:.4f}",
-        f"- clustered: {n_cluster} training images, k = {args.k}, layers {args.layers}",
-        f"- the paper (full MNIST) found {{{','.join(map(str, PAPER_ROUND))}}} vs the rest; "
-        "the classes below are what this data gives",
-        f"- settings: {'--quick (smoke run)' if args.quick else 'full'}, seed {args.seed}",
-        "",
-    ]
-    report_path = args.out / "report.md"
-    report_path.write_text("\n".join(header + sections))
-    png_path = args.out / "clusters.png"
-    plot_shares(shares, png_path)
-    print(f"wrote {report_path} and {png_path} ({time.perf_counter() - start:.1f} s)")
+    header = C.header(
+        "Algorithm 1 on the MNIST subset",
+        {
+            "model": f"SmallCNN{channels}, {epochs} epochs on {n_train} training images, "
+            f"test accuracy {test_acc:.4f}",
+            "clustered": f"{n_cluster} training images, k = {args.k}, layers {args.layers}",
+            "paper": "the paper (full MNIST) found "
+            f"{{{','.join(map(str, PAPER_ROUND))}}} vs the rest; the classes below are what "
+            "this data gives",
+            "settings": f"{'--quick (smoke run)' if args.quick else 'full'}, seed {args.seed}",
+        },
+    )
+    run.write_results([*header, "", *sections])
+    run.save_figure(plot_shares(shares))
+    run.finish()
     return 0
 
 
@@ -200,16 +197,11 @@ def search_section(model, data, candidates, args) -> str:
     )
 
 
-def plot_shares(shares: dict[str, np.ndarray], path: Path) -> None:
+def plot_shares(shares: dict[str, np.ndarray]):
     """Heatmap per layer: share of each digit's images in each cluster."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = max(1, len(shares))
-    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 4), squeeze=False)
-    for ax, (layer, share) in zip(axes[0], shares.items()):
+    fig, axes = C.figure(max(1, len(shares)), "Algorithm 1: share of each digit in each "
+                         "k-means cluster", width=3.4)  # fmt: skip
+    for ax, (layer, share) in zip(axes, shares.items()):
         im = ax.imshow(share, vmin=0, vmax=1, cmap="viridis", aspect="auto")
         ax.set_title(f"layer {layer}")
         ax.set_xlabel("cluster (= class)")
@@ -218,11 +210,8 @@ def plot_shares(shares: dict[str, np.ndarray], path: Path) -> None:
         ax.set_xticks(range(share.shape[1]))
         fig.colorbar(im, ax=ax, fraction=0.046)
     if not shares:
-        axes[0][0].text(0.5, 0.5, "no layer clustered", ha="center")
-    fig.suptitle("Algorithm 1: share of each digit in each k-means cluster")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+        C.say_empty(axes[0], "Algorithm 1 found no separated clusters on any layer")
+    return fig
 
 
 if __name__ == "__main__":

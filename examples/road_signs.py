@@ -73,8 +73,7 @@ def settings(args) -> dict:
             epochs=30, root_epochs=20, n0=100, n=10_000, alpha=0.001,
             point_dims=(64, 128, 256), head_dims=(128,), channels=(32, 64, 64), batch=1000,
         )  # fmt: skip
-    keys = ("n_train", "n_test", "epochs", "root_epochs", "n")
-    return C.override(s, args, keys, tuple_keys=("sigmas", "channels"))
+    return C.override(s, args, ("root_epochs",))
 
 
 class ImageSource:
@@ -113,20 +112,15 @@ def accuracy(pred: torch.Tensor, y: torch.Tensor) -> float:
 def main(argv=None) -> int:
     parser = C.make_parser(__doc__.split("\n")[0], "road_signs")
     parser.add_argument("--gtsrb-root", type=Path, default=None, help="real GTSRB for the leaves")
-    parser.add_argument("--n-train", type=int, default=None, help="simulated training signs")
-    parser.add_argument("--n-test", type=int, default=None, help="test signs per shape class")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs of image models")
     parser.add_argument("--root-epochs", type=int, default=None, help="epochs of the PointNet")
-    parser.add_argument("--n", type=int, default=None, help="Monte-Carlo samples per sign")
-    parser.add_argument("--sigmas", type=float, nargs="+", default=None)
-    parser.add_argument(
-        "--channels", type=int, nargs=3, default=None, help="widths of the small CNN's convs"
-    )
+    C.add_size_options(
+        parser, n_train="simulated training signs", n_test="test signs per shape class",
+        epochs="epochs of the image models", n="Monte-Carlo samples per sign", sigmas=None,
+        channels=None,
+    )  # fmt: skip
     args = parser.parse_args(argv)
     s = settings(args)
-    run = C.Run(args.out, args.quiet)
-    C.seed_everything(args.seed)
-    device = torch.device(args.device)
+    run, device = C.start(args)
 
     # ---------------------------------------------------------------- data
     sim = RoadSignSimulator(image_size=s["image_size"], num_points=s["num_points"])
@@ -242,10 +236,11 @@ def main(argv=None) -> int:
             base_ok, base_r = ren_res.flat["correct"] == 1, ren_res.flat["radius"]
             ren_ok, ren_r = ren_res.hierarchy["correct"] == 1, ren_res.hierarchy["radius"]
             ret_ok, ret_r = ret_res.hierarchy["correct"] == 1, ret_res.hierarchy["radius"]
+            # the library's summaries (class_summary) of the library's rows
             b, h, t = (
-                C.summarise(base_ok, base_r),
-                C.summarise(ren_ok, ren_r),
-                C.summarise(ret_ok, ret_r),
+                C.summary(ren_res.flat),
+                C.summary(ren_res.hierarchy),
+                C.summary(ret_res.hierarchy),
             )
             rows[name].append((sigma, b, h, t))
             both = base_ok & ren_ok
@@ -268,8 +263,8 @@ def main(argv=None) -> int:
                            two_ok[speed].mean() if speed.any() else np.nan),
                 }  # fmt: skip
             run.log(
-                f"sigma={sigma} {name}: baseline CR {C.fmt_cr(*b[:2])} CA {C.fmt_pct(b[2])}; "
-                f"renormalised CR {C.fmt_cr(*h[:2])} CA {C.fmt_pct(h[2])}"
+                f"sigma={sigma} {name}: baseline CR {C.fmt_cr(b)} CA {C.fmt_pct(b['ca'])}; "
+                f"renormalised CR {C.fmt_cr(h)} CA {C.fmt_pct(h['ca'])}"
             )
 
     write_outputs(run, args, s, root_acc, rows, gains, fig8, natural)
@@ -277,97 +272,60 @@ def main(argv=None) -> int:
     return 0
 
 
-def write_outputs(run, args, s, root_acc, rows, gains, fig8, natural) -> None:
-    import matplotlib.pyplot as plt
+TABLE_HEADERS = (
+    "sigma", "Baseline CR", "Hierarchy CR (renorm.)", "Hierarchy CR (retrained)", "Baseline CA",
+    "Hierarchy CA (renorm.)", "Hierarchy CA (retrained)", "paper Baseline CR",
+    "paper Hierarchy CR", "paper Baseline CA", "paper Hierarchy CA",
+)  # fmt: skip
+FIG8_HEADERS = (
+    "sigma", "signs", "median radius gain, shape", "median radius gain, shape + location",
+    "CA baseline", "CA shape", "CA shape + location",
+)  # fmt: skip
+RATIO_HEADERS = ("class", "sigma", "leaf", "signs", "mean ratio", "min", "max", "share shrunk")
 
+
+def write_outputs(run, args, s, root_acc, rows, gains, fig8, natural) -> None:
     data = "real GTSRB images" if args.gtsrb_root else "simulated images"
-    parts = [
-        "# Road signs (§VI-A): shape from LiDAR, sign from the image",
-        "",
-        f"Command: `{C.command_line()}`",
-        "",
+    parts = C.header(
+        "Road signs (§VI-A): shape from LiDAR, sign from the image",
+        {
+            "training signs": s["n_train"],
+            "test signs per class": s["n_test"],
+            "image size": s["image_size"],
+            "points per cloud": s["num_points"],
+            "Monte-Carlo samples (n0, n)": (s["n0"], s["n"]),
+            "alpha": s["alpha"],
+            "epochs (image models, root)": (s["epochs"], s["root_epochs"]),
+            "image CNN widths": s["channels"],
+            "PointNet root shape accuracy": C.fmt_pct(root_acc),
+        },
         "**Simulated sensors**: point clouds (and, without `--gtsrb-root`, images) come from "
         "`hierclass.data.roadsigns`, not KITTI. Image leaves use " + data + ".",
-        "",
-        C.settings_block(
-            {
-                "training signs": s["n_train"],
-                "test signs per class": s["n_test"],
-                "image size": s["image_size"],
-                "points per cloud": s["num_points"],
-                "Monte-Carlo samples (n0, n)": (s["n0"], s["n"]),
-                "alpha": s["alpha"],
-                "epochs (image models, root)": (s["epochs"], s["root_epochs"]),
-                "image CNN widths": s["channels"],
-                "PointNet root shape accuracy": C.fmt_pct(root_acc),
-            }
-        ),
-        "",
         "CR: certified L2 radius, mean ± std over signs certified correctly; CA: certified "
         "accuracy at radius 0 (route and label right, no abstention). The root reads only the "
         "point cloud, which the pixel adversary cannot touch, so its radius is infinite.",
-    ]
+    )
     for name, table in (("circle", "IV"), ("triangle", "V")):
-        parts += ["", f"## Table {table}: {name} signs", ""]
-        body = []
-        for sigma, b, h, t in rows[name]:
-            paper = PAPER[name].get(sigma, ("-",) * 4)
-            body.append(
-                (sigma, C.fmt_cr(*b[:2]), C.fmt_cr(*h[:2]), C.fmt_cr(*t[:2]), C.fmt_pct(b[2]),
-                 C.fmt_pct(h[2]), C.fmt_pct(t[2]), paper[0], paper[1], paper[2], paper[3])
-            )  # fmt: skip
-        parts.append(
-            C.markdown_table(
-                [
-                    "sigma",
-                    "Baseline CR",
-                    "Hierarchy CR (renorm.)",
-                    "Hierarchy CR (retrained)",
-                    "Baseline CA",
-                    "Hierarchy CA (renorm.)",
-                    "Hierarchy CA (retrained)",
-                    "paper Baseline CR",
-                    "paper Hierarchy CR",
-                    "paper Baseline CA",
-                    "paper Hierarchy CA",
-                ],
-                body,
-            )  # fmt: skip
-        )
-    parts += ["", "## Fig. 8: two invariants (shape + location) on speed-limit signs", ""]
+        body = [
+            (sigma, C.fmt_cr(b), C.fmt_cr(h), C.fmt_cr(t), C.fmt_pct(b["ca"]),
+             C.fmt_pct(h["ca"]), C.fmt_pct(t["ca"]), *PAPER[name].get(sigma, ("-",) * 4))
+            for sigma, b, h, t in rows[name]
+        ]  # fmt: skip
+        parts += ["", f"## Table {table}: {name} signs", "", C.markdown_table(TABLE_HEADERS, body)]
     body = []
     for sigma, f in fig8.items():
-        body.append(
-            (sigma, len(f["labels"]),
-             f"{np.median(f['shape']):.1f}%" if len(f["labels"]) else "-",
-             f"{np.median(f['shape + location']):.1f}%" if len(f["labels"]) else "-",
-             C.fmt_pct(f["ca"][0]), C.fmt_pct(f["ca"][1]), C.fmt_pct(f["ca"][2]))
-        )  # fmt: skip
-    parts.append(
-        C.markdown_table(
-            [
-                "sigma",
-                "signs",
-                "median radius gain, shape",
-                "median radius gain, shape + location",
-                "CA baseline",
-                "CA shape",
-                "CA shape + location",
-            ],
-            body,
-        )  # fmt: skip
-    )
-    parts += ["", "## Figs. 11-16: per-sample radius ratio hierarchy / baseline", ""]
-    body = []
-    for (name, sigma, kind), g in sorted(gains.items()):
-        if len(g):
-            body.append((name, sigma, kind, len(g), f"{np.mean(g):.3f}", f"{np.min(g):.3f}",
-                         f"{np.max(g):.3f}", f"{100 * np.mean(g < 1):.1f}%"))  # fmt: skip
-    parts.append(
-        C.markdown_table(
-            ["class", "sigma", "leaf", "signs", "mean ratio", "min", "max", "share shrunk"], body
-        )
-    )
+        medians = [f"{np.median(f[k]):.1f}%" if len(f["labels"]) else "-"
+                   for k in ("shape", "shape + location")]  # fmt: skip
+        body.append((sigma, len(f["labels"]), *medians, *(C.fmt_pct(v) for v in f["ca"])))
+    parts += ["", "## Fig. 8: two invariants (shape + location) on speed-limit signs", "",
+              C.markdown_table(FIG8_HEADERS, body)]  # fmt: skip
+    body = [
+        (name, sigma, kind, len(g), f"{np.mean(g):.3f}", f"{np.min(g):.3f}", f"{np.max(g):.3f}",
+         f"{100 * np.mean(g < 1):.1f}%")
+        for (name, sigma, kind), g in sorted(gains.items()) if len(g)
+    ]  # fmt: skip
+    parts += ["", "## Figs. 11-16: per-sample radius ratio hierarchy / baseline", "",
+              C.markdown_table(RATIO_HEADERS, body)]  # fmt: skip
     parts += ["", "## Natural accuracy (all 43 classes, no noise)", ""]
     parts.append(
         C.markdown_table(
@@ -375,34 +333,39 @@ def write_outputs(run, args, s, root_acc, rows, gains, fig8, natural) -> None:
             [(sg, *(C.fmt_pct(v) for v in acc.values())) for sg, acc in natural.items()],
         )
     )
-    run.write_text("results.md", "\n".join(parts))
+    run.write_results(parts)
+    plot(run, s, gains, fig8)
 
-    # Figure: per-sample gains (renormalised vs retrained) and Fig. 8.
-    sigmas = list(s["sigmas"])
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for ax, name in zip(axes[:2], CLASSES):
-        data_, ticks = [], []
-        for sigma in sigmas:
-            for kind in ("renormalised", "retrained"):
-                data_.append(gains.get((name, sigma, kind), np.array([])))
-                ticks.append(f"{kind[:3]}.\nσ={sigma}")
-        ax.boxplot([d if len(d) else [np.nan] for d in data_], tick_labels=ticks)
-        ax.axhline(1.0, color="grey", lw=0.8, ls="--")
-        ax.set_title(
-            f"{name}: radius hierarchy / baseline\n(ren. = renormalised, ret. = retrained)"
-        )
-        ax.set_ylabel("ratio")
-    ax = axes[2]
-    data_, ticks = [], []
-    for sigma, f in fig8.items():
-        for kind in ("shape", "shape + location"):
-            data_.append(f[kind] if len(f[kind]) else [np.nan])
-            ticks.append(f"{'shape' if kind == 'shape' else '+loc.'}\nσ={sigma}")
-    ax.boxplot(data_, tick_labels=ticks)
-    ax.set_title("Fig. 8: speed limits, radius gain over baseline")
-    ax.set_ylabel("% improvement")
-    fig.suptitle("Road signs (simulated sensors)", y=1.02)
-    run.save_figure(fig, "road_signs.png")
+
+def plot(run, s, gains, fig8) -> None:
+    """Per-sign radius ratios (renormalised vs. retrained leaves) and Fig. 8's gains."""
+    fig, axes = C.figure(3, "Road signs (simulated sensors): per-sign radius, hierarchy vs. "
+                         "baseline", width=5.5, height=4.5)  # fmt: skip
+    too_few = "\n(too few test signs or epochs,\ne.g. --quick)"
+    panels = [
+        (f"{name}: radius hierarchy / baseline\n(ren. = renormalised, ret. = retrained)",
+         "ratio", 1.0,
+         [(f"{kind[:3]}.\nσ={sigma}", gains.get((name, sigma, kind), np.array([])))
+          for sigma in s["sigmas"] for kind in ("renormalised", "retrained")],
+         f"no {name} sign certified correctly\nby both the baseline and a hierarchy" + too_few)
+        for name in CLASSES
+    ]  # fmt: skip
+    panels.append(
+        ("Fig. 8: speed limits, radius gain\nover baseline", "% improvement", 0.0,
+         [(f"{'shape' if kind == 'shape' else '+loc.'}\nσ={sigma}", f[kind])
+          for sigma, f in fig8.items() for kind in ("shape", "shape + location")],
+         "no speed-limit sign certified correctly\nby the baseline and both hierarchies" + too_few)
+    )  # fmt: skip
+    for ax, (title, ylabel, reference, boxes, empty) in zip(axes, panels):
+        ax.set_title(title)
+        if not any(len(d) for _, d in boxes):
+            C.say_empty(ax, empty)
+            continue
+        ax.boxplot([d if len(d) else [np.nan] for _, d in boxes],
+                   tick_labels=[f"{tick}\n{len(d)} signs" for tick, d in boxes])  # fmt: skip
+        ax.axhline(reference, color="grey", lw=0.8, ls="--")
+        ax.set_ylabel(ylabel)
+    run.save_figure(fig)
 
 
 if __name__ == "__main__":

@@ -63,26 +63,19 @@ def settings(args) -> dict:
             num_speakers=20, n_train=8000, n_test=300, sigmas=(0.025, 0.05, 0.1), epochs=30,
             n0=100, n=10_000, alpha=0.001, channels=(32, 64, 64), batch=1000,
         )  # fmt: skip
-    keys = ("num_speakers", "n_train", "n_test", "epochs", "n")
-    return C.override(s, args, keys, tuple_keys=("sigmas", "channels"))
+    return C.override(s, args, ("num_speakers",))
 
 
 def main(argv=None) -> int:
     parser = C.make_parser(__doc__.split("\n")[0], "speaker_identification")
     parser.add_argument("--num-speakers", type=int, default=None)
-    parser.add_argument("--n-train", type=int, default=None, help="training utterances")
-    parser.add_argument("--n-test", type=int, default=None, help="test utterances per gender")
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--n", type=int, default=None, help="Monte-Carlo samples per input")
-    parser.add_argument("--sigmas", type=float, nargs="+", default=None)
-    parser.add_argument(
-        "--channels", type=int, nargs=3, default=None, help="widths of the small CNN's convs"
-    )
+    C.add_size_options(
+        parser, n_train="training utterances", n_test="test utterances per gender", epochs=None,
+        n=None, sigmas=None, channels=None,
+    )  # fmt: skip
     args = parser.parse_args(argv)
     s = settings(args)
-    run = C.Run(args.out, args.quiet)
-    C.seed_everything(args.seed)
-    device = torch.device(args.device)
+    run, device = C.start(args)
 
     sim = SpeakerSimulator(num_speakers=s["num_speakers"], speaker_seed=args.seed)
     partition = sim.gender_partition()
@@ -132,13 +125,13 @@ def main(argv=None) -> int:
             # the library's rows: correct = route and label right, no abstention
             base_ok, base_r = res.flat["correct"] == 1, res.flat["radius"]
             hier_ok, hier_r = res.hierarchy["correct"] == 1, res.hierarchy["radius"]
-            b, hh = C.summarise(base_ok, base_r), C.summarise(hier_ok, hier_r)
+            b, hh = C.summary(res.flat), C.summary(res.hierarchy)  # the library's summaries
             rows[name].append((sigma, b, hh))
             pooled["baseline"].append(np.where(base_ok, base_r, -1.0))
             pooled["hierarchy"].append(np.where(hier_ok, hier_r, -1.0))
             run.log(
-                f"sigma={sigma} {name}: baseline CR {C.fmt_cr(*b[:2], 4)} CA {C.fmt_pct(b[2])}; "
-                f"hierarchy CR {C.fmt_cr(*hh[:2], 4)} CA {C.fmt_pct(hh[2])}"
+                f"sigma={sigma} {name}: baseline CR {C.fmt_cr(b, 4)} CA {C.fmt_pct(b['ca'])}; "
+                f"hierarchy CR {C.fmt_cr(hh, 4)} CA {C.fmt_pct(hh['ca'])}"
             )
         curves[sigma] = {kind: np.concatenate(v) for kind, v in pooled.items()}
 
@@ -147,73 +140,62 @@ def main(argv=None) -> int:
     return 0
 
 
-def write_outputs(run, s, rows, curves) -> None:
-    import matplotlib.pyplot as plt
+TABLE_HEADERS = (
+    "sigma", "Baseline CR", "Hierarchy CR", "Baseline CA", "Hierarchy CA", "CR ratio",
+    "paper Baseline CR", "paper Hierarchy CR", "paper Baseline CA", "paper Hierarchy CA",
+)  # fmt: skip
 
-    parts = [
-        "# Speaker identification (§VI-B): gender root, renormalised leaves",
-        "",
-        f"Command: `{C.command_line()}`",
-        "",
+
+def write_outputs(run, s, rows, curves) -> None:
+    parts = C.header(
+        "Speaker identification (§VI-B): gender root, renormalised leaves",
+        {
+            "speakers": s["num_speakers"],
+            "training utterances": s["n_train"],
+            "test utterances per gender": s["n_test"],
+            "Monte-Carlo samples (n0, n)": (s["n0"], s["n"]),
+            "alpha (split alpha/2 root, alpha/2 leaf for the hierarchy)": s["alpha"],
+            "epochs": s["epochs"],
+            "CNN widths": s["channels"],
+        },
         "**Simulated data**: utterances come from `hierclass.data.speaker` (synthetic voiced "
         "speech with speaker-specific pitch and formants), not from LibriSpeech.",
-        "",
-        C.settings_block(
-            {
-                "speakers": s["num_speakers"],
-                "training utterances": s["n_train"],
-                "test utterances per gender": s["n_test"],
-                "Monte-Carlo samples (n0, n)": (s["n0"], s["n"]),
-                "alpha (split alpha/2 root, alpha/2 leaf for the hierarchy)": s["alpha"],
-                "epochs": s["epochs"],
-                "CNN widths": s["channels"],
-            }
-        ),
-        "",
         "CR: certified L2 radius, mean ± std over utterances certified correctly; CA: certified "
         "accuracy at radius 0. Hierarchy radius = min(root radius, leaf radius).",
-    ]
+    )
     for name, table in (("female", "VI"), ("male", "VII")):
-        parts += ["", f"## Table {table}: {name} speakers", ""]
         body = []
         for sigma, b, h in rows[name]:
-            paper = PAPER[name].get(sigma, ("-",) * 4)
-            ratio = h[0] / b[0] if b[0] and not np.isnan(b[0]) and not np.isnan(h[0]) else np.nan
+            ratio = h["cr_mean"] / b["cr_mean"] if b["cr_mean"] else np.nan  # NaN stays NaN
             body.append(
-                (sigma, C.fmt_cr(*b[:2], 4), C.fmt_cr(*h[:2], 4), C.fmt_pct(b[2]),
-                 C.fmt_pct(h[2]), "-" if np.isnan(ratio) else f"{ratio:.2f}x", *paper)
+                (sigma, C.fmt_cr(b, 4), C.fmt_cr(h, 4), C.fmt_pct(b["ca"]), C.fmt_pct(h["ca"]),
+                 "-" if np.isnan(ratio) else f"{ratio:.2f}x",
+                 *PAPER[name].get(sigma, ("-",) * 4))
             )  # fmt: skip
-        parts.append(
-            C.markdown_table(
-                [
-                    "sigma",
-                    "Baseline CR",
-                    "Hierarchy CR",
-                    "Baseline CA",
-                    "Hierarchy CA",
-                    "CR ratio",
-                    "paper Baseline CR",
-                    "paper Hierarchy CR",
-                    "paper Baseline CA",
-                    "paper Hierarchy CA",
-                ],
-                body,
-            )  # fmt: skip
-        )
-    run.write_text("results.md", "\n".join(parts))
+        parts += [
+            "",
+            f"## Table {table}: {name} speakers",
+            "",
+            C.markdown_table(TABLE_HEADERS, body),
+        ]
+    run.write_results(parts)
 
-    fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 4), squeeze=False)
-    for ax, (sigma, cur) in zip(axes[0], curves.items()):
+    fig, axes = C.figure(len(curves), "Speaker identification (simulated speech): certified "
+                         "accuracy, both genders pooled")  # fmt: skip
+    for ax, (sigma, cur) in zip(axes, curves.items()):
+        ax.set_title(f"σ = {sigma}")
         top = max(float(np.max(v)) for v in cur.values())
-        grid = np.linspace(0, max(top, 1e-3) * 1.05, 200)
+        if top <= 0:  # -1 marks an utterance not certified correctly
+            C.say_empty(ax, "no utterance certified correctly\n(too few epochs or test "
+                        "utterances,\ne.g. --quick)")  # fmt: skip
+            continue
+        grid = np.linspace(0, top * 1.05, 200)
         for kind, radii in cur.items():
             ax.plot(grid, [(radii >= r).mean() for r in grid], label=kind)
-        ax.set_title(f"σ = {sigma}")
         ax.set_xlabel("L2 radius")
         ax.set_ylabel("certified accuracy")
         ax.legend()
-    fig.suptitle("Speaker identification (simulated speech): certified accuracy")
-    run.save_figure(fig, "speaker_identification.png")
+    run.save_figure(fig)
 
 
 if __name__ == "__main__":

@@ -9,43 +9,30 @@ under the same attack, in closed form, plus a Monte-Carlo check of the closed fo
 worst-case attack on each linear rule, Clopper-Pearson intervals). Also runs the §III-C
 PRF/error-correcting-code toy.
 
-Writes ``fig9.md`` (tables) and ``fig9.png`` to ``--out``.
+Writes ``results.md`` (tables) and ``tsipras_invariance.png`` (Fig. 9) to ``--out``.
 
-    python examples/tsipras_invariance.py --quick --out /tmp/tsipras    # a few seconds
-    python examples/tsipras_invariance.py --out runs/tsipras
+    python examples/tsipras_invariance.py --quick    # a few seconds
+    python examples/tsipras_invariance.py
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
-from hierclass.theory import (
-    TsiprasDistribution,
-    fig9_markdown,
-    fig9_table,
-    linear_rule_accuracy,
-    meta_feature_accuracy,
-    meta_feature_rule,
-    min_protected_features,
-    plot_fig9,
-    prf_ecc_comparison,
-    robust_rule,
-    simulate_accuracy,
-    standard_rule,
-)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as C  # noqa: E402
+
+from hierclass import theory as T  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run (a few seconds)")
-    parser.add_argument("--out", type=Path, default=Path("runs/tsipras"))
-    parser.add_argument("--d", type=int, default=200)
-    parser.add_argument("--p", type=float, default=0.95)
+    parser = C.make_parser(__doc__.split("\n")[0], "tsipras_invariance", device=False)
+    parser.add_argument("--d", type=int, default=200, help="weak features")
+    parser.add_argument("--p", type=float, default=0.95, help="robust feature's accuracy")
     parser.add_argument("--etas", type=float, nargs="+", default=[0.05, 0.1, 0.2, 0.3, 0.5, 1.0])
-    parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
 
@@ -56,14 +43,17 @@ def monte_carlo_rows(d: int, p: float, etas, ks, n: int, seed: int) -> list[str]
         "|---|---|---|---|---|---|---|",
     ]
     for eta in etas:
-        dist = TsiprasDistribution(d=d, p=p, eta=eta)
+        dist = T.TsiprasDistribution(d=d, p=p, eta=eta)
         for k in ks:
-            rules = [("robust", robust_rule(d, k, p, eta)), ("standard", standard_rule(d, p, eta))]
+            rules = [
+                ("robust", T.robust_rule(d, k, p, eta)),
+                ("standard", T.standard_rule(d, p, eta)),
+            ]
             if k:
-                rules.append(("meta-feature", meta_feature_rule(d, k)))
+                rules.append(("meta-feature", T.meta_feature_rule(d, k)))
             for name, rule in rules:
-                closed = linear_rule_accuracy(rule, p, eta, eps=2 * eta, protected_k=k)
-                sim = simulate_accuracy(
+                closed = T.linear_rule_accuracy(rule, p, eta, eps=2 * eta, protected_k=k)
+                sim = T.simulate_accuracy(
                     rule, dist, n, eps=2 * eta, protected_k=k, seed=seed + k, alpha=0.001
                 )
                 low, high = sim.interval
@@ -76,16 +66,15 @@ def monte_carlo_rows(d: int, p: float, etas, ks, n: int, seed: int) -> list[str]
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
+    run = C.Run(args)
     d, p = args.d, args.p
     ks = sorted(
         {0, 1, 2, 5, 10, 20, 50, 100, 150, d} | set(range(0, d + 1, 10 if args.quick else 2))
     )
     ks = [k for k in ks if k <= d]
-    rows = fig9_table(d=d, etas=args.etas, ks=ks, p=p)
+    rows = T.fig9_table(d=d, etas=args.etas, ks=ks, p=p)
     summary = sorted({0, 1, 10, 50, 100, d} & set(ks))
-    table = fig9_markdown([r for r in rows if r["k"] in summary])
+    table = T.fig9_markdown([r for r in rows if r["k"] in summary])
     print(f"Fig. 9 (d = {d}, p = {p}, eps = 2 * eta), adversarial accuracy in closed form:")
     print(table)
 
@@ -96,11 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(mc))
 
     needed = [
-        f"| {eta:g} | {min_protected_features(eta, 0.9)} | {min_protected_features(eta, 0.99)} "
-        f"| {meta_feature_accuracy(9, eta):.4f} |"
+        f"| {eta:g} | {T.min_protected_features(eta, 0.9)} | {T.min_protected_features(eta, 0.99)} "
+        f"| {T.meta_feature_accuracy(9, eta):.4f} |"
         for eta in args.etas
     ]
-    toy = prf_ecc_comparison(
+    toy = T.prf_ecc_comparison(
         n_bits=12 if args.quick else 32,
         r=5,
         n_train=1000 if args.quick else 5000,
@@ -116,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(toy_lines))
 
     doc = [
-        "# Fig. 9: adversarial accuracy as the invariant protects more features",
+        *C.header("Fig. 9: adversarial accuracy as the invariant protects more features", {}),
         "",
         f"d = {d} weak features, robust feature accuracy p = {p}, adversary l_inf with "
         "eps = 2 * eta on the weak features it may touch (all but the first k).",
@@ -133,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "## Full table (every k computed)",
         "",
-        fig9_markdown(rows),
+        T.fig9_markdown(rows),
         "",
         f"## Monte-Carlo check ({mc_n} samples per line, exact worst-case attack)",
         "",
@@ -150,11 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         *toy_lines,
         "",
     ]
-    md_path = args.out / "fig9.md"
-    md_path.write_text("\n".join(doc))
-    png_path = args.out / "fig9.png"
-    plot_fig9(rows, png_path)
-    print(f"\nwrote {md_path} and {png_path} ({time.perf_counter() - start:.1f} s)")
+    run.write_results(doc)
+    run.save_figure(T.plot_fig9(rows))
+    run.finish()
     return 0
 
 

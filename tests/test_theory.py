@@ -213,24 +213,3 @@ def test_prf_ecc_attack_stays_within_decoding_radius():
     assert np.array_equal(attacked[:, 0], z[:, 0])
     assert np.array_equal(task.code.decode(attacked[:, 1:]), task.code.decode(z[:, 1:]))
     assert (attacked != z).sum(axis=1).min() == (task.n_bits + 1) * 2  # 2 flips per block
-
-
-def test_tsipras_example_quick(tmp_path, capsys):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "examples" / "tsipras_invariance.py"
-    spec = importlib.util.spec_from_file_location("tsipras_invariance", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    out = tmp_path / "ts"
-    assert module.main(["--quick", "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert f"wrote {out / 'fig9.md'} and {out / 'fig9.png'}" in printed
-    doc = (out / "fig9.md").read_text()
-    assert (out / "fig9.png").read_bytes()[:4] == b"\x89PNG"
-    # the Monte-Carlo section agrees with the closed forms on every line it prints
-    mc = doc.split("## Monte-Carlo check")[1].split("##")[0]
-    flags = [line.rsplit("|", 2)[-2].strip() for line in mc.splitlines() if line.count("|") > 6]
-    flags = [f for f in flags if f in ("True", "False")]
-    assert flags and all(f == "True" for f in flags)

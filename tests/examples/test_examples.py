@@ -8,7 +8,9 @@ pipeline, the files and the tables' layout, not the paper's results.
 from __future__ import annotations
 
 import importlib.util
+import json
 import pickle
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -27,14 +29,54 @@ def load_example(name: str) -> ModuleType:
     return module
 
 
+def figure_problems(fig) -> list[str]:
+    """What a reader would call broken in a figure: a panel with nothing drawn and nothing
+    said, or the figure title overlapping a panel title."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    problems = []
+    for i, ax in enumerate(fig.axes):
+        if ax.get_label() == "<colorbar>":
+            continue
+        lines = [  # data lines (not reference lines such as axhline) with a finite point
+            line for line in ax.lines
+            if line.get_transform() is ax.transData
+            and np.isfinite(np.asarray(line.get_ydata(), dtype=float)).any()
+        ]  # fmt: skip
+        bars = [p for p in ax.patches if getattr(p, "get_height", lambda: 0)()]
+        if not (lines or bars or ax.images or ax.collections or ax.texts):
+            problems.append(f"panel {i} ({ax.get_title()!r}) is blank")
+    title = fig._suptitle
+    if title is not None:
+        box = title.get_window_extent(renderer)
+        for ax in fig.axes:
+            if ax.get_title() and box.overlaps(ax.title.get_window_extent(renderer)):
+                problems.append(f"the figure title overlaps the title {ax.get_title()!r}")
+    return problems
+
+
 def run_quick(name: str, out: Path, capsys, *extra: str) -> str:
-    rc = load_example(name).main(["--quick", "--quiet", "--out", str(out), *extra])
+    module = load_example(name)
+    saved = []
+
+    def save_and_check(run, fig):
+        saved.append(figure_problems(fig))
+        return save_figure(run, fig)
+
+    save_figure = module.C.Run.save_figure
+    module.C.Run.save_figure = save_and_check
+    try:
+        rc = module.main(["--quick", "--quiet", "--out", str(out), *extra])
+    finally:
+        module.C.Run.save_figure = save_figure
     assert rc == 0
+    assert saved == [[]]  # one figure, every panel drawn or explained, titles apart
     printed = capsys.readouterr().out
     report = out / "results.md"
     assert report.is_file() and str(report) in printed  # says where it wrote the table
     pngs = sorted(out.glob("*.png"))
-    assert pngs and all(p.read_bytes()[:8] == PNG_MAGIC for p in pngs)
+    assert [p.name for p in pngs] == [f"{name}.png"]  # one figure, named after the script
+    assert all(p.read_bytes()[:8] == PNG_MAGIC for p in pngs)
     assert all(str(p) in printed for p in pngs)
     return report.read_text(encoding="utf-8")
 
@@ -78,14 +120,48 @@ def test_label_set_size_quick(tmp_path: Path, capsys) -> None:
     assert [(r[0], r[1]) for r in rows] == [("2", "9"), ("5", "126"), ("10", "1")]
 
 
-def test_mnist_hierarchy_quick(tmp_path: Path, capsys) -> None:
-    text = run_quick("mnist_hierarchy", tmp_path, capsys)
+@pytest.mark.parametrize("partition", ["kmeans", "paper"])
+def test_mnist_hierarchy_quick(tmp_path: Path, capsys, partition: str) -> None:
+    text = run_quick("mnist_hierarchy", tmp_path, capsys, "--partition", partition)
     rows = table_rows(text, "## Table I (hierclass)")
     assert [r[0] for r in rows] == ["Baseline", "Hierarchy"]
     for r in rows:
         natural, adv, budget = (float(v) for v in r[1:4])
         assert 0 <= adv <= budget <= natural <= 100
     assert [r[0] for r in table_rows(text, "## Table IX")][-1] == "Baseline"
+    nodes = [r[0] for r in table_rows(text, "## Hierarchy, one node attacked")]
+    assert nodes[0] == "root" and len(nodes) == 3
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["Baseline"]["budgeted_accuracy"] == results["Baseline"]["adversarial_accuracy"]
+    assert f"{100 * results['Hierarchy']['natural_accuracy']:.2f}" == rows[1][1]
+    if partition == "paper":
+        assert "[[0, 2, 3, 5, 6, 8], [1, 4, 7, 9]] from the paper's split" in text
+
+
+def test_mnist_kmeans_invariance_quick_search(tmp_path: Path, capsys) -> None:
+    report = run_quick("mnist_kmeans_invariance", tmp_path, capsys, "--search")
+    for layer in ("rest.3", "rest.6"):
+        assert f"## layer `{layer}`" in report
+    # every layer section either lists two disjoint classes covering the ten digits or fails
+    # with Algorithm 1's message
+    for found in re.findall(r"classes: \{([\d,]+)\} vs \{([\d,]+)\}", report):
+        labels = [int(v) for part in found for v in part.split(",")]
+        assert sorted(labels) == list(range(10))
+    assert "the paper (full MNIST) found {0,2,3,5,6,8}" in report
+    # --search ranks the found partitions and the paper's with the numbers behind the ranking
+    search = report.split("## partition search")[1]
+    ranks = re.findall(r"^\| (\d+) \|", search, flags=re.MULTILINE)
+    assert ranks and ranks == [str(i) for i in range(1, len(ranks) + 1)]
+    assert "| paper |" in search and "feasible = root accuracy >= 0.9" in search
+
+
+def test_tsipras_invariance_quick(tmp_path: Path, capsys) -> None:
+    doc = run_quick("tsipras_invariance", tmp_path, capsys)
+    # the Monte-Carlo section agrees with the closed forms on every line it prints
+    mc = doc.split("## Monte-Carlo check")[1].split("##")[0]
+    flags = [line.rsplit("|", 2)[-2].strip() for line in mc.splitlines() if line.count("|") > 6]
+    flags = [f for f in flags if f in ("True", "False")]
+    assert flags and all(f == "True" for f in flags)
 
 
 def test_cifar10_without_data_explains_and_fails(tmp_path: Path, capsys) -> None:
@@ -121,15 +197,50 @@ def test_cifar10_quick_on_a_tiny_copy(tmp_path: Path, capsys) -> None:
         assert [r[0] for r in table_rows(text, heading)] == ["0.25"]
 
 
-def test_summarise_counts_only_certified_correct_samples() -> None:
+def load_common() -> ModuleType:
     sys.path.insert(0, str(EXAMPLES))
     try:
-        common = load_example("_common")
+        return load_example("_common")
     finally:
         sys.path.remove(str(EXAMPLES))
-    mean, std, ca = common.summarise(np.array([True, False, True, True]), np.array([1, 9, 2, 3]))
-    assert (mean, ca) == (2.0, 0.75) and std == pytest.approx(np.std([1, 2, 3]))
-    assert np.isnan(common.summarise(np.array([False]), np.array([1.0]))[0])
+
+
+def test_summary_counts_only_certified_correct_samples() -> None:
+    from hierclass.smoothing.results import ResultTable
+
+    common = load_common()
+    table = ResultTable({"radius": np.array([1.0, 9.0, 2.0, 3.0, np.inf, 0.0]),
+                         "correct": np.array([1, 0, 1, 1, 1, 0]),
+                         "eqclass": np.array(["a"] * 6, dtype=object)})  # fmt: skip
+    s = common.summary(table)
+    assert (s["cr_mean"], s["ca"], s["n_infinite"]) == (2.0, 4 / 6, 1)
+    assert s["cr_std"] == pytest.approx(np.std([1, 2, 3]))
+    assert common.fmt_cr(s) == f"2.000 ± {np.std([1, 2, 3]):.3f} (+1 ∞)"
+    none = common.summary(ResultTable({"radius": np.array([0.0]), "correct": np.array([0]),
+                                       "eqclass": np.array(["a"], dtype=object)}))  # fmt: skip
+    assert common.fmt_cr(none) == "-" and none["ca"] == 0.0
+
+
+def test_road_sign_figure_explains_empty_panels(tmp_path: Path) -> None:
+    """With no sign certified correctly by both classifiers (as in --quick) every panel says so
+    instead of drawing nothing, and the figure title stays clear of the panel titles."""
+    road_signs, common = load_example("road_signs"), load_common()
+    problems = []
+
+    class Run(common.Run):
+        def save_figure(self, fig):
+            problems.extend(figure_problems(fig))
+            return super().save_figure(fig)
+
+    args = common.make_parser("test", "road_signs").parse_args(["--out", str(tmp_path)])
+    empty = {"shape": np.array([]), "shape + location": np.array([]), "labels": np.array([])}
+    gains = {("circle", 0.25, "renormalised"): np.array([])}
+    road_signs.plot(Run(args), {"sigmas": (0.25,)}, gains, {0.25: empty})
+    assert problems == []
+    # and data, when there is some, are drawn
+    gains = {("circle", 0.25, "renormalised"): np.array([1.0, 1.2])}
+    road_signs.plot(Run(args), {"sigmas": (0.25,)}, gains, {0.25: empty})
+    assert problems == []
 
 
 def write_tiny_gtsrb(root: Path) -> None:
