@@ -1,7 +1,8 @@
 """Sequential certification vs fixed-n certification (issue 14's speed section), side by side.
 
     PYTHONPATH=src .venv/bin/python bench/bench_sequential.py [--images 20] [--sigmas 0.25,0.5]
-        [--art-images 2 | --skip-art] [--iss-images N] [--json PATH] [--quick]
+        [--art-images 2 | --skip-art] [--iss-images N] [--json PATH] [--quick] [--first K]
+    PYTHONPATH=src .venv/bin/python bench/bench_sequential.py --merge A.json B.json
 
 For sigma 0.25 (radii 0, 0.25, 0.5, 0.75) and sigma 0.5 (radii 0, 0.5, 1.0, 1.5): trains the
 demo's SmallCNN (channels 16-32-32) on MNIST-5k's 4,000 training images with Gaussian noise at
@@ -21,7 +22,8 @@ time, interleaved (their order alternates from image to image), so a change of l
 alike; the wall ratios are of totals over the same images. All runs use alpha = 0.001;
 hierclass's three use the same batch size (``"auto"`` unless ``--batch``). ``--json`` writes
 every image's record and the summary after each image, so an interrupted run keeps what it
-measured.
+measured. A run split into processes (``--first K --images M``, one ``--json`` each) is
+summarised as one with ``--merge A.json B.json ...``.
 """
 
 from __future__ import annotations
@@ -344,6 +346,27 @@ def run(args) -> dict[str, Any]:
     return out
 
 
+def merge(paths: list[str]) -> dict[str, Any]:
+    """Summarise the records of runs split with ``--first`` (their ``--json`` files) as one."""
+    runs = [json.loads(Path(q).read_text()) for q in paths]
+    if len({r["settings"]["n"] for r in runs}) != 1:
+        raise SystemExit("--merge: the runs used different n")
+    out: dict[str, Any] = {"settings": runs[0]["settings"], "merged": paths, "sigmas": {}}
+    for r in runs:
+        for sigma, entry in r["sigmas"].items():
+            merged = out["sigmas"].setdefault(sigma, {"radii": entry["radii"], "images": []})
+            merged["images"].extend(entry["images"])
+    for sigma, entry in out["sigmas"].items():
+        recs = sorted(entry["images"], key=lambda rec: rec["index"])
+        if len({rec["index"] for rec in recs}) != len(recs):
+            raise SystemExit(f"--merge: an image appears twice at sigma {sigma}")
+        entry["images"] = recs
+        if recs:
+            entry["summary"] = summarise(recs, entry["radii"], runs[0]["settings"]["n"])
+            report(float(sigma), entry["summary"], runs[0]["settings"]["n"])
+    return out
+
+
 def main() -> None:
     p = parser(__doc__, threads=0)
     p.add_argument("--images", type=int, default=20, help="test images per sigma")
@@ -357,7 +380,13 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=6, help="noise-training epochs (demo: 6)")
     p.add_argument("--n", type=int, default=N, help="fixed-n's n and sequential's max_n")
     p.add_argument("--stop-after", type=float, default=0, help="start no image after this (s)")
+    p.add_argument("--merge", nargs="+", help="only summarise these --json files as one run")
     args = p.parse_args()
+    if args.merge:
+        merged = merge(args.merge)
+        if args.json:
+            Path(args.json).write_text(json.dumps(merged, indent=1))
+        return
     if args.quick:  # a smoke run: 2 images, n <= 2,000, 1 epoch
         args.images, args.n, args.epochs = min(args.images, 2), min(args.n, 2000), 1
         args.art_images = min(args.art_images, 1)
