@@ -23,56 +23,39 @@ joint attack).
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import time
 
 import torch
 import torchattacks
+from _common import demo_recipe, mnist, parser, print, set_threads, small_cnn, timed
 from torch import nn
 
 from hierclass import Hierarchy, LabelPartition, RenormalizedLeaf, Router
 from hierclass.attacks import PGD, evaluate_hierarchy
-from hierclass.data import load_mnist_subset
 from hierclass.models import SmallCNN
 from hierclass.training import fit
 
 
-def _timed(fn, *args) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of this process): CPU time is far less sensitive to other
-    jobs on a shared machine, wall time is what a user waits."""
-    tic, cpu = time.perf_counter(), time.process_time()
-    fn(*args)
-    return time.perf_counter() - tic, time.process_time() - cpu
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny smoke run")
-    parser.add_argument(
-        "--threads", type=int, default=1,
-        help="torch threads (1 avoids OpenMP thrashing on a shared, oversubscribed machine)",
-    )  # fmt: skip
-    parser.add_argument("--pairs", type=int, default=15, help="interleaved timing pairs")
-    parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--channels", type=int, nargs=3, default=(16, 32, 32))
-    parser.add_argument("--eval-size", type=int, default=500)
-    parser.add_argument("--hierarchy", action="store_true", help="direct vs worst case on a tree")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    ap = parser(__doc__, threads=1)
+    ap.add_argument("--pairs", type=int, default=15, help="interleaved timing pairs")
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--channels", type=int, nargs=3, default=(16, 32, 32))
+    ap.add_argument("--eval-size", type=int, default=500)
+    ap.add_argument("--hierarchy", action="store_true", help="direct vs worst case on a tree")
+    args = ap.parse_args()
+    set_threads(args.threads)
     if args.hierarchy:
         hierarchy_strength(200 if not args.quick else 32, steps=20 if not args.quick else 3)
         return
     if args.quick:
         args.pairs, args.batch, args.steps, args.eval_size = 2, 32, 3, 64
 
-    torch.manual_seed(0)
-    data = load_mnist_subset()
-    model = SmallCNN(10, channels=tuple(args.channels))
+    data = mnist()
+    model = small_cnn(10, args.channels)
     # A few epochs so the strength comparison is on a model worth attacking.
-    fit(model, data.x_train, data.y_train, epochs=2, lr=0.05, batch_size=64, verbose=False,
-        optimizer="sgd", momentum=0.9)  # fmt: skip
+    fit(model, data.x_train, data.y_train, **demo_recipe(epochs=2))
     model.eval()
     x, y = data.x_test[: args.batch], data.y_test[: args.batch]
 
@@ -94,16 +77,16 @@ def main() -> None:
         ours(x, y), theirs(x, y), plain(x, y), early(x, y)  # warm-up (allocator, kernels)
         wall, cpu, t_ours, t_theirs, vs_plain, vs_early = [], [], [], [], [], []
         for _ in range(args.pairs):
-            a_wall, a_cpu = _timed(ours, x, y)
-            b_wall, b_cpu = _timed(theirs, x, y)
-            c_wall, _ = _timed(plain, x, y)
-            d_wall, _ = _timed(early, x, y)
-            vs_plain.append(c_wall / a_wall)
-            vs_early.append(b_wall / d_wall)
-            t_ours.append(a_wall)
-            t_theirs.append(b_wall)
-            wall.append(b_wall / a_wall)  # > 1: ours is faster
-            cpu.append(b_cpu / a_cpu)
+            a = timed(ours, x, y)
+            b = timed(theirs, x, y)
+            c = timed(plain, x, y)
+            d = timed(early, x, y)
+            vs_plain.append(c.wall / a.wall)
+            vs_early.append(b.wall / d.wall)
+            t_ours.append(a.wall)
+            t_theirs.append(b.wall)
+            wall.append(b.wall / a.wall)  # > 1: ours is faster
+            cpu.append(b.cpu / a.cpu)
         eval_x, eval_y = data.x_test[: args.eval_size], data.y_test[: args.eval_size]
         adv_ours = ours(eval_x, eval_y)
         adv_early = early(eval_x, eval_y)
@@ -121,7 +104,7 @@ def main() -> None:
               f"({min(cpu):.2f}-{max(cpu):.2f}) | {statistics.median(vs_plain):.3f} | "
               f"{statistics.median(vs_early):.3f} | {clean:.3f} | {acc_ours:.3f} | "
               f"{acc_early:.3f} | "
-              f"{acc_theirs:.3f} |", flush=True)  # fmt: skip
+              f"{acc_theirs:.3f} |")  # fmt: skip
 
 
 class _TreeOutput(nn.Module):
@@ -138,12 +121,11 @@ class _TreeOutput(nn.Module):
 
 
 def hierarchy_strength(n: int, steps: int, eps: float = 0.1, alpha: float = 0.01) -> None:
-    torch.manual_seed(0)
-    data = load_mnist_subset()
+    data = mnist()
     p = LabelPartition({"round": [0, 2, 3, 5, 6, 8], "straight": [1, 4, 7, 9]}, num_labels=10)
-    flat, root = SmallCNN(10), SmallCNN(2)
-    kw = dict(epochs=3, noise_sigma=0.25, optimizer="sgd", lr=0.05, momentum=0.9, batch_size=64,
-              verbose=False)  # fmt: skip
+    flat = small_cnn(10)
+    root = SmallCNN(2)  # initialised right after flat, from the same seed
+    kw = demo_recipe(epochs=3, noise_sigma=0.25)
     fit(flat, data.x_train, data.y_train, **kw)
     fit(root, data.x_train, torch.as_tensor(p.class_of(data.y_train)), **kw)
     h = Hierarchy(Router(root.eval(), p), [RenormalizedLeaf(flat.eval(), c) for c in p.classes])
@@ -171,7 +153,7 @@ def hierarchy_strength(n: int, steps: int, eps: float = 0.1, alpha: float = 0.01
           f"step {alpha}, threads={torch.get_num_threads()}")  # fmt: skip
     print("| attack | robust accuracy |\n|---|---|")
     for name, acc in rows:
-        print(f"| {name} | {100 * acc:.1f} % |", flush=True)
+        print(f"| {name} | {100 * acc:.1f} % |")
 
 
 if __name__ == "__main__":

@@ -13,41 +13,35 @@ compiler), which hierclass does not use itself.
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import torch
+from _common import parser, print, set_threads, small_cnn, timed
 
 from hierclass.channels_last import ChannelsLastForward
-from hierclass.models import SmallCNN
 from hierclass.smoothing.precision import with_autocast
 
 
 def _rate(forward, batch: torch.Tensor, seconds: float = 0.4) -> float:
+    """Draws per second of the fastest of at least 3 passes over at least ``seconds``."""
     with torch.inference_mode():
         forward(batch)
-        fastest, reps, start = float("inf"), 0, time.perf_counter()
-        while reps < 3 or time.perf_counter() - start < seconds:
-            t0 = time.perf_counter()
-            forward(batch)
-            fastest = min(fastest, time.perf_counter() - t0)
-            reps += 1
-    return batch.shape[0] / fastest
+        passes, start = [], time.perf_counter()
+        while len(passes) < 3 or time.perf_counter() - start < seconds:
+            passes.append(timed(forward, batch).wall)
+    return batch.shape[0] / min(passes)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__, threads=2)
     ap.add_argument("--compile", action="store_true")
-    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--batches", type=int, nargs="+", default=[16, 32, 64, 128, 256, 512])
-    ap.add_argument("--quick", action="store_true", help="one round at two batch sizes")
     args = ap.parse_args()
-    if args.quick:
+    if args.quick:  # one round at two batch sizes
         args.rounds, args.batches = 1, [32, 128]
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    model = SmallCNN(10).eval()
+    set_threads(args.threads)
+    model = small_cnn(10).eval()
     cpu = torch.device("cpu")
     fast = ChannelsLastForward(model)
     variants = {
@@ -57,10 +51,9 @@ def main() -> None:
     }
     if args.compile:
         compiled = torch.compile(model)
-        t0 = time.perf_counter()
         with torch.inference_mode():
-            compiled(torch.rand(args.batches[0], 1, 28, 28))
-        print(f"torch.compile: first call {time.perf_counter() - t0:.1f} s")
+            first = timed(compiled, torch.rand(args.batches[0], 1, 28, 28))
+        print(f"torch.compile: first call {first.wall:.1f} s")
         variants["torch.compile"] = compiled
     rates: dict[tuple[str, int], list[float]] = {}
     for _ in range(args.rounds):

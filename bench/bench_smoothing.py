@@ -20,31 +20,21 @@ count alike. Times are medians of interleaved repetitions: the machine is shared
 
 from __future__ import annotations
 
-import argparse
-import functools
 import json
 import statistics
 import subprocess
 import sys
-import time
 
 import torch
-
-print = functools.partial(print, flush=True)  # noqa: A001 - progress shows while it runs
+from _common import art_smoother, mnist, parser, print, small_cnn, timed
 
 
 def _model():
-    from hierclass.models import SmallCNN
-
-    torch.manual_seed(0)
-    return SmallCNN(10).eval()
+    return small_cnn(10).eval()
 
 
 def _inputs(m: int) -> tuple[torch.Tensor, torch.Tensor]:
-    from hierclass.data import load_mnist_subset
-
-    ds = load_mnist_subset()
-    return ds.x_test[:m], ds.y_test[:m]
+    return mnist().x_test[:m], mnist().y_test[:m]
 
 
 def _rss_kib(field: str) -> int:
@@ -67,26 +57,15 @@ def worker(kind: str, n0: int, n: int, m: int, batch: str, sigma: float) -> dict
     x, _ = _inputs(m)
     if kind == "art":
         import numpy as np
-        from art.estimators.certification.randomized_smoothing import PyTorchRandomizedSmoothing
 
-        art = PyTorchRandomizedSmoothing(
-            model=model,
-            loss=torch.nn.CrossEntropyLoss(),
-            input_shape=(1, 28, 28),
-            nb_classes=10,
-            device_type="cpu",
-            sample_size=n0,
-            scale=sigma,
-            alpha=0.001,
-        )
+        art = art_smoother(model, sigma, sample_size=n0)
         xs = x.numpy().astype(np.float32)
         kwargs = {} if batch == "default" else {"batch_size": int(batch)}
         art.certify(xs[:1], n=min(n, 256), **kwargs)  # warm-up
         before = _rss_kib("VmRSS")
         _reset_peak()
-        t0 = time.perf_counter()
-        labels, radii = art.certify(xs, n=n, **kwargs)
-        seconds = time.perf_counter() - t0
+        run = timed(art.certify, xs, n=n, **kwargs)
+        seconds, (labels, _radii) = run.wall, run.value
         used = batch if batch != "default" else "32"
         out = {"labels": [int(v) for v in labels], "batch": used}
     else:
@@ -104,9 +83,8 @@ def worker(kind: str, n0: int, n: int, m: int, batch: str, sigma: float) -> dict
             used = f"{plan.batch_size}{' channels-last' if plan.channels_last else ''}"
         before = _rss_kib("VmRSS")
         _reset_peak()
-        t0 = time.perf_counter()
-        res = list(smooth.certify_many(x, n0, n, 0.001, bs))
-        seconds = time.perf_counter() - t0
+        run = timed(lambda: list(smooth.certify_many(x, n0, n, 0.001, bs)))
+        seconds, res = run.wall, run.value
         out = {"labels": [r.label for r in res], "batch": str(used)}
     peak = _rss_kib("VmHWM")
     out.update(seconds=seconds, peak_mib=max(0, peak - before) / 1024)
@@ -135,15 +113,6 @@ def run_worker(kind, n0, n, m, batch, sigma) -> dict:
 
 
 # ----------------------------------------------------------------------------- in-process
-def _median_time(fn, reps: int) -> float:
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def bench_throughput(n: int, reps: int, sigma: float) -> list[dict]:
     from hierclass import Smooth
     from hierclass.channels_last import ChannelsLastForward
@@ -175,8 +144,8 @@ def bench_throughput(n: int, reps: int, sigma: float) -> list[dict]:
         cert()
         tb, tc = [], []
         for _ in range(reps):  # interleaved so both see the same machine load
-            tb.append(_median_time(bare, 1))
-            tc.append(_median_time(cert, 1))
+            tb.append(timed(bare).wall)
+            tc.append(timed(cert).wall)
         b, c = statistics.median(tb), statistics.median(tc)
         rows.append(
             {
@@ -230,14 +199,13 @@ def bench_hierarchy_and_subsets(n: int, m: int, reps: int, sigma: float) -> dict
     times = {name: [] for name in cases}
     for _ in range(reps):
         for name, fn in cases.items():
-            times[name].append(_median_time(fn, 1))
+            times[name].append(timed(fn).wall)
     med = {name: statistics.median(t) for name, t in times.items()}
     return {name: med[name] / med["flat"] for name in cases} | {"flat_seconds": med["flat"]}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
+    ap = parser(__doc__, threads=None)
     ap.add_argument("--worker")
     ap.add_argument("--n0", type=int, default=100)
     ap.add_argument("--n", type=int, default=10_000)

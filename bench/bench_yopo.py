@@ -18,7 +18,6 @@ evaluated clean and under the same PGD-40 attack (fixed seed) on the same test i
 
 from __future__ import annotations
 
-import argparse
 import copy
 import math
 import tempfile
@@ -26,46 +25,39 @@ import time
 from pathlib import Path
 
 import torch
+from _common import mnist, parser, print, set_threads, small_cnn
 
 from hierclass.attacks import PGD
-from hierclass.data import load_mnist_subset
-from hierclass.models import SmallCNN
 from hierclass.training import fit, fit_adversarial, fit_yopo
 from hierclass.training.adversarial import accuracy
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny smoke run")
-    parser.add_argument(
-        "--threads", type=int, default=1,
-        help="torch threads (1 avoids OpenMP thrashing on a shared, oversubscribed machine)",
-    )  # fmt: skip
-    parser.add_argument("--train-size", type=int, default=1000)
-    parser.add_argument("--eval-size", type=int, default=500)
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--pretrain-epochs", type=int, default=2)
-    parser.add_argument("--eps", type=float, default=0.1)
-    parser.add_argument("--pgd-steps", type=int, default=40)
-    parser.add_argument("--pgd-alpha", type=float, default=0.01)
-    parser.add_argument("--m", type=int, default=5)
-    parser.add_argument("--n", type=int, default=10)
-    parser.add_argument("--yopo-step", type=float, default=0.01)
-    parser.add_argument("--lr", type=float, default=0.05)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--channels", type=int, nargs=3, default=(16, 32, 32))
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    ap = parser(__doc__, threads=1)
+    ap.add_argument("--train-size", type=int, default=1000)
+    ap.add_argument("--eval-size", type=int, default=500)
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--pretrain-epochs", type=int, default=2)
+    ap.add_argument("--eps", type=float, default=0.1)
+    ap.add_argument("--pgd-steps", type=int, default=40)
+    ap.add_argument("--pgd-alpha", type=float, default=0.01)
+    ap.add_argument("--m", type=int, default=5)
+    ap.add_argument("--n", type=int, default=10)
+    ap.add_argument("--yopo-step", type=float, default=0.01)
+    ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--channels", type=int, nargs=3, default=(16, 32, 32))
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    set_threads(args.threads)
     if args.quick:
         args.train_size, args.eval_size, args.epochs, args.pretrain_epochs = 128, 64, 1, 1
         args.pgd_steps, args.m, args.n = 4, 2, 2
 
-    data = load_mnist_subset()
+    data = mnist()
     x, y = data.x_train[: args.train_size], data.y_train[: args.train_size]
     xt, yt = data.x_test[: args.eval_size], data.y_test[: args.eval_size]
-    torch.manual_seed(args.seed)
-    init = SmallCNN(10, channels=tuple(args.channels))
+    init = small_cnn(10, args.channels, seed=args.seed)
     pre_x = data.x_train if not args.quick else x
     pre_y = data.y_train if not args.quick else y
     fit(init, pre_x, pre_y, epochs=args.pretrain_epochs, lr=args.lr, optimizer="sgd", batch_size=64,
@@ -81,7 +73,7 @@ def main() -> None:
         f"{args.pretrain_epochs} clean, "
         f"batch={args.batch_size}, SGD lr={args.lr}, threads={torch.get_num_threads()}"
     )
-    tic = time.perf_counter()
+    tic = time.perf_counter()  # the whole run's length, for the reader (not a comparison)
     with tempfile.TemporaryDirectory() as tmp:
         for epoch in range(1, args.epochs + 1):
             hist_pgd = fit_adversarial(
@@ -96,8 +88,7 @@ def main() -> None:
                 f"epoch {epoch}: PGD-{args.pgd_steps} {hist_pgd.seconds[-1]:.1f}s "
                 f"(train adv acc {hist_pgd.train_adversarial_accuracy[-1]:.3f}), "
                 f"YOPO-{args.m}-{args.n} {hist_yopo.seconds[-1]:.1f}s "
-                f"(train adv acc {hist_yopo.train_adversarial_accuracy[-1]:.3f})",
-                flush=True,
+                f"(train adv acc {hist_yopo.train_adversarial_accuracy[-1]:.3f})"
             )
     rows = []
     for name, model, hist in [

@@ -10,7 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPTS = ("bench_forward.py", "bench_smoothing.py", "bench_attacks.py", "bench_yopo.py")
+SCRIPTS = (
+    "bench_forward.py",
+    "bench_smoothing.py",
+    "bench_sequential.py",
+    "bench_attacks.py",
+    "bench_yopo.py",
+)
 
 
 def main(argv: list[str]) -> int:
