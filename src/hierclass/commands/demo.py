@@ -179,6 +179,12 @@ def run_demo(
 
     summary: dict[str, Any] = {
         "accuracy": rows,
+        "test_accuracy": {
+            "flat": float((flat_pred == y_test).float().mean()),
+            "root CNN": float(route_ok.float().mean()),
+            "learned root": float((learned_pred == y_test).float().mean()),
+            "sensor root": float((sensor_pred == y_test).float().mean()),
+        },
         "reload_matches": reload_matches,
         "files": [str(saved)],
     }
