@@ -35,7 +35,7 @@ def test_demo_quick_runs_end_to_end(tmp_path, capsys):
         rows = (out / f"{name}.tsv").read_text().splitlines()
         assert rows[0].startswith("idx\tlabel\tpredict\tradius\tcorrect\ttime") and len(rows) == 11
     assert "flat baseline identical in both runs (same seed, same draws): True" in printed
-    assert "### Why the learned root does not help here" in report
+    assert "### Why the learned root's gain is not free" in report
 
 
 def test_demo_numbers_come_from_the_library(tmp_path):
