@@ -136,3 +136,37 @@ def test_real_compile_gives_the_same_outputs():
         b = torch.randn(64, 16)
         with torch.inference_mode():
             assert torch.allclose(compiled(b), model(b), atol=1e-5)
+
+
+def test_certify_many_passes_its_run_length_and_samples_with_the_compiled_forward(monkeypatch):
+    """``Smooth.certify_many`` tells the probe how many draws it will take, and a compiled
+    plan's forward is the one that votes (it counts its calls here)."""
+    from hierclass import Smooth
+
+    bs_mod.clear_cache()
+    model = torch.nn.Linear(4, 3).eval()
+    monkeypatch.setattr(bs_mod, "probe_batch_size", lambda *a, **k: 32)
+    monkeypatch.setattr(bs_mod, "draws_per_second", lambda *a, **k: 1000.0)
+    seen, calls = {}, []
+
+    def fake_consider(forward, example, batch_size, **kw):
+        seen.update(kw)
+
+        def compiled(b):
+            calls.append(b.shape[0])
+            return forward(b)
+
+        return compiled, "compiled 1.50x eager, 2.0 s to compile"
+
+    monkeypatch.setattr(bs_mod, "consider_compile", fake_consider)
+    smooth = Smooth(model, num_classes=3, sigma=0.5)
+    xs = [torch.zeros(4), torch.ones(4), -torch.ones(4)]
+    results = list(smooth.certify_many(xs, n0=10, n=50, alpha=0.01, batch_size="auto"))
+    assert seen["expected_draws"] == 3 * (10 + 50)
+    assert len(results) == 3 and sum(calls) == 3 * (10 + 50)
+    # an unsized stream: the length is unknown, so nothing is compiled
+    bs_mod.clear_cache()
+    seen.clear()
+    list(smooth.certify_many(iter(xs), n0=10, n=50, alpha=0.01, batch_size="auto"))
+    assert seen == {}
+    bs_mod.clear_cache()

@@ -1,3 +1,4 @@
+import pytest
 import torch
 from torch import nn
 
@@ -175,3 +176,23 @@ def test_help_is_plain_text():
         text = p.format_help()
         assert not re.search(r":(class|func|mod|meth|attr):|``", text), (name, text)
     assert "--N0" in sub.choices["certify"].format_help()
+
+
+def test_method_help_offers_two_certificates_and_old_spelling_still_reads(capsys):
+    """``--help`` names renormalized and margin only; ``cohen`` (the old name) still parses
+    as renormalized; anything else is one line naming what was expected."""
+    import argparse
+
+    from hierclass.commands import certify as certify_cmd
+
+    parser = argparse.ArgumentParser()
+    certify_cmd.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["certify", "m.pt", "o.tsv", "--sigma", "0.25", "--method", "cohen"])
+    assert args.method == "renormalized"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["certify", "--help"])
+    text = capsys.readouterr().out
+    assert "{renormalized,margin}" in text and "cohen" not in text
+    with pytest.raises(SystemExit):
+        parser.parse_args(["certify", "m.pt", "o.tsv", "--sigma", "0.25", "--method", "x"])
+    assert "expected renormalized or margin, got 'x'" in capsys.readouterr().err

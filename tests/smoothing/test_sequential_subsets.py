@@ -137,3 +137,17 @@ def test_subset_arguments_are_checked(model):
         certify_radii(smooth, model.point(0.2), [0.1], subsets=[(0, 5)])
     with pytest.raises(ValueError, match="empty"):
         certify_radii(smooth, model.point(0.2), [0.1], subsets=[()])
+
+
+def test_smooth_certify_radii_takes_subsets_and_matches_the_function(model):
+    """``Smooth.certify_radii(subsets=)`` is the module function on the same noise."""
+    smooth = Smooth(model, 3, SIGMA, seed=5)
+    x = model.point(0.45)
+    via_method = smooth.certify_radii(x, RADII, N0, 4000, 0.01, 1024, index=3, subsets=SUBSETS)
+    direct = certify_radii(smooth, x, RADII, N0, 4000, 0.01, 1024, index=3, subsets=SUBSETS)
+    assert via_method.subsets == tuple(SUBSETS)
+    assert via_method.subset_labels.tolist() == direct.subset_labels.tolist()
+    assert via_method.subset_certified.tolist() == direct.subset_certified.tolist()
+    assert via_method.n_samples == direct.n_samples
+    with pytest.raises(ValueError, match="outside the classifier's labels"):
+        smooth.certify_radii(x, [0.1], subsets=[(0, 5)])

@@ -37,7 +37,14 @@ def checked_logits(forward: Callable[[Any], Any], batch: Any, num_classes: int) 
     return out
 
 
-def flat_engine(smooth: Any, batch_size: BatchSize, example: Any, heads: Any = None) -> CountEngine:
+def flat_engine(
+    smooth: Any,
+    batch_size: BatchSize,
+    example: Any,
+    heads: Any = None,
+    *,
+    expected_draws: int | None = None,
+) -> CountEngine:
     """The engine counting ``smooth``'s votes (and ``heads``' restricted votes) on noisy draws.
 
     Parameters
@@ -50,6 +57,9 @@ def flat_engine(smooth: Any, batch_size: BatchSize, example: Any, heads: Any = N
         One prepared input (no batch dimension), for the probe.
     heads : SubsetHead, optional
         Label subsets whose restricted votes are counted as a second head.
+    expected_draws : int, optional, keyword-only
+        Noisy draws the whole run will take, when known: with ``"auto"``, a run long enough to
+        repay it also considers ``torch.compile`` (:func:`~.batch_size.resolve_plan`).
 
     Examples
     --------
@@ -77,8 +87,9 @@ def flat_engine(smooth: Any, batch_size: BatchSize, example: Any, heads: Any = N
         forward=plain,
         channels_last=fast,
         variant=(smooth.amp_dtype, smooth.channels_last),
+        expected_draws=expected_draws,
     )
-    forward = fast if plan.channels_last else plain
+    forward = plan.forward if plan.compiled else (fast if plan.channels_last else plain)
     num_classes = smooth.num_classes
 
     def evaluate(batch, segments):

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from hierclass.channels_last import ChannelsLastForward, has_4d_weights
-from hierclass.smoothing.path import NodePath, NodeVotes
+from hierclass.smoothing.path import NODE_KINDS, NodeKind, NodePath, NodeVotes
 from hierclass.smoothing.subsets import SubsetHead
 
 __all__ = ["Group", "NodePlan", "SamplingPlan"]
@@ -77,7 +77,11 @@ class NodePlan:
     'clean'
     """
 
-    def __init__(self, path: NodePath, node: Any, kind: str, group=None, renorm=False, slot=None):
+    def __init__(
+        self, path: NodePath, node: Any, kind: NodeKind, group=None, renorm=False, slot=None
+    ):
+        if kind not in NODE_KINDS:  # a typo here would silently certify a node as clean
+            raise ValueError(f"node kind must be one of {NODE_KINDS}, got {kind!r}")
         self.path = path
         self.node = node
         self.kind = kind

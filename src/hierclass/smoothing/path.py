@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -52,8 +53,10 @@ __all__ = [
 
 NodePath = tuple[int, ...]
 
-#: How a node on the path is certified.
-NODE_KINDS = ("smoothed", "clean", "constant")
+#: How a node on the path is certified: from noisy votes, from its clean output (it reads
+#: nothing the adversary can touch), or without reading anything (a one-label node).
+NodeKind = Literal["smoothed", "clean", "constant"]
+NODE_KINDS: tuple[NodeKind, ...] = get_args(NodeKind)
 
 
 def path_name(path: NodePath) -> str:
@@ -102,7 +105,7 @@ class NodeVotes:
     """
 
     path: NodePath
-    kind: str
+    kind: NodeKind
     outputs: tuple[tuple[int, ...], ...]
     counts_select: np.ndarray | None = None
     counts: np.ndarray | None = None
@@ -135,7 +138,7 @@ class NodeCertificate:
     """
 
     path: NodePath
-    kind: str
+    kind: NodeKind
     choice: int
     radius: float
     certificate: Certificate | None = None

@@ -159,9 +159,15 @@ class Smooth:
             f"sigma={self.sigma}, seed={self.seed}{amp}{cl})"
         )
 
-    def _engine(self, batch_size: BatchSize, example: Any, heads: SubsetHead | None = None):
+    def _engine(
+        self,
+        batch_size: BatchSize,
+        example: Any,
+        heads: SubsetHead | None = None,
+        expected_draws: int | None = None,
+    ):
         """The sampling engine of this classifier (see :func:`flat_engine`)."""
-        return flat_engine(self, batch_size, example, heads)
+        return flat_engine(self, batch_size, example, heads, expected_draws=expected_draws)
 
     # ------------------------------------------------------------------ Cohen's API
     def sample_counts(
@@ -339,7 +345,10 @@ class Smooth:
         Yields one :class:`SmoothResult` per input, in order, as soon as its counts are in.
         ``indices`` are the noise indices: pass the inputs' positions in the data set so that
         shards of a data set reproduce a one-process run. Default: fresh random indices, so
-        that every call draws independent noise.
+        that every call draws independent noise. With ``batch_size="auto"`` and a sized
+        ``xs`` or ``indices``, a run whose draws would keep the eager model busy for over
+        :data:`~hierclass.smoothing.batch_size.COMPILE_MIN_SECONDS` also tries
+        ``torch.compile`` and keeps it only when it repays its compilation (the plan is printed).
         """
         n0, n, alpha = check_budget(n0, n, alpha)
         for m in methods:
@@ -347,10 +356,13 @@ class Smooth:
                 raise ValueError(f"methods must be drawn from {METHODS}, got {m!r}")
         subs = () if subsets is None else check_subsets(subsets, self.num_classes)
         head = SubsetHead(subs, self.num_classes, self.device) if subs else None
+        # A long run of known length may repay torch.compile (batch_size="auto" decides).
+        known = indices if hasattr(indices, "__len__") else xs
+        expected = len(known) * (n0 + n) if hasattr(known, "__len__") else None
         first, pairs = indexed_stream(self._prepare, xs, indices)
         if first is None:
             return iter(())
-        engine = self._engine(batch_size, first, head)
+        engine = self._engine(batch_size, first, head, expected)
         tasks = (
             Task(x, i, [Request(STREAM_SELECT, n0), Request(STREAM_ESTIMATE, n)]) for x, i in pairs
         )
@@ -372,6 +384,7 @@ class Smooth:
         batch_size: BatchSize = 1000,
         *,
         index: int | None = None,
+        subsets: Iterable[Sequence[int]] | None = None,
     ) -> Any:
         """Sequential certification: is ``x`` certified at each radius in ``radii``?
 
@@ -399,12 +412,16 @@ class Smooth:
             Draws per forward pass.
         index : int or None, keyword-only
             The noise index (``None``: a fresh one, see :meth:`certify`).
+        subsets : iterable of sequences of int, optional, keyword-only
+            Label subsets to certify within from the same draws (each at ``alpha`` on its
+            own, as in :meth:`certify_many`); sampling goes on until every one is decided.
 
         Returns
         -------
         RadiiResult
             ``label`` (or ``Smooth.ABSTAIN``), ``certified`` (bool per radius),
-            ``n_samples`` (estimation draws used), the bounds and counts.
+            ``n_samples`` (estimation draws used), the bounds and counts; with ``subsets``
+            also ``subset_labels`` and ``subset_certified`` (``[subsets, radii]``).
 
         Examples
         --------
@@ -416,7 +433,9 @@ class Smooth:
         """
         from hierclass.smoothing.sequential import certify_radii
 
-        return certify_radii(self, x, radii, n0, max_n, alpha, batch_size, index=noise_index(index))
+        return certify_radii(
+            self, x, radii, n0, max_n, alpha, batch_size, index=noise_index(index), subsets=subsets
+        )
 
     def certify_iss(
         self,

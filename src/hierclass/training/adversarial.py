@@ -28,11 +28,11 @@ from hierclass.inputs import IMAGE_RANGE
 from ._boundary import prepare
 from ._data import Data
 from .evaluate import evaluate_accuracy
-from .history import AdversarialHistory, TrainHistory
+from .history import TrainHistory
 from .loop import Schedule, run_epochs
 from .steps import pgd_step
 
-__all__ = ["AdversarialHistory", "accuracy", "fit_adversarial", "run_epochs"]
+__all__ = ["accuracy", "fit_adversarial"]
 
 Attack = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
