@@ -170,3 +170,64 @@ def test_certify_many_passes_its_run_length_and_samples_with_the_compiled_forwar
     list(smooth.certify_many(iter(xs), n0=10, n=50, alpha=0.01, batch_size="auto"))
     assert seen == {}
     bs_mod.clear_cache()
+
+
+def test_a_short_call_first_does_not_rule_out_compiling_a_long_run(monkeypatch):
+    """The probe is cached, the compile decision is not: a notebook's single ``certify``
+    before a long ``certify_dataset`` must not switch compilation off for the long run."""
+    bs_mod.clear_cache()
+    model = torch.nn.Linear(4, 3)
+    probes = []
+    monkeypatch.setattr(bs_mod, "probe_batch_size", lambda *a, **k: probes.append(1) or 32)
+    monkeypatch.setattr(bs_mod, "draws_per_second", lambda *a, **k: 1000.0)
+    considered = []
+
+    def fake_consider(forward, example, batch_size, **kw):
+        considered.append(kw["expected_draws"])
+        return (lambda b: forward(b)), "compiled 1.50x eager, 2.0 s to compile"
+
+    monkeypatch.setattr(bs_mod, "consider_compile", fake_consider)
+    short = resolve_plan("auto", model, torch.zeros(4), verbose=False)
+    long = resolve_plan("auto", model, torch.zeros(4), expected_draws=10**9, verbose=False)
+    assert not short.compiled and long.compiled and considered == [10**9]
+    assert len(probes) == 1 and long.batch_size == short.batch_size  # one probe per model
+    bs_mod.clear_cache()
+
+
+def test_the_cache_keeps_no_compiled_model_alive(monkeypatch):
+    import gc
+    import weakref
+
+    bs_mod.clear_cache()
+    monkeypatch.setattr(bs_mod, "probe_batch_size", lambda *a, **k: 32)
+    monkeypatch.setattr(bs_mod, "draws_per_second", lambda *a, **k: 1000.0)
+    monkeypatch.setattr(
+        bs_mod, "consider_compile", lambda f, *a, **k: ((lambda b: f(b)), "compiled 2.00x eager")
+    )
+    model = torch.nn.Linear(4, 3)
+    plan = resolve_plan("auto", model, torch.zeros(4), expected_draws=10**9, verbose=False)
+    assert plan.compiled
+    ref = weakref.ref(model)
+    del model, plan
+    gc.collect()
+    assert ref() is None
+    bs_mod.clear_cache()
+
+
+def test_a_compiled_forward_that_fails_mid_run_falls_back_to_eager():
+    from hierclass.smoothing.batch_size import with_eager_fallback
+
+    calls = []
+
+    def compiled(b):
+        if b.shape[0] != 64:  # e.g. the run's smaller last batch recompiles and fails
+            raise RuntimeError("inductor: compilation failed\ndetails")
+        calls.append("compiled")
+        return b * 2
+
+    f = with_eager_fallback(compiled, lambda b: b * 2)
+    assert torch.equal(f(torch.ones(64)), torch.full((64,), 2.0))
+    with pytest.warns(RuntimeWarning, match="compilation failed\\); continuing eager"):
+        assert torch.equal(f(torch.ones(10)), torch.full((10,), 2.0))
+    f(torch.ones(64))
+    assert calls == ["compiled"]  # once failed, eager for good

@@ -109,3 +109,47 @@ def test_one_acr_definition():
     assert average_certified_radius(r, c, cap=1.0) == pytest.approx(0.5)
     t = ResultTable({"radius": r, "correct": c, "eqclass": np.array(["a"] * 3, dtype=object)})
     assert class_summary(t)["all"]["acr"] == average_certified_radius(r, c)
+
+
+def test_a_bad_verbose_is_refused_before_an_existing_file_is_touched(tmp_path):
+    """``verbose`` is checked before any output opens: ``resume=False`` would otherwise cut a
+    finished file down to its header and then fail."""
+    from hierclass.smoothing.runner import certify_dataset
+    from hierclass.smoothing.sequential_runner import certify_radii_dataset
+
+    f = lambda b: torch.stack([b[:, 0], -b[:, 0]], 1)  # noqa: E731
+    smooth = Smooth(f, 2, sigma=0.5)
+    x, y = torch.tensor([[1.0, 0.0], [-1.0, 0.0]]), torch.tensor([0, 1])
+    out = tmp_path / "done.tsv"
+    certify_dataset(smooth, x, y, n0=10, n=50, batch_size=64, out=out, verbose=False)
+    before = out.read_text()
+    assert before.count("\n") == 3
+    for run in (
+        lambda: certify_dataset(smooth, x, y, n0=10, n=50, out=out, resume=False, verbose="x"),
+        lambda: certify_radii_dataset(smooth, x, y, [0.0], out=out, resume=False, verbose="x"),
+    ):
+        with pytest.raises(TypeError, match="verbose"):
+            run()
+        assert out.read_text() == before
+
+
+def test_drivers_name_the_smoother_they_need():
+    """Passing the tree or the bare model (not its smoothed wrapper) is one clear TypeError."""
+    from hierclass.smoothing.runner import certify_dataset
+    from hierclass.smoothing.sequential_runner import (
+        certify_hierarchy_radii_dataset,
+        certify_radii_dataset,
+    )
+
+    model = nn.Linear(2, 2)
+    tree = Hierarchy(
+        Router(nn.Linear(2, 2), LabelPartition([[0], [1]])),
+        [RenormalizedLeaf(model, [0]), RenormalizedLeaf(model, [1])],
+    )
+    x, y = torch.zeros(2, 2), torch.tensor([0, 1])
+    with pytest.raises(TypeError, match=r"must be a Smooth or a HierarchicalSmooth .* got Linear"):
+        certify_dataset(model, x, y)
+    with pytest.raises(TypeError, match=r"must be a Smooth \(wrap the model.* got Linear"):
+        certify_radii_dataset(model, x, y, [0.0])
+    with pytest.raises(TypeError, match=r"hsmooth must be a HierarchicalSmooth .* got Hierarchy"):
+        certify_hierarchy_radii_dataset(tree, x, y, [0.0])

@@ -177,3 +177,30 @@ def test_cpu_blocks_with_torch_sampler_and_numpy_fallback(monkeypatch):
         z = torch.cat([ns.block_noise(k) for k in range(8)]).flatten().double()
         # standard normal: mean within 5 standard errors, variance within 5% (n = 32768)
         assert abs(float(z.mean())) < 5 / z.numel() ** 0.5 and abs(float(z.var()) - 1) < 0.05
+
+
+# ---------------------------------------------------------------- 3b. modality noise ids
+def test_modalities_whose_names_collide_are_refused_not_given_identical_noise():
+    """A modality's noise id is its name's CRC-32: two names that collide would get the same
+    noise (not the isotropic Gaussian the certificate assumes), so certification refuses them
+    before drawing, and says which two names to rename."""
+    import zlib
+
+    assert zlib.crc32(b"plumless") == zlib.crc32(b"buckeroo")  # a known CRC-32 collision
+
+    def model(b):
+        return torch.stack([b["plumless"][:, 0], b["buckeroo"][:, 0]], 1)
+
+    x = {"plumless": torch.tensor([0.5, 0.0]), "buckeroo": torch.tensor([0.1, 0.0])}
+    with pytest.raises(ValueError, match="'plumless' and 'buckeroo' share a noise id"):
+        Smooth(model, 2, SIGMA).certify(x, 10, 100, 0.01, 64, index=0)
+    # the same input with distinct names certifies, and the two modalities get distinct noise
+    ok = {"image": x["plumless"], "audio": x["buckeroo"]}
+    seen = {}
+
+    def spy(b):
+        seen["image"], seen["audio"] = b["image"] - ok["image"], b["audio"] - ok["audio"]
+        return torch.stack([b["image"][:, 0], b["audio"][:, 0]], 1)
+
+    Smooth(spy, 2, SIGMA).certify(ok, 10, 100, 0.01, 64, index=0)
+    assert not torch.equal(seen["image"], seen["audio"])

@@ -5,7 +5,8 @@ partition helps only when it separates a label from its runner-up). This module 
 candidate partitions by the certified-radius gain of renormalised leaves over the flat model,
 all computed from *one* set of smoothed samples per input (:meth:`Smooth.certify_many` with
 every candidate class as a label subset), subject to the root being learnable (its held-out
-accuracy, from a user-given scorer or :class:`LinearProbeRootScorer`).
+accuracy, from a user-given scorer or
+:class:`~hierclass.discovery.root_probe.LinearProbeRootScorer`).
 
 Each leaf certificate is Cohen's bound on the base classifier restricted to the class
 (base renormalisation, sound on its own, see :mod:`hierclass.smoothing.certificates`). The
@@ -110,8 +111,9 @@ class PartitionSearch:
     batch_size : int, default 1000
     root_scorer : callable, optional
         ``root_scorer(partition) -> held-out root accuracy in [0, 1]``, e.g.
-        :class:`LinearProbeRootScorer`. Without it learnability is not assessed (the table
-        says so) and every candidate counts as feasible.
+        :class:`~hierclass.discovery.root_probe.LinearProbeRootScorer`. Without it
+        learnability is not assessed (the table says so) and every candidate counts as
+        feasible.
     min_root_accuracy : float, default 0.0
         Candidates whose root scores below this are ranked after every feasible one.
     seed : int, default 0

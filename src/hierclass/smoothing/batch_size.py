@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ __all__ = [
     "draws_per_second",
     "probe_batch_size",
     "resolve_plan",
+    "with_eager_fallback",
 ]
 
 DEFAULT_CANDIDATES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
@@ -291,6 +293,46 @@ def consider_compile(
     return compiled, f"compiled {speed:.2f}x eager, {compile_seconds:.1f} s to compile"
 
 
+def with_eager_fallback(
+    compiled: Callable[[Any], Any], eager: Callable[[Any], Any]
+) -> Callable[[Any], Any]:
+    """``compiled``, switching to ``eager`` for good (with a warning) the first time it fails.
+
+    The probe compiled one batch size; a run also meets a smaller last batch, which
+    recompiles, and a compiler can fail there after hours of sampling. An error that is not
+    the compiler's happens again in the eager call and propagates.
+
+    Examples
+    --------
+    >>> def broken(b):
+    ...     raise RuntimeError("inductor: no C++ compiler")
+    >>> f = with_eager_fallback(broken, lambda b: b + 1)
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     f(1), f(2), len(w)
+    (2, 3, 1)
+    """
+    state = {"failed": False}
+
+    def forward(batch: Any) -> Any:
+        if not state["failed"]:
+            try:
+                return compiled(batch)
+            except Exception as err:  # noqa: BLE001 - whatever the compiler raises, eager works
+                state["failed"] = True
+                warnings.warn(
+                    f"the torch.compile'd forward failed ({type(err).__name__}: "
+                    f"{str(err).strip().splitlines()[0][:120] if str(err).strip() else ''}); "
+                    "continuing eager",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+        return eager(batch)
+
+    return forward
+
+
 def _report(plan: Plan, verbose: bool | None) -> None:
     """Print the plan the probe picked (on a terminal, or when asked)."""
     if verbose or (verbose is None and sys.stderr.isatty()):
@@ -353,30 +395,35 @@ def resolve_plan(
                 "batch_size='auto' probes with one input: a tensor or a non-empty dict of "
                 f"tensors, got {type(example).__name__}"
             )
-        long_run = expected_draws is not None
+        # The probe (batch size, layout) is cached per model and input layout. Compilation is
+        # decided afresh for every run that says its length: a short call earlier in a session
+        # must not rule it out for a long one, and a compiled forward (which holds the model)
+        # is never cached, so the cache keeps no model alive.
         key = (_model_key(model), _layout_key(example), channels_last is not None, variant)
-        key = key + (long_run,)
         hit = _cache.get(key)
         if hit is not None and hit[0]() is model:
-            return hit[1]
-        bs = probe_batch_size(forward or model, example, sigma=sigma)
-        plan = Plan(bs)
-        if channels_last is not None:
-            plan = _compare_layouts(forward or model, channels_last, example, sigma, plan)
-        if long_run:
+            plan, probed = hit[1], False
+        else:
+            bs = probe_batch_size(forward or model, example, sigma=sigma)
+            plan, probed = Plan(bs), True
+            if channels_last is not None:
+                plan = _compare_layouts(forward or model, channels_last, example, sigma, plan)
+            try:  # a weak reference: the cache must not keep a model alive
+                ref = weakref.ref(model)
+            except TypeError:
+                ref = lambda: model  # noqa: E731 - objects that refuse weak references
+            _cache[key] = (ref, plan)
+        if expected_draws is not None:
             chosen = channels_last if plan.channels_last else (forward or model)
             rate = draws_per_second(chosen, example, plan.batch_size, sigma=sigma, min_time=0.1)
             compiled, reason = consider_compile(
                 chosen, example, plan.batch_size, expected_draws=expected_draws, eager_rate=rate,
                 sigma=sigma,
             )  # fmt: skip
-            plan = Plan(plan.batch_size, plan.channels_last, compiled is not None, reason, compiled)
-        _report(plan, verbose)
-        try:  # a weak reference: the cache must not keep a model alive
-            ref = weakref.ref(model)
-        except TypeError:
-            ref = lambda: model  # noqa: E731 - objects that refuse weak references
-        _cache[key] = (ref, plan)
+            run = None if compiled is None else with_eager_fallback(compiled, chosen)
+            plan = Plan(plan.batch_size, plan.channels_last, compiled is not None, reason, run)
+        if probed or expected_draws is not None:
+            _report(plan, verbose)
         return plan
     if isinstance(batch_size, bool) or not isinstance(batch_size, int):
         raise TypeError(f"batch_size must be a positive int or 'auto', got {batch_size!r}")

@@ -187,7 +187,7 @@ def certify_iss_many(
     >>> r.label, r.radius <= 1.0
     (0, True)
     """
-    from hierclass.smoothing.smooth import check_count
+    from hierclass.smoothing.prepare import check_count
 
     loss = _check_loss(radius_loss)
     n0 = check_count("n0", n0)

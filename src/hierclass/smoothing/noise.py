@@ -10,7 +10,9 @@ draws into batches and counts votes is :mod:`hierclass.smoothing.sampling`.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,6 +26,8 @@ __all__ = [
     "block_counter",
     "block_draws",
     "block_seed",
+    "check_distinct_noise_ids",
+    "modality_noise_id",
     "stream_key",
 ]
 
@@ -229,3 +233,43 @@ class NoiseStream:
             self._pos += k
             m -= k
         return out
+
+
+def modality_noise_id(key: Any) -> int:
+    """The noise id of a modality: a function of its name only (0 for a plain tensor input).
+
+    A modality's noise must not depend on which other keys ride along, so the id comes from
+    the name (its CRC-32, plus one); :func:`check_distinct_noise_ids` refuses names that share
+    one, since two modalities with one id would get identical noise.
+
+    Examples
+    --------
+    >>> modality_noise_id(None), modality_noise_id("image") == modality_noise_id("image")
+    (0, True)
+    """
+    return 0 if key is None else zlib.crc32(str(key).encode()) + 1
+
+
+def check_distinct_noise_ids(keys: Sequence[Any]) -> None:
+    """Refuse perturbed modalities whose names share a noise id (a CRC-32 collision).
+
+    Identical noise on two modalities is not the isotropic Gaussian the certificate assumes,
+    so the certificate would be unsound; renaming one modality fixes it.
+
+    Examples
+    --------
+    >>> check_distinct_noise_ids(["image", "audio"])
+    >>> check_distinct_noise_ids(["plumless", "buckeroo"])
+    Traceback (most recent call last):
+    ...
+    ValueError: modalities 'plumless' and 'buckeroo' share a noise id ...; rename one of them
+    """
+    seen: dict[int, Any] = {}
+    for key in keys:
+        kid = modality_noise_id(key)
+        if kid in seen:
+            raise ValueError(
+                f"modalities {seen[kid]!r} and {key!r} share a noise id (their names' CRC-32 "
+                "collide), so they would get identical noise; rename one of them"
+            )
+        seen[kid] = key

@@ -16,7 +16,7 @@ import math
 import os
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from decimal import ROUND_DOWN, Context, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, Context, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,21 @@ def parse_counts(field: str) -> np.ndarray:
     if field == "":
         return np.zeros(0, dtype=np.int64)
     return np.array([int(v) for v in field.split(",")], dtype=np.int64)
+
+
+def upper_bound_field(value: float) -> str:
+    """An upper bound as a TSV field, rounded *up* at 6 decimals (radii and lower bounds are
+    rounded down): a stored bound is never tighter than the computed one.
+
+    Examples
+    --------
+    >>> upper_bound_field(0.84134479), upper_bound_field(1.0), upper_bound_field(0.0)
+    ('0.841345', '1.0', '0.0')
+    """
+    v = float(value)
+    if not math.isfinite(v):
+        return _format(v)
+    return repr(float(Decimal(v).quantize(_MICRO, rounding=ROUND_CEILING)))
 
 
 def _format(value: Any) -> str:

@@ -185,18 +185,27 @@ def certify_dataset(
     >>> t["idx"].tolist(), t["radius"].shape
     ([0, 1, 2, 3, 4], (5,))
     """
+    from hierclass.smoothing.hierarchical import HierarchicalSmooth
     from hierclass.smoothing.hierarchy_results import (
         HIERARCHY_COLUMNS,
         HierarchyResults,
         flat_baseline_row,
         hierarchy_row,
     )
+    from hierclass.smoothing.smooth import Smooth
 
+    if not isinstance(smooth, Smooth | HierarchicalSmooth):
+        raise TypeError(
+            "smooth must be a Smooth or a HierarchicalSmooth (wrap the model: Smooth(model, "
+            f"num_classes, sigma), or a tree: HierarchicalSmooth(tree, sigma)), got "
+            f"{type(smooth).__name__}"
+        )
     hierarchy = getattr(smooth, "hierarchy", None)
     num_labels = smooth.num_classes if hierarchy is None else hierarchy.num_labels
     x, y, size = check_dataset(x, y, num_labels)
     check_dataset_inputs(x, input_range=smooth.input_range)
     todo = dataset_indices(size, indices)
+    bar_on = show_progress(verbose)  # checked before any output file is opened (or truncated)
     outputs: list[_Output] = []
     try:
         if hierarchy is None:
@@ -228,31 +237,48 @@ def certify_dataset(
             certify_many = lambda rows, ids: smooth.certify_many(  # noqa: E731
                 rows, n0, n, alpha, batch_size, indices=ids
             )
+        # an input's time is its own sampling (res.seconds): its share of every batch its
+        # draws rode in, never the batch-size probe nor the inputs packed beside it
+        run = lambda ids: certify_many((_row_of(x, i) for i in ids), ids)  # noqa: E731
+        results = _drive(outputs, todo, run, y, bar_on, "certify")
+    finally:
+        for o in outputs:  # also when opening a later output failed
+            o.close()
+    if hierarchy is None:
+        return outputs[0].table()
+    flat_table = outputs[1].table() if len(outputs) > 1 else None
+    return HierarchyResults(outputs[0].table(), flat_table, results)
+
+
+def _drive(
+    outputs: list[_Output], todo_all: list[int], run, y: Any, bar_on: bool, desc: str
+) -> list:
+    """The loop of every data-set driver (fixed-n and sequential): resume, certify, write rows.
+
+    ``run(todo)`` yields results with ``.index`` and ``.seconds``; each output's ``add``
+    writes the row it is missing. An index is done only when every written output has its
+    row; the first output (the main one) is written last, so a kill between two writes
+    leaves it missing and a resumed run redoes the input.
+    """
+    try:
         written = [o for o in outputs if o.writer is not None]
+        todo = list(todo_all)
         if written:
             done = set.intersection(*(o.done for o in written))
             todo = [i for i in todo if i not in done]
-        bar = tqdm(total=len(todo), disable=not show_progress(verbose), desc="certify")
-        certificates = []
-        # an input's time is its own sampling (res.seconds): its share of every batch its
-        # draws rode in, never the batch-size probe nor the inputs packed beside it
-        for res in certify_many((_row_of(x, i) for i in todo), todo):
+        bar = tqdm(total=len(todo), disable=not bar_on, desc=desc)
+        results = []
+        for res in run(todo):
             label = int(y[res.index])
-            # the hierarchy's row last: a kill between two writes leaves it missing, so a
-            # resumed run redoes the input (and writes only the rows still missing)
             for o in reversed(outputs):
                 o.add(res, label, res.seconds)
-            if hierarchy is not None:
-                certificates.append(res)
+            results.append(res)
             bar.update(1)
         bar.close()
     finally:
         for o in outputs:
             o.close()
-    if hierarchy is None:
-        return outputs[0].table()
-    flat_table = outputs[1].table() if len(outputs) > 1 else None
-    return HierarchyResults(outputs[0].table(), flat_table, certificates)
+    return results
 
 
 def eqclass_name(partition: Any, label: int) -> str:

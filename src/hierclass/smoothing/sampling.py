@@ -19,7 +19,6 @@ way of the model's forward pass:
 from __future__ import annotations
 
 import time
-import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +36,8 @@ from hierclass.smoothing.noise import (  # noqa: F401 - re-exported: the names u
     block_counter,
     block_draws,
     block_seed,
+    check_distinct_noise_ids,
+    modality_noise_id,
     stream_key,
 )
 
@@ -271,6 +272,7 @@ class CountEngine:
             bad = [k for k in keys if not x[k].is_floating_point()]
             if bad:
                 raise TypeError(f"perturbed modalities must be floating point, not {bad}")
+        check_distinct_noise_ids(keys)
         return keys
 
     def _make_job(self, task: Task, slot: int) -> _Job:
@@ -280,7 +282,7 @@ class CountEngine:
         noisy = self._noisy_keys(x)
         for key in self._all_keys(x):
             # a modality's noise depends on its name only, not on which other keys ride along
-            key_id = 0 if key is None else zlib.crc32(str(key).encode()) + 1
+            key_id = modality_noise_id(key)
             if key in noisy:
                 shape = x.shape if key is None else x[key].shape
                 dtype = x.dtype if key is None else x[key].dtype

@@ -378,7 +378,7 @@ def certify_radii(
     >>> certify_radii(s, torch.tensor([1.0]), [0.5], alpha=0.01, index=0).certified.tolist()
     [True]
     """
-    from hierclass.smoothing.smooth import noise_index
+    from hierclass.smoothing.prepare import noise_index
 
     ((res, _),) = list(
         certify_radii_many(

@@ -251,7 +251,7 @@ def sequential_setup(
     >>> s.schedule().looks.tolist(), s.look_request(1)
     ([100, 200, 400, 800, 1000], Request(stream=65537, num=100))
     """
-    from hierclass.smoothing.smooth import check_count
+    from hierclass.smoothing.prepare import check_count
 
     n0 = check_count("n0", n0)
     max_n = check_count("max_n", max_n)

@@ -30,11 +30,17 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from hierclass.smoothing.prepare import check_dataset_inputs
-from hierclass.smoothing.results import COHEN_COLUMNS, PathLike, ResultTable, format_counts
+from hierclass.smoothing.results import (
+    COHEN_COLUMNS,
+    PathLike,
+    ResultTable,
+    format_counts,
+    upper_bound_field,
+)
 from hierclass.smoothing.runner import (
+    _drive,
     _Output,
     _row_of,
     check_dataset,
@@ -125,7 +131,7 @@ def sequential_row(
         "time": round(seconds, 4),
         "eqclass": eqclass_name(partition, label),
         "p_lower": res.p_lower,
-        "p_upper": res.p_upper,
+        "p_upper": upper_bound_field(res.p_upper),  # rounded up: never tighter than computed
         "n_samples": res.n_samples,
         "counts_select": format_counts(res.counts_select),
         "counts": format_counts(res.counts),
@@ -222,35 +228,15 @@ def _ordered(table: ResultTable, order: Sequence[int]) -> ResultTable:
     return ResultTable({k: v[perm] for k, v in table.columns.items()})
 
 
-def _drive(
-    outputs: list[_Output], todo_all: list[int], run, y: Any, verbose: bool | None, desc: str
-) -> list:
-    """The loop shared by the flat and the hierarchy drivers: resume, certify, write rows.
+def _check_smoother(obj: Any, name: str, expected: str, how: str) -> None:
+    """Refuse anything but the smoothed classifier a driver samples, saying how to build it."""
+    from hierclass.smoothing.hierarchical import HierarchicalSmooth
+    from hierclass.smoothing.smooth import Smooth
 
-    ``run(todo)`` yields results with ``.index`` and ``.seconds``; each output's ``add``
-    writes the row it is missing. An index is done only when every written output has its
-    row; the first output (the main one) is written last, so a kill between two writes
-    leaves it missing and a resumed run redoes the input.
-    """
-    try:
-        written = [o for o in outputs if o.writer is not None]
-        todo = list(todo_all)
-        if written:
-            done = set.intersection(*(o.done for o in written))
-            todo = [i for i in todo if i not in done]
-        bar = tqdm(total=len(todo), disable=not show_progress(verbose), desc=desc)
-        results = []
-        for res in run(todo):
-            label = int(y[res.index])
-            for o in reversed(outputs):
-                o.add(res, label, res.seconds)
-            results.append(res)
-            bar.update(1)
-        bar.close()
-    finally:
-        for o in outputs:
-            o.close()
-    return results
+    cls = Smooth if expected == "Smooth" else HierarchicalSmooth
+    if not isinstance(obj, cls):
+        raise TypeError(f"{name} must be a {expected} (wrap the model: {how}), got "
+                        f"{type(obj).__name__}")  # fmt: skip
 
 
 def certify_radii_dataset(
@@ -319,10 +305,12 @@ def certify_radii_dataset(
     >>> t["idx"].tolist(), certified_accuracy(t, [0.0, 0.5]).round(3).tolist()
     ([0, 1, 2], [1.0, 0.667])
     """
+    _check_smoother(smooth, "smooth", "Smooth", "Smooth(model, num_classes, sigma)")
     columns = sequential_columns(radii)
     x, y, size = check_dataset(x, y, smooth.num_classes)
     check_dataset_inputs(x, input_range=smooth.input_range)
     todo_all = dataset_indices(size, indices)
+    bar_on = show_progress(verbose)  # checked before any output file is opened (or truncated)
     output = _Output(out, columns, resume, lambda r, lab, t: sequential_row(r, lab, t, partition))
 
     def run(todo: list[int]) -> Iterable[RadiiResult]:
@@ -331,7 +319,7 @@ def certify_radii_dataset(
         return (r for r, _ in certify_radii_many(smooth, rows, radii, n0, max_n, alpha,
                                                  batch_size, **kw))  # fmt: skip
 
-    _drive([output], todo_all, run, y, verbose, "certify_radii")
+    _drive([output], todo_all, run, y, bar_on, "certify_radii")
     return _ordered(output.table(), todo_all)
 
 
@@ -411,12 +399,14 @@ def certify_hierarchy_radii_dataset(
     from hierclass.smoothing.hierarchy_results import HierarchyResults
     from hierclass.smoothing.sequential_path import certify_hierarchy_radii_many
 
+    _check_smoother(hsmooth, "hsmooth", "HierarchicalSmooth", "HierarchicalSmooth(tree, sigma)")
     hierarchy = hsmooth.hierarchy
     part = hierarchy.partition
     columns = hierarchy_radii_columns(radii)
     x, y, size = check_dataset(x, y, hierarchy.num_labels)
     check_dataset_inputs(x, input_range=hsmooth.input_range)
     todo_all = dataset_indices(size, indices)
+    bar_on = show_progress(verbose)  # checked before any output file is opened (or truncated)
     outputs = [
         _Output(
             out,
@@ -441,6 +431,6 @@ def certify_hierarchy_radii_dataset(
         return certify_hierarchy_radii_many(hsmooth, rows, radii, n0, max_n, alpha,
                                             batch_size, **kw)  # fmt: skip
 
-    results = _drive(outputs, todo_all, run, y, verbose, "certify_radii")
+    results = _drive(outputs, todo_all, run, y, bar_on, "certify_radii")
     flat = _ordered(outputs[1].table(), todo_all) if len(outputs) > 1 else None
     return HierarchyResults(_ordered(outputs[0].table(), todo_all), flat, results)
