@@ -231,3 +231,18 @@ def test_a_compiled_forward_that_fails_mid_run_falls_back_to_eager():
         assert torch.equal(f(torch.ones(10)), torch.full((10,), 2.0))
     f(torch.ones(64))
     assert calls == ["compiled"]  # once failed, eager for good
+
+
+def test_the_eager_rate_is_timed_once_per_plan_not_per_call(monkeypatch):
+    """A loop of ``certify`` calls (each saying its length) must not pay a timing pass
+    each: the eager rate behind "too short to compile?" is measured once per probed plan."""
+    bs_mod.clear_cache()
+    monkeypatch.setattr(bs_mod, "probe_batch_size", lambda *a, **k: 32)
+    timings = []
+    monkeypatch.setattr(bs_mod, "draws_per_second", lambda *a, **k: timings.append(1) or 1e6)
+    model = torch.nn.Linear(4, 3)
+    for _ in range(5):
+        plan = resolve_plan("auto", model, torch.zeros(4), expected_draws=1000, verbose=False)
+        assert not plan.compiled and plan.reason.startswith("run too short")
+    assert len(timings) == 1
+    bs_mod.clear_cache()

@@ -81,6 +81,9 @@ class Plan:
 
 
 _cache: dict[tuple, tuple[Any, Plan]] = {}
+# Eager draws per second of a cached plan's forward, measured the first time a run says its
+# length, so that later calls decide "too short to compile?" without timing anything.
+_eager_rates: dict[tuple, float] = {}
 
 
 def clear_cache() -> None:
@@ -91,6 +94,7 @@ def clear_cache() -> None:
     >>> clear_cache()
     """
     _cache.clear()
+    _eager_rates.clear()
 
 
 def _sync(device: torch.device) -> None:
@@ -413,9 +417,13 @@ def resolve_plan(
             except TypeError:
                 ref = lambda: model  # noqa: E731 - objects that refuse weak references
             _cache[key] = (ref, plan)
+            _eager_rates.pop(key, None)  # a new probe (perhaps a new model at the same id)
         if expected_draws is not None:
             chosen = channels_last if plan.channels_last else (forward or model)
-            rate = draws_per_second(chosen, example, plan.batch_size, sigma=sigma, min_time=0.1)
+            rate = _eager_rates.get(key)
+            if rate is None:
+                rate = draws_per_second(chosen, example, plan.batch_size, sigma=sigma, min_time=0.1)
+                _eager_rates[key] = rate
             compiled, reason = consider_compile(
                 chosen, example, plan.batch_size, expected_draws=expected_draws, eager_rate=rate,
                 sigma=sigma,
