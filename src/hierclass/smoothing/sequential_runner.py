@@ -228,15 +228,12 @@ def _ordered(table: ResultTable, order: Sequence[int]) -> ResultTable:
     return ResultTable({k: v[perm] for k, v in table.columns.items()})
 
 
-def _check_smoother(obj: Any, name: str, expected: str, how: str) -> None:
+def _check_smoother(obj: Any, name: str, cls: type, how: str) -> None:
     """Refuse anything but the smoothed classifier a driver samples, saying how to build it."""
-    from hierclass.smoothing.hierarchical import HierarchicalSmooth
-    from hierclass.smoothing.smooth import Smooth
-
-    cls = Smooth if expected == "Smooth" else HierarchicalSmooth
     if not isinstance(obj, cls):
-        raise TypeError(f"{name} must be a {expected} (wrap the model: {how}), got "
-                        f"{type(obj).__name__}")  # fmt: skip
+        raise TypeError(
+            f"{name} must be a {cls.__name__} (wrap the model: {how}), got {type(obj).__name__}"
+        )
 
 
 def certify_radii_dataset(
@@ -305,7 +302,9 @@ def certify_radii_dataset(
     >>> t["idx"].tolist(), certified_accuracy(t, [0.0, 0.5]).round(3).tolist()
     ([0, 1, 2], [1.0, 0.667])
     """
-    _check_smoother(smooth, "smooth", "Smooth", "Smooth(model, num_classes, sigma)")
+    from hierclass.smoothing.smooth import Smooth
+
+    _check_smoother(smooth, "smooth", Smooth, "Smooth(model, num_classes, sigma)")
     columns = sequential_columns(radii)
     x, y, size = check_dataset(x, y, smooth.num_classes)
     check_dataset_inputs(x, input_range=smooth.input_range)
@@ -396,10 +395,11 @@ def certify_hierarchy_radii_dataset(
     >>> res.hierarchy["correct"].tolist(), res.flat["certified@0.25"].tolist()
     ([1, 1, 1], [1, 1, 1])
     """
+    from hierclass.smoothing.hierarchical import HierarchicalSmooth
     from hierclass.smoothing.hierarchy_results import HierarchyResults
     from hierclass.smoothing.sequential_path import certify_hierarchy_radii_many
 
-    _check_smoother(hsmooth, "hsmooth", "HierarchicalSmooth", "HierarchicalSmooth(tree, sigma)")
+    _check_smoother(hsmooth, "hsmooth", HierarchicalSmooth, "HierarchicalSmooth(tree, sigma)")
     hierarchy = hsmooth.hierarchy
     part = hierarchy.partition
     columns = hierarchy_radii_columns(radii)
