@@ -2,7 +2,9 @@
 
 Where the property under test is the statistics, the base classifier's votes are simulated
 from their exact distribution: the estimation draws of look ``k`` add a
-``Binomial(n_k - n_{k-1}, pA)`` count. A two-class linear base classifier
+``Binomial(n_k - n_{k-1}, pA)`` count, and the library's own decision rule
+(:func:`~hierclass.smoothing.sequential.decide` on a confidence sequence) is applied to it.
+A two-class linear base classifier
 ``f(x) = sign(w . x + b)`` at distance ``d`` from its boundary has ``pA = Phi(d / sigma)`` and
 smoothed radius exactly ``d``, so a trial at distance ``d`` is a draw with that ``pA``.
 
@@ -15,29 +17,55 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.signal import fftconvolve
+from scipy.special import betaincinv
 from scipy.stats import binom
 
-from hierclass.smoothing.bounds import clopper_pearson_lower, clopper_pearson_upper
-from hierclass.smoothing.sequential import CERTIFIED, UNDECIDED, update_decisions
+from hierclass.smoothing.sequential import UNDECIDED, decide, update_decisions
 
 
-def simulate(p, schedule, thresholds, rng, *, stop="library", select_p=None, n0=100):
+class NaivePeeking:
+    """The classic mistake, for control tests: a fixed-``n`` one-sided Clopper-Pearson bound
+    at level ``alpha`` read at every look as if it were a confidence sequence.
+
+    Same ``passes`` interface as :class:`~hierclass.smoothing.confidence_sequences.
+    MixtureSequence`, so the library's :func:`decide` runs on it unchanged.
+    """
+
+    def __init__(self, alpha: float) -> None:
+        self.alpha = alpha
+
+    def passes(self, successes, n, p0):
+        s = np.asarray(successes, dtype=float)
+        nn = np.broadcast_to(np.asarray(n, dtype=float), s.shape)
+        with np.errstate(invalid="ignore"):
+            lower = np.where(s > 0, betaincinv(np.maximum(s, 1), nn - s + 1, self.alpha), 0.0)
+        return lower >= p0
+
+
+def simulate(p, sequence, looks, thresholds, rng, *, stop="library", select_p=None, n0=100,
+             watch=None):  # fmt: skip
     """Run the library's decision rule on simulated counts, vectorised over trials.
 
     Parameters
     ----------
     p : array [T]
         ``pA`` of the *correct* label of each trial.
-    schedule : GeometricSchedule
+    sequence : MixtureSequence (or anything with its ``passes``)
+    looks : array of int
+        The sample sizes at which the rule looks.
     thresholds : array [R]
         ``Phi(r / sigma)`` per radius.
     stop : {"library", "never"} or callable
         ``"library"``: stop when every radius is decided (the library's rule). ``"never"``:
-        sample to ``max_n`` whatever happens (an adversary that keeps peeking).
-        A callable ``stop(look, p_lower, p_upper) -> bool [T]`` is an arbitrary rule.
+        sample to the last look whatever happens (an adversary that keeps peeking).
+        A callable ``stop(look, idx, successes, n) -> bool [len(idx)]`` is an arbitrary rule
+        over the still-active trials ``idx``.
     select_p : array [T], optional
         Simulate the ``n0`` selection draws too: with probability of the correct label's
         selection, else the wrong label (whose ``pA`` is then ``1 - p``).
+    watch : array [T], optional
+        Per trial a threshold to watch: ``crossed`` reports whether the lower sequence passed
+        it at some look while the trial was sampling.
 
     Returns
     -------
@@ -47,8 +75,8 @@ def simulate(p, schedule, thresholds, rng, *, stop="library", select_p=None, n0=
         Whether selection picked the wrong label.
     n_used : int [T]
         Estimation draws when sampling stopped.
-    lower_max : float [T]
-        The largest lower bound seen while sampling.
+    crossed : bool [T]
+        See ``watch`` (all False without it).
 
     Every trial's counts are drawn at every look whether or not it is still sampling, so runs
     with the same ``rng`` seed follow the same sample paths under any stopping rule.
@@ -61,74 +89,75 @@ def simulate(p, schedule, thresholds, rng, *, stop="library", select_p=None, n0=
         wrong = c0 < n0 - c0  # ties go to the smaller label, the correct one here
     q = np.where(wrong, 1.0 - p, p)
     succ = np.zeros(t, np.int64)
-    lo = np.zeros(t)
-    hi = np.ones(t)
+    crossed = np.zeros(t, bool)
     active = np.ones(t, bool)
     n_used = np.zeros(t, np.int64)
     status = np.zeros((t, len(thresholds)), np.int8)
     prev = 0
-    for k, n in enumerate(schedule.looks):
+    for k, n in enumerate(looks):
         succ += rng.binomial(int(n - prev), q)  # all trials: same paths under any rule
         idx = np.flatnonzero(active)
         prev = int(n)
-        a, b = schedule.bounds(succ[idx], np.full(idx.size, n), np.full(idx.size, k))
-        lo[idx] = np.maximum(lo[idx], a)
-        hi[idx] = np.minimum(hi[idx], b)
-        status[idx] = update_decisions(status[idx], lo[idx], hi[idx], thresholds)
+        new = decide(sequence, succ[idx], int(n), thresholds)
+        status[idx] = update_decisions(status[idx], new)
+        if watch is not None:
+            crossed[idx] |= sequence.passes(succ[idx], int(n), np.asarray(watch)[idx])
         n_used[idx] = n
         if stop == "library":
             done = ~np.any(status[idx] == UNDECIDED, axis=1)
         elif stop == "never":
             done = np.zeros(idx.size, bool)
         else:
-            done = np.asarray(stop(k, lo[idx], hi[idx]), bool)
+            done = np.asarray(stop(k, idx, succ[idx], int(n)), bool)
         active[idx[done]] = False
         if not active.any():
             break
-    return status, wrong, n_used, lo
+    return status, wrong, n_used, crossed
 
 
 def violations(status, wrong, distance, radii):
     """Per trial: is some radius certified beyond the exact radius (or for the wrong label)?"""
     beyond = np.asarray(radii)[None, :] > np.asarray(distance)[:, None]
-    cert = status == CERTIFIED
+    cert = status == 1
     return np.where(wrong, cert.any(axis=1), (cert & beyond).any(axis=1))
 
 
-_BOUNDS: dict = {}
+_MASKS: dict = {}
 
 
-def _look_bounds(schedule, level):
-    """Lower and upper bounds at every count of every look (cached: they do not depend on p)."""
-    key = (tuple(schedule.looks.tolist()), level)
-    if key not in _BOUNDS:
-        out = []
-        for n in schedule.looks:
-            s = np.arange(int(n) + 1)
-            nn = np.full(s.size, n)
-            out.append((clopper_pearson_lower(s, nn, level), clopper_pearson_upper(s, nn, level)))
-        _BOUNDS[key] = out
-    return _BOUNDS[key]
+def _look_masks(sequence, looks, threshold):
+    """Per look, over every count ``s = 0..n``: does the rule certify / refute ``threshold``?
 
-
-def crossing_probability(p, schedule, threshold, *, refute=True, alpha_look=None):
-    """Exact ``P(certified at threshold)`` for the rule on ``schedule`` at success rate ``p``.
-
-    Certified: some look's lower bound ``>= threshold`` before (``refute=True``) some look's
-    upper bound ``< threshold``; ``refute=False`` never stops (the peeking adversary).
-    ``alpha_look`` overrides the per-look level (e.g. ``alpha``: naive peeking).
+    Cached: the masks do not depend on ``p`` (the entry keeps ``sequence`` alive, so its
+    ``id`` cannot be reused by another object).
     """
-    level = schedule.alpha_look if alpha_look is None else alpha_look
+    key = (id(sequence), tuple(int(n) for n in looks), float(threshold))
+    if key not in _MASKS:
+        out = []
+        for n in looks:
+            s = np.arange(int(n) + 1)
+            code = decide(sequence, s, int(n), np.array([threshold]))[:, 0]
+            out.append((code == 1, code == -1))
+        _MASKS[key] = (sequence, out)
+    return _MASKS[key][1]
+
+
+def crossing_probability(p, sequence, looks, threshold, *, refute=True):
+    """Exact ``P(certified at threshold)`` for the rule on ``looks`` at success rate ``p``.
+
+    Certified: some look's lower bound passes ``threshold`` before (``refute=True``) some
+    look's upper bound falls below it; ``refute=False`` never stops (the peeking adversary).
+    Dynamic programming over the success count, with absorbing certified/refuted states.
+    """
     alive = np.array([1.0])  # P(count = s and still undecided)
     crossed = 0.0
     prev = 0
-    for n, (lo, hi) in zip(schedule.looks, _look_bounds(schedule, level)):
+    for n, (up, down) in zip(looks, _look_masks(sequence, looks, threshold)):
         inc = int(n - prev)
         prev = int(n)
         alive = np.clip(fftconvolve(alive, binom.pmf(np.arange(inc + 1), inc, p)), 0.0, None)
-        up = lo >= threshold
         crossed += float(alive[up].sum())
         alive[up] = 0.0
         if refute:
-            alive[hi < threshold] = 0.0
+            alive[down] = 0.0
     return crossed

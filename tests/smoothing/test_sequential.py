@@ -14,7 +14,7 @@ import torch
 
 from hierclass import Smooth
 from hierclass.smoothing.analysis import certified_accuracy
-from hierclass.smoothing.confidence_sequences import GeometricSchedule
+from hierclass.smoothing.confidence_sequences import geometric_looks
 from hierclass.smoothing.distributed import shard
 from hierclass.smoothing.iss import plan_size
 from hierclass.smoothing.results import merge_results, read_results
@@ -50,7 +50,7 @@ def test_certify_radii_against_exact_radius(linear):
         assert res.radius <= exact and res.radius_bound <= exact
         assert int(res.counts.sum()) == res.n_samples <= 20_000
         assert int(res.counts_select.sum()) == 100
-        assert res.n_samples in GeometricSchedule(20_000, 1e-3).looks
+        assert res.n_samples in geometric_looks(20_000)
         # radii far from the exact radius are decided early (sampling stopped before max_n)
         if min(abs(exact - r) for r in RADII) > 0.15:
             assert res.n_samples < 20_000
@@ -119,9 +119,7 @@ def test_bad_arguments(linear):
     with pytest.raises(ValueError, match="max_n must be >= 1"):
         smooth.certify_radii(x, [0.5], max_n=0)
     with pytest.raises(ValueError, match="ratio must be"):
-        GeometricSchedule(100, 0.01, ratio=1.0)
-    with pytest.raises(ValueError, match="scheduled sample sizes"):
-        GeometricSchedule(1000, 0.01, first=100, ratio=2.0).bounds(10, 150, 1)
+        geometric_looks(100, ratio=1.0)
     with pytest.raises(ValueError, match="radius_loss"):
         smooth.certify_iss(x, radius_loss=-0.1)
 
@@ -153,18 +151,3 @@ def test_plan_size_meets_the_budget():
             assert smaller >= n
     # a zero budget needs the full sample
     assert plan_size(0.9, 0.95, max_n=5000, min_n=100, alpha=1e-3, sigma=0.5, loss=0.0)[0] == 5000
-
-
-def test_schedule_bounds_equal_the_library_clopper_pearson():
-    from hierclass.smoothing.bounds import clopper_pearson_lower, clopper_pearson_upper
-
-    s = GeometricSchedule(5000, 1e-3, first=100, ratio=1.7)
-    for look, n in enumerate(s.looks):
-        k = np.unique(np.linspace(0, n, 97).astype(np.int64))
-        lo, hi = s.bounds(k, np.full(k.size, n), np.full(k.size, look))
-        assert np.array_equal(lo, clopper_pearson_lower(k, np.full(k.size, n), s.alpha_look))
-        assert np.array_equal(hi, clopper_pearson_upper(k, np.full(k.size, n), s.alpha_look))
-    lo, hi = s.bounds(100, 100, 0)  # scalars stay scalars
-    assert isinstance(lo, float) and hi == 1.0
-    with pytest.raises(ValueError, match=r"\[0, n\]"):
-        s.bounds(101, 100, 0)

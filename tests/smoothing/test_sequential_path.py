@@ -12,8 +12,14 @@ computed exactly, and bounds the expected count.
 import numpy as np
 from scipy.stats import binom, norm
 
-from hierclass.smoothing.confidence_sequences import GeometricSchedule
-from hierclass.smoothing.sequential import CERTIFIED, UNDECIDED, radius_thresholds, update_decisions
+from hierclass.smoothing.confidence_sequences import MixtureSequence, geometric_looks
+from hierclass.smoothing.sequential import (
+    CERTIFIED,
+    UNDECIDED,
+    decide,
+    radius_thresholds,
+    update_decisions,
+)
 from hierclass.smoothing.sequential_path import combine_path, node_alpha
 
 from .sequential_sim import crossing_probability
@@ -23,23 +29,18 @@ ALPHA = 0.2
 RADII = SIGMA * np.array([0.0, 0.5, 1.0, 1.5, 2.0])
 
 
-def _simulate_path(p, schedule, thresholds, rng):
+def _simulate_path(p, sequence, looks, thresholds, rng):
     """p: [T, k] node probabilities -> path decisions [T, R] (library rule, path stopping)."""
     t, k = p.shape
     succ = np.zeros((t, k), np.int64)
-    lo = np.zeros((t, k))
-    hi = np.ones((t, k))
     node = np.zeros((t, k, len(thresholds)), np.int8)
     active = np.ones(t, bool)
     prev = 0
-    for look, n in enumerate(schedule.looks):
+    for n in looks:
         succ += rng.binomial(int(n - prev), p)
         prev = int(n)
         idx = np.flatnonzero(active)
-        a, b = schedule.bounds(succ[idx], np.full((idx.size, k), n), np.full((idx.size, k), look))
-        lo[idx] = np.maximum(lo[idx], a)
-        hi[idx] = np.minimum(hi[idx], b)
-        node[idx] = update_decisions(node[idx], lo[idx], hi[idx], thresholds)
+        node[idx] = update_decisions(node[idx], decide(sequence, succ[idx], int(n), thresholds))
         done = ~np.any(combine_path(node[idx]) == UNDECIDED, axis=1)
         active[idx[done]] = False
         if not active.any():
@@ -52,9 +53,10 @@ def test_path_violations_bounded_by_the_split_alpha():
     d = np.array([(a, b) for a in grid for b in grid])  # 144 pairs
     d = np.repeat(d, 15, axis=0)  # 2,160 trials
     p = norm.cdf(d / SIGMA)
-    schedule = GeometricSchedule(2000, node_alpha(ALPHA, 2), first=32, ratio=1.5)
+    sequence = MixtureSequence(node_alpha(ALPHA, 2))
+    looks = geometric_looks(2000, first=32, ratio=1.1)
     thresholds = radius_thresholds(RADII, SIGMA)
-    path = _simulate_path(p, schedule, thresholds, np.random.default_rng(0))
+    path = _simulate_path(p, sequence, looks, thresholds, np.random.default_rng(0))
     exact = d.min(axis=1)
     v = ((path == CERTIFIED) & (RADII[None, :] > exact[:, None])).any(axis=1)
     # the nearer node must cross the smallest false threshold at some look
@@ -62,7 +64,7 @@ def test_path_violations_bounded_by_the_split_alpha():
     for x in np.unique(exact):
         false = thresholds[RADII > x]
         bound[x] = (
-            crossing_probability(norm.cdf(x / SIGMA), schedule, false.min(), refute=False)
+            crossing_probability(norm.cdf(x / SIGMA), sequence, looks, false.min(), refute=False)
             if false.size
             else 0.0
         )

@@ -44,13 +44,13 @@ def model():
     return ProjectedLinear([1.0, -1.0, 0.0], [0.0, 0.0, 0.3], d=2)
 
 
-def _expected_violation(d: float, schedule, thresholds) -> float:
+def _expected_violation(d: float, sequence, looks, thresholds) -> float:
     """Exact violation probability of one subset's certificate at distance ``d``."""
     p = norm.cdf(d / SIGMA)  # of the smoothed top label within the subset
     beyond = thresholds[RADII > d]
     p_right = binom.sf(np.ceil(N0 / 2) - 1, N0, p)  # selection: ties go to the smaller label
-    v_right = crossing_probability(p, schedule, beyond.min()) if beyond.size else 0.0
-    v_wrong = crossing_probability(1 - p, schedule, thresholds.min())
+    v_right = crossing_probability(p, sequence, looks, beyond.min()) if beyond.size else 0.0
+    v_wrong = crossing_probability(1 - p, sequence, looks, thresholds.min())
     return p_right * v_right + (1 - p_right) * v_wrong
 
 
@@ -69,7 +69,7 @@ def test_subset_violations_within_alpha_and_exact_expectation(model):
     )  # fmt: skip
     assert sorted(out) == list(range(ts.size))
     setup = sequential_setup(SIGMA, RADII, N0, SCHEDULE["max_n"], ALPHA, 50, 2.0)
-    schedule = setup.schedule()
+    sequence = setup.decisions(0).sequence
     thresholds = radius_thresholds(RADII, SIGMA)
     memo: dict = {}
     for j, subset in enumerate(SUBSETS):
@@ -88,7 +88,7 @@ def test_subset_violations_within_alpha_and_exact_expectation(model):
                 assert not cert.any()  # abstained: nothing certified
             key = round(d, 12)
             if key not in memo:
-                memo[key] = _expected_violation(d, schedule, thresholds)
+                memo[key] = _expected_violation(d, sequence, setup.looks, thresholds)
             probs.append(memo[key])
         probs = np.array(probs)
         assert probs.max() <= ALPHA  # the theorem, checked exactly

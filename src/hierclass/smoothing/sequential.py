@@ -7,26 +7,29 @@ curve at a few radii ``r_1 < ... < r_R`` one only needs to know, per input, whet
 Procedure (per input)
 ---------------------
 1. ``n0`` selection draws pick the top label ``c_A`` (never reused for estimation).
-2. Fresh estimation draws are added look by look on a
-   :class:`~hierclass.smoothing.confidence_sequences.GeometricSchedule` (``n_1 < ... <
-   n_K = max_n``). At each look the schedule gives a lower bound ``L_k`` and an upper bound
-   ``U_k`` on ``pA = P(f(x + eps) = c_A)`` (Clopper-Pearson at ``alpha / K``).
-3. Radius ``r`` is *certified* at the first look where ``L_k >= Phi(r / sigma)``, and *not
-   certifiable* at the first look where ``U_k < Phi(r / sigma)`` (whichever comes first; a
+2. Fresh estimation draws are added look by look (sample sizes ``n_1 < ... < n_K = max_n``
+   from :func:`~hierclass.smoothing.confidence_sequences.geometric_looks`). After each look
+   the :class:`~hierclass.smoothing.confidence_sequences.MixtureSequence` of the ``S``
+   successes among the first ``n`` draws gives a lower bound ``L_n`` and an upper bound
+   ``U_n`` on ``pA = P(f(x + eps) = c_A)``.
+3. Radius ``r`` is *certified* at the first look where ``L_n >= Phi(r / sigma)``, and *not
+   certifiable* at the first look where ``U_n < Phi(r / sigma)`` (whichever comes first; a
    decision is final). Sampling stops when every radius is decided, or at ``max_n``
    (undecided radii are then not certified).
-4. The label is ``c_A`` if ``max L >= 1/2`` (Cohen's abstention rule) and, when radius 0 was
-   asked for, radius 0 was certified; else ``ABSTAIN``.
+4. The label is ``c_A`` if some look had ``L_n >= 1/2`` (Cohen's abstention rule) and, when
+   radius 0 was asked for, radius 0 was certified; else ``ABSTAIN``.
 
 Guarantee
 ---------
-With probability ``>= 1 - alpha`` (over the estimation noise), ``L_k <= pA`` at every look
-``k`` simultaneously (union bound over the ``K`` looks of a schedule fixed in advance). On
-that event every radius reported certified satisfies ``pA >= Phi(r / sigma)``, so the smoothed
-classifier returns ``c_A`` everywhere in the L2 ball of radius ``r`` (Cohen et al., Theorem 1
-with ``pB = 1 - pA``): simultaneously over all radii, and whatever rule stopped the sampling,
-because the event does not depend on when sampling stopped. The upper bounds only decide when
-to *stop* trying; an error there costs a certificate, never soundness.
+With probability ``>= 1 - alpha`` (over the estimation noise), ``L_n < pA`` at every ``n``
+simultaneously: ``L_n`` is a confidence sequence (a mixture of likelihood ratios is a
+martingale at the true ``pA``; Ville's inequality bounds the chance it ever reaches
+``1 / alpha``; the module :mod:`~hierclass.smoothing.confidence_sequences` has the proof).
+On that event every radius reported certified satisfies ``pA > Phi(r / sigma)``, so the
+smoothed classifier returns ``c_A`` everywhere in the L2 ball of radius ``r`` (Cohen et al.,
+Theorem 1 with ``pB = 1 - pA``): simultaneously over all radii, and whatever rule stopped the
+sampling, because the event does not depend on when sampling stopped. The upper bounds only
+decide when to *stop* trying; an error there costs a certificate, never soundness.
 
 Noise: the estimation draws of look ``k`` come from their own noise stream
 (``STREAM_LOOK_BASE + k``) seeded from ``(seed, index)``, so an input's decisions depend on its
@@ -237,14 +240,15 @@ def flat_result(
 ) -> RadiiResult:
     """The :class:`RadiiResult` of row ``row`` of a flat input's decisions."""
     status = d.status[row]
+    p_lower = float(d.lower[row])
     return RadiiResult(
         index=index,
-        label=ABSTAIN if abstains(d.lower[row], status, setup.radii) else int(choice),
+        label=ABSTAIN if abstains(p_lower, status, setup.radii) else int(choice),
         radii=tuple(float(v) for v in setup.radii),
         certified=status == CERTIFIED,
         n_samples=d.n,
         n_select=setup.n0,
-        p_lower=float(d.lower[row]),
+        p_lower=p_lower,
         p_upper=float(d.upper[row]),
         counts_select=sel,
         counts=est,
@@ -266,7 +270,7 @@ def certify_radii_many(
     payloads: Iterable[Any] | None = None,
     subsets: Iterable[Sequence[int]] | None = None,
     first: int = 128,
-    ratio: float = 1.5,
+    ratio: float = 1.1,
 ) -> Iterator[tuple[RadiiResult, Any]]:
     """Sequentially certify a stream of inputs at ``radii``; yields ``(result, payload)``.
 
@@ -302,7 +306,6 @@ def certify_radii_many(
     from hierclass.smoothing.subsets import SubsetHead, check_subsets
 
     setup = sequential_setup(smooth.sigma, radii, n0, max_n, alpha, first, ratio)
-    schedule = setup.schedule()
     subs = () if subsets is None else check_subsets(subsets, smooth.num_classes)
     heads = SubsetHead(subs, smooth.num_classes, smooth.device) if subs else None
     pay_iter = iter(payloads) if payloads is not None else None
@@ -325,7 +328,7 @@ def certify_radii_many(
             state.sel = votes(task.counts[0])
             state.choices = np.argmax(state.sel, axis=1)  # ties: the smallest label (Cohen)
             state.est = votes(task.counts[1])
-            state.decisions = Decisions(schedule, setup.thresholds, len(state.sel))
+            state.decisions = setup.decisions(len(state.sel))
         else:
             state.est = state.est + votes(task.counts[0])
         d = state.decisions
@@ -337,15 +340,16 @@ def certify_radii_many(
         )
         if subs:
             res.subsets = subs
+            lower = d.lower
             res.subset_labels = np.array(
                 [
-                    ABSTAIN if abstains(d.lower[j], d.status[j], setup.radii) else state.choices[j]
+                    ABSTAIN if abstains(lower[j], d.status[j], setup.radii) else state.choices[j]
                     for j in range(1, len(subs) + 1)
                 ],
                 dtype=np.int64,
             )
             res.subset_certified = d.status[1:] == CERTIFIED
-            res.subset_p_lower = d.lower[1:].copy()
+            res.subset_p_lower = lower[1:].copy()
         res.seconds = state.seconds
         return None, res
 
@@ -365,7 +369,7 @@ def certify_radii(
     index: int | None = None,
     subsets: Iterable[Sequence[int]] | None = None,
     first: int = 128,
-    ratio: float = 1.5,
+    ratio: float = 1.1,
 ) -> RadiiResult:
     """Sequential certification of one input (the body of ``Smooth.certify_radii``).
 

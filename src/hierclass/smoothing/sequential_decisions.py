@@ -17,7 +17,7 @@ import numpy as np
 from scipy.stats import norm
 
 from hierclass.smoothing.bounds import check_alpha, check_sigma
-from hierclass.smoothing.confidence_sequences import GeometricSchedule
+from hierclass.smoothing.confidence_sequences import MixtureSequence, geometric_looks
 from hierclass.smoothing.sampling import Request
 
 __all__ = [
@@ -82,39 +82,40 @@ def radius_thresholds(radii: np.ndarray, sigma: float) -> np.ndarray:
     return norm.cdf(np.asarray(radii, dtype=float) / check_sigma(sigma))
 
 
-def decide(p_lower: Any, p_upper: Any, thresholds: np.ndarray) -> np.ndarray:
-    """Decision per (input, radius): ``CERTIFIED``, ``REFUTED`` or ``UNDECIDED``.
+def decide(sequence: MixtureSequence, successes: Any, n: Any, thresholds: np.ndarray) -> np.ndarray:
+    """Decision per (row, radius) after ``successes`` of ``n`` draws: ``CERTIFIED``,
+    ``REFUTED`` or ``UNDECIDED``.
 
-    ``p_lower``/``p_upper`` are the running max of the lower and running min of the upper
-    confidence-sequence bounds (shape ``[...]``); returns ``[..., len(thresholds)]``.
-    Certified wins when both hold (which only happens outside the ``1 - alpha`` event).
+    Certified: the lower sequence has passed ``Phi(r / sigma)`` (the wealth against
+    ``pA <= Phi(r / sigma)`` reached ``1 / alpha``); refuted: the upper sequence has fallen
+    below it. ``successes`` has shape ``[...]``; returns ``[..., len(thresholds)]``. Certified
+    wins when both hold (which only happens outside the ``1 - alpha`` event).
 
     Examples
     --------
-    >>> decide(0.9, 0.95, np.array([0.5, 0.85, 0.99])).tolist()
-    [1, 1, -1]
+    >>> seq = MixtureSequence(0.01)
+    >>> decide(seq, 900, 1000, np.array([0.5, 0.88, 0.99])).tolist()  # bounds 0.859, 0.933
+    [1, 0, -1]
     """
-    lo = np.asarray(p_lower, dtype=float)[..., None]
-    hi = np.asarray(p_upper, dtype=float)[..., None]
-    out = np.where(hi < thresholds, REFUTED, UNDECIDED)
-    return np.where(lo >= thresholds, CERTIFIED, out).astype(np.int8)
+    s = np.asarray(successes)[..., None]
+    cert = sequence.passes(s, n, thresholds)
+    refuted = sequence.passes(np.asarray(n)[..., None] - s, n, 1.0 - thresholds)
+    out = np.where(refuted, REFUTED, UNDECIDED)
+    return np.where(cert, CERTIFIED, out).astype(np.int8)
 
 
-def update_decisions(
-    status: np.ndarray, p_lower: Any, p_upper: Any, thresholds: np.ndarray
-) -> np.ndarray:
-    """Decide the still-undecided radii; a radius once decided keeps its decision.
+def update_decisions(status: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Take the new decisions of the still-undecided radii; a decided radius keeps its own.
 
     Keeping decisions final makes each radius's outcome the first crossing of its threshold,
     whatever other radii keep the sampling going.
 
     Examples
     --------
-    >>> s = update_decisions(np.zeros(2, np.int8), 0.6, 0.7, np.array([0.5, 0.8]))
-    >>> update_decisions(s, 0.9, 0.95, np.array([0.5, 0.8])).tolist()  # 0.8 stays refuted
+    >>> s = update_decisions(np.zeros(2, np.int8), np.array([0, -1], np.int8))
+    >>> update_decisions(s, np.array([1, 1], np.int8)).tolist()  # the refuted one stays
     [1, -1]
     """
-    new = decide(p_lower, p_upper, thresholds)
     return np.where(status == UNDECIDED, new, status).astype(np.int8)
 
 
@@ -148,44 +149,78 @@ def abstains(p_lower: Any, status: np.ndarray, radii: np.ndarray) -> bool:
 
 
 class Decisions:
-    """Running bounds and final decisions of ``m`` confidence sequences on one schedule.
+    """Decisions of ``m`` confidence sequences that share their looks.
 
     Each row is one proportion (a flat classifier's ``pA``, a label subset's, a node's on a
     hierarchy's path): :meth:`update` takes each row's successes among the first
-    ``schedule.looks[look]`` draws, keeps the running max of the lower and min of the upper
-    bounds, and decides the still-undecided radii (:func:`update_decisions`).
+    ``looks[look]`` draws and decides the still-undecided radii (:func:`decide`,
+    :func:`update_decisions`). :attr:`lower` and :attr:`upper` are the bounds to report
+    (computed on demand, once sampling stopped): the sequences' bounds at the last look,
+    tightened by every threshold crossed on the way (each crossing is itself a bound that
+    holds on the same ``1 - alpha`` event).
 
     Examples
     --------
-    >>> s = GeometricSchedule(1000, 0.01, first=100, ratio=2.0)
-    >>> d = Decisions(s, radius_thresholds(np.array([0.0, 1.0]), 0.5), m=2)
+    >>> setup = sequential_setup(0.5, [0.0, 1.0], n0=100, max_n=1000, alpha=0.01, first=100,
+    ...                          ratio=2.0)
+    >>> d = setup.decisions(2)
     >>> d.update([100, 60], look=0)
     >>> d.status.tolist(), d.n, d.decided
     ([[1, 0], [0, -1]], 100, False)
     """
 
-    __slots__ = ("schedule", "thresholds", "lower", "upper", "status", "look", "n")
+    __slots__ = (
+        "sequence", "looks", "thresholds", "status", "half", "successes", "look", "n", "_bounds"
+    )  # fmt: skip
 
-    def __init__(self, schedule: GeometricSchedule, thresholds: np.ndarray, m: int) -> None:
-        self.schedule = schedule
+    def __init__(
+        self, sequence: MixtureSequence, looks: np.ndarray, thresholds: np.ndarray, m: int
+    ) -> None:
+        self.sequence = sequence
+        self.looks = looks
         self.thresholds = thresholds
-        self.lower = np.zeros(m)
-        self.upper = np.ones(m)
         self.status = np.zeros((m, len(thresholds)), np.int8)
+        self.half = np.zeros(m, bool)  # lower bound has reached 1/2 (Cohen's abstention)
+        self.successes = np.zeros(m, np.int64)
         self.look = -1
         self.n = 0
+        self._bounds: tuple | None = None  # (lower, upper) of the last look, once asked for
 
     def update(self, successes: Any, look: int) -> None:
         """Fold in look ``look`` (``successes[j]`` among ``looks[look]`` draws, per row)."""
-        m = self.lower.size
-        n = int(self.schedule.looks[look])
+        m = self.status.shape[0]
+        n = int(self.looks[look])
         if m:
             s = np.asarray(successes, dtype=np.int64).reshape(m)
-            lo, hi = self.schedule.bounds(s, np.full(m, n), np.full(m, look))
-            self.lower = np.maximum(self.lower, lo)
-            self.upper = np.minimum(self.upper, hi)
-            self.status = update_decisions(self.status, self.lower, self.upper, self.thresholds)
+            new = decide(self.sequence, s, n, self.thresholds)
+            self.status = update_decisions(self.status, new)
+            self.half |= self.sequence.passes(s, n, 0.5)
+            self.successes = s
         self.look, self.n = look, n
+        self._bounds = None
+
+    @property
+    def lower(self) -> np.ndarray:
+        """Per row, a lower confidence bound on the proportion (``0.0`` before any look)."""
+        return self._report()[0]
+
+    @property
+    def upper(self) -> np.ndarray:
+        """Per row, an upper confidence bound on the proportion (``1.0`` before any look)."""
+        return self._report()[1]
+
+    def _report(self) -> tuple:
+        if self._bounds is None:
+            m = self.status.shape[0]
+            if self.n == 0 or m == 0:
+                self._bounds = (np.zeros(m), np.ones(m))
+            else:
+                lo, hi = self.sequence.bounds(self.successes, self.n)
+                lo = np.maximum(np.atleast_1d(lo), np.where(self.half, 0.5, 0.0))
+                up = np.where(self.status == CERTIFIED, self.thresholds, 0.0).max(axis=1)
+                down = np.where(self.status == REFUTED, self.thresholds, 1.0).min(axis=1)
+                self._bounds = (np.maximum(lo, up), np.minimum(np.atleast_1d(hi), down))
+        return self._bounds
 
     @property
     def decided(self) -> bool:
@@ -195,11 +230,11 @@ class Decisions:
 
 @dataclass(frozen=True)
 class SequentialSetup:
-    """The validated arguments shared by every sequential certifier, and their schedule.
+    """The validated arguments shared by every sequential certifier, and their looks.
 
-    Built by :func:`sequential_setup`; ``schedule(alpha)`` gives the looks at a share of
-    ``alpha`` (the looks themselves depend only on ``max_n``, ``first`` and ``ratio``, so
-    sequences at different levels look at the same sample sizes).
+    Built by :func:`sequential_setup`. ``decisions(m, alpha)`` starts ``m`` confidence
+    sequences at level ``alpha`` (default: the whole ``alpha``) on the shared looks, which
+    depend only on ``max_n``, ``first`` and ``ratio``.
 
     Examples
     --------
@@ -216,12 +251,17 @@ class SequentialSetup:
     thresholds: np.ndarray
     first: int
     ratio: float
-    increments: np.ndarray
+    looks: np.ndarray
 
-    def schedule(self, alpha: float | None = None) -> GeometricSchedule:
-        """The look schedule at level ``alpha`` (default: the whole ``alpha``)."""
+    @property
+    def increments(self) -> np.ndarray:
+        """Draws to add before each look: ``n_1, n_2 - n_1, ...``."""
+        return np.diff(self.looks, prepend=0)
+
+    def decisions(self, m: int, alpha: float | None = None) -> Decisions:
+        """``m`` fresh confidence sequences at level ``alpha`` (default: the whole ``alpha``)."""
         level = self.alpha if alpha is None else alpha
-        return GeometricSchedule(self.max_n, level, first=self.first, ratio=self.ratio)
+        return Decisions(MixtureSequence(level), self.looks, self.thresholds, m)
 
     def look_request(self, look: int) -> Request:
         """The estimation draws to add before look ``look``, from that look's own stream."""
@@ -230,7 +270,7 @@ class SequentialSetup:
     @property
     def last_look(self) -> int:
         """Index of the last look (``max_n`` draws)."""
-        return len(self.increments) - 1
+        return len(self.looks) - 1
 
 
 def sequential_setup(
@@ -240,7 +280,7 @@ def sequential_setup(
     max_n: int,
     alpha: float,
     first: int = 128,
-    ratio: float = 1.5,
+    ratio: float = 1.1,
 ) -> SequentialSetup:
     """Validate the arguments of a sequential certifier (at the boundary, once).
 
@@ -248,7 +288,7 @@ def sequential_setup(
     --------
     >>> s = sequential_setup(0.5, [0.0, 0.5], n0=100, max_n=1000, alpha=0.01, first=100,
     ...                      ratio=2.0)
-    >>> s.schedule().looks.tolist(), s.look_request(1)
+    >>> s.looks.tolist(), s.look_request(1)
     ([100, 200, 400, 800, 1000], Request(stream=65537, num=100))
     """
     from hierclass.smoothing.prepare import check_count
@@ -257,5 +297,5 @@ def sequential_setup(
     max_n = check_count("max_n", max_n)
     alpha = check_alpha(alpha)
     r = check_radii(radii)
-    steps = GeometricSchedule(max_n, alpha, first=first, ratio=ratio).increments()
-    return SequentialSetup(n0, max_n, alpha, r, radius_thresholds(r, sigma), first, ratio, steps)
+    looks = geometric_looks(max_n, first=first, ratio=ratio)
+    return SequentialSetup(n0, max_n, alpha, r, radius_thresholds(r, sigma), first, ratio, looks)

@@ -3,10 +3,11 @@
 A hierarchy's output at ``x`` is constant within the minimum of the radii of the nodes on
 ``x``'s path (§IV-C; :mod:`hierclass.smoothing.path`). For sequential certification at radii
 ``r_1 < ... < r_R`` each of the ``k`` *smoothed* nodes on the path runs its own confidence
-sequence (:class:`~hierclass.smoothing.confidence_sequences.GeometricSchedule`) at level
+sequence (:class:`~hierclass.smoothing.confidence_sequences.MixtureSequence`) at level
 ``alpha / k`` on its own votes; clean and constant nodes take no share (their radius is
-infinite). By the union bound over the nodes (and, inside each, over its looks), every
-node's lower bounds hold at every look at once with probability ``>= 1 - alpha``.
+infinite). Each node's sequence holds at every sample size with probability
+``>= 1 - alpha / k``, so by the union bound over the nodes all of them hold at once with
+probability ``>= 1 - alpha``.
 
 The path is certified at ``r`` once **every** smoothed node is certified at ``r`` (each
 node's decision is final, as in :mod:`hierclass.smoothing.sequential`), and is not
@@ -236,7 +237,7 @@ def certify_hierarchy_radii_many(
     *,
     indices: Iterable[int] | None = None,
     first: int = 128,
-    ratio: float = 1.5,
+    ratio: float = 1.1,
 ) -> Iterator[PathRadiiResult]:
     """Sequentially certify a :class:`~hierclass.smoothing.hierarchical.HierarchicalSmooth`.
 
@@ -274,7 +275,6 @@ def certify_hierarchy_radii_many(
     plan = hsmooth.plan
     flat_gid = None if plan.flat_group is None else plan.flat_group.gid
     all_groups = {g.gid for g in hsmooth.groups}
-    flat_schedule = setup.schedule()
     head, pairs = indexed_stream(hsmooth._prepare, xs, indices)
     if head is None:
         return iter(())
@@ -301,10 +301,10 @@ def certify_hierarchy_radii_many(
                 out = hsmooth._clean_choice(node, st.full) if node.kind == "clean" else 0
             st.outputs.append(out)
         k = len(st.smoothed)
-        st.nodes = Decisions(setup.schedule(node_alpha(setup.alpha, k)), setup.thresholds, k)
+        st.nodes = setup.decisions(k, node_alpha(setup.alpha, k))
         if flat_gid is not None:
             st.flat_choice = int(np.argmax(plan.flat_counts(sel)))
-            st.flat = Decisions(flat_schedule, setup.thresholds, 1)
+            st.flat = setup.decisions(1)
 
     def next_look(task: Task, st: _PathInput) -> Task | None:
         look = max(st.nodes.look, -1 if st.flat is None else st.flat.look) + 1
@@ -342,6 +342,7 @@ def certify_hierarchy_radii_many(
 
     def _result(index: int, st: _PathInput) -> PathRadiiResult:
         d = st.nodes
+        lower = d.lower
         path = _prefix_status(st, len(st.walk) - 1)
         node_cert = np.ones((len(st.walk), len(setup.radii)), bool)
         route: list[int] = []
@@ -351,7 +352,7 @@ def certify_hierarchy_radii_many(
         for w in range(len(st.walk) - 1):
             if w in st.smoothed:
                 j = st.smoothed.index(w)
-                cut = cut or abstains(d.lower[j], d.status[j], setup.radii)
+                cut = cut or abstains(lower[j], d.status[j], setup.radii)
             if not cut:
                 route.append(int(st.walk[w + 1].path[-1]))
         levels = np.stack(
@@ -359,7 +360,7 @@ def certify_hierarchy_radii_many(
         ) if len(st.walk) > 1 else np.zeros((0, len(setup.radii)), bool)  # fmt: skip
         leaf = st.walk[-1]
         label = int(list(leaf.node.labels)[st.outputs[-1]])
-        if abstains(d.lower, path, setup.radii):
+        if abstains(lower, path, setup.radii):
             label = ABSTAIN
         return PathRadiiResult(
             index=index,
@@ -368,7 +369,7 @@ def certify_hierarchy_radii_many(
             certified=path == CERTIFIED,
             route=tuple(route),
             num_smoothed=len(st.smoothed),
-            node_p_lower=tuple(float(v) for v in d.lower),
+            node_p_lower=tuple(float(v) for v in lower),
             n_samples=d.n,
             n_select=setup.n0,
             nodes=tuple(

@@ -252,7 +252,7 @@ def certify_radii_dataset(
     partition: Any = None,
     verbose: bool | None = None,
     first: int = 128,
-    ratio: float = 1.5,
+    ratio: float = 1.1,
 ) -> ResultTable:
     """Sequentially certify ``x[indices]`` at ``radii`` and record one row per input.
 
@@ -282,8 +282,7 @@ def certify_radii_dataset(
     verbose : bool, optional
         Progress bar (default: only on a terminal).
     first, ratio
-        The look schedule (see
-        :class:`~hierclass.smoothing.confidence_sequences.GeometricSchedule`).
+        The looks (see :func:`~hierclass.smoothing.confidence_sequences.geometric_looks`).
 
     Returns
     -------
@@ -338,7 +337,7 @@ def certify_hierarchy_radii_dataset(
     resume: bool = True,
     verbose: bool | None = None,
     first: int = 128,
-    ratio: float = 1.5,
+    ratio: float = 1.1,
 ) -> Any:
     """Sequentially certify a hierarchy on ``x[indices]`` at ``radii``, one row per input.
 

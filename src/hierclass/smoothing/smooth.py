@@ -392,8 +392,8 @@ class Smooth:
         usually after far fewer than ``max_n`` draws. Guarantee: with probability
         ``>= 1 - alpha``, every radius reported certified is certified for the smoothed
         classifier at ``x``, simultaneously over the radii and whenever sampling stops
-        (an anytime-valid confidence sequence for ``pA``: one-sided Clopper-Pearson bounds at
-        ``alpha / K`` at ``K`` geometric sample sizes fixed in advance, union bound; see
+        (an anytime-valid confidence sequence for ``pA``: a mixture of likelihood ratios,
+        valid at every sample size by Ville's inequality; see
         :mod:`hierclass.smoothing.sequential`). The ``n0`` selection draws are never reused.
 
         Parameters
