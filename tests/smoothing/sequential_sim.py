@@ -20,6 +20,7 @@ from scipy.signal import fftconvolve
 from scipy.special import betaincinv
 from scipy.stats import binom
 
+from hierclass.smoothing.bounds import clopper_pearson_lower
 from hierclass.smoothing.sequential import UNDECIDED, decide, update_decisions
 
 
@@ -43,7 +44,7 @@ class NaivePeeking:
 
 
 def simulate(p, sequence, looks, thresholds, rng, *, stop="library", select_p=None, n0=100,
-             watch=None):  # fmt: skip
+             watch=None, final_alpha=0.0):  # fmt: skip
     """Run the library's decision rule on simulated counts, vectorised over trials.
 
     Parameters
@@ -64,8 +65,11 @@ def simulate(p, sequence, looks, thresholds, rng, *, stop="library", select_p=No
         Simulate the ``n0`` selection draws too: with probability of the correct label's
         selection, else the wrong label (whose ``pA`` is then ``1 - p``).
     watch : array [T], optional
-        Per trial a threshold to watch: ``crossed`` reports whether the lower sequence passed
-        it at some look while the trial was sampling.
+        Per trial a threshold to watch: ``crossed`` reports whether the rule certified it
+        at some look while the trial was sampling.
+    final_alpha : float
+        The fixed-``n`` Clopper-Pearson test at the last look (the library's
+        ``FINAL_SHARE * alpha``; 0: none).
 
     Returns
     -------
@@ -98,10 +102,14 @@ def simulate(p, sequence, looks, thresholds, rng, *, stop="library", select_p=No
         succ += rng.binomial(int(n - prev), q)  # all trials: same paths under any rule
         idx = np.flatnonzero(active)
         prev = int(n)
-        new = decide(sequence, succ[idx], int(n), thresholds)
+        final = final_alpha if k == len(looks) - 1 else 0.0
+        new = decide(sequence, succ[idx], int(n), thresholds, final)
         status[idx] = update_decisions(status[idx], new)
         if watch is not None:
-            crossed[idx] |= sequence.passes(succ[idx], int(n), np.asarray(watch)[idx])
+            w = np.asarray(watch)[idx]
+            crossed[idx] |= sequence.passes(succ[idx], int(n), w)
+            if final:
+                crossed[idx] |= clopper_pearson_lower(succ[idx], np.full(idx.size, n), final) >= w
         n_used[idx] = n
         if stop == "library":
             done = ~np.any(status[idx] == UNDECIDED, axis=1)
@@ -125,34 +133,36 @@ def violations(status, wrong, distance, radii):
 _MASKS: dict = {}
 
 
-def _look_masks(sequence, looks, threshold):
+def _look_masks(sequence, looks, threshold, final_alpha):
     """Per look, over every count ``s = 0..n``: does the rule certify / refute ``threshold``?
 
     Cached: the masks do not depend on ``p`` (the entry keeps ``sequence`` alive, so its
     ``id`` cannot be reused by another object).
     """
-    key = (id(sequence), tuple(int(n) for n in looks), float(threshold))
+    key = (id(sequence), tuple(int(n) for n in looks), float(threshold), float(final_alpha))
     if key not in _MASKS:
         out = []
-        for n in looks:
+        for k, n in enumerate(looks):
             s = np.arange(int(n) + 1)
-            code = decide(sequence, s, int(n), np.array([threshold]))[:, 0]
+            final = final_alpha if k == len(looks) - 1 else 0.0
+            code = decide(sequence, s, int(n), np.array([threshold]), final)[:, 0]
             out.append((code == 1, code == -1))
         _MASKS[key] = (sequence, out)
     return _MASKS[key][1]
 
 
-def crossing_probability(p, sequence, looks, threshold, *, refute=True):
+def crossing_probability(p, sequence, looks, threshold, *, refute=True, final_alpha=0.0):
     """Exact ``P(certified at threshold)`` for the rule on ``looks`` at success rate ``p``.
 
     Certified: some look's lower bound passes ``threshold`` before (``refute=True``) some
     look's upper bound falls below it; ``refute=False`` never stops (the peeking adversary).
-    Dynamic programming over the success count, with absorbing certified/refuted states.
+    Dynamic programming over the success count, with absorbing certified/refuted states;
+    ``final_alpha`` adds the library's fixed-``n`` test at the last look.
     """
     alive = np.array([1.0])  # P(count = s and still undecided)
     crossed = 0.0
     prev = 0
-    for n, (up, down) in zip(looks, _look_masks(sequence, looks, threshold)):
+    for n, (up, down) in zip(looks, _look_masks(sequence, looks, threshold, final_alpha)):
         inc = int(n - prev)
         prev = int(n)
         alive = np.clip(fftconvolve(alive, binom.pmf(np.arange(inc + 1), inc, p)), 0.0, None)

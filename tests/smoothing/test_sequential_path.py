@@ -15,6 +15,7 @@ from scipy.stats import binom, norm
 from hierclass.smoothing.confidence_sequences import MixtureSequence, geometric_looks
 from hierclass.smoothing.sequential import (
     CERTIFIED,
+    FINAL_SHARE,
     UNDECIDED,
     decide,
     radius_thresholds,
@@ -29,18 +30,20 @@ ALPHA = 0.2
 RADII = SIGMA * np.array([0.0, 0.5, 1.0, 1.5, 2.0])
 
 
-def _simulate_path(p, sequence, looks, thresholds, rng):
+def _simulate_path(p, sequence, looks, thresholds, rng, final_alpha):
     """p: [T, k] node probabilities -> path decisions [T, R] (library rule, path stopping)."""
     t, k = p.shape
     succ = np.zeros((t, k), np.int64)
     node = np.zeros((t, k, len(thresholds)), np.int8)
     active = np.ones(t, bool)
     prev = 0
-    for n in looks:
+    for k, n in enumerate(looks):
         succ += rng.binomial(int(n - prev), p)
         prev = int(n)
         idx = np.flatnonzero(active)
-        node[idx] = update_decisions(node[idx], decide(sequence, succ[idx], int(n), thresholds))
+        final = final_alpha if k == len(looks) - 1 else 0.0
+        new = decide(sequence, succ[idx], int(n), thresholds, final)
+        node[idx] = update_decisions(node[idx], new)
         done = ~np.any(combine_path(node[idx]) == UNDECIDED, axis=1)
         active[idx[done]] = False
         if not active.any():
@@ -53,10 +56,12 @@ def test_path_violations_bounded_by_the_split_alpha():
     d = np.array([(a, b) for a in grid for b in grid])  # 144 pairs
     d = np.repeat(d, 15, axis=0)  # 2,160 trials
     p = norm.cdf(d / SIGMA)
-    sequence = MixtureSequence(node_alpha(ALPHA, 2))
+    share = node_alpha(ALPHA, 2)  # each node's share, split like the library's
+    sequence = MixtureSequence((1 - FINAL_SHARE) * share)
+    final = FINAL_SHARE * share
     looks = geometric_looks(2000, first=32, ratio=1.1)
     thresholds = radius_thresholds(RADII, SIGMA)
-    path = _simulate_path(p, sequence, looks, thresholds, np.random.default_rng(0))
+    path = _simulate_path(p, sequence, looks, thresholds, np.random.default_rng(0), final)
     exact = d.min(axis=1)
     v = ((path == CERTIFIED) & (RADII[None, :] > exact[:, None])).any(axis=1)
     # the nearer node must cross the smallest false threshold at some look
@@ -64,7 +69,9 @@ def test_path_violations_bounded_by_the_split_alpha():
     for x in np.unique(exact):
         false = thresholds[RADII > x]
         bound[x] = (
-            crossing_probability(norm.cdf(x / SIGMA), sequence, looks, false.min(), refute=False)
+            crossing_probability(
+                norm.cdf(x / SIGMA), sequence, looks, false.min(), refute=False, final_alpha=final
+            )
             if false.size
             else 0.0
         )

@@ -23,7 +23,7 @@ import pytest
 from scipy.stats import binom, norm
 
 from hierclass.smoothing.confidence_sequences import MixtureSequence, geometric_looks
-from hierclass.smoothing.sequential import radius_thresholds
+from hierclass.smoothing.sequential import FINAL_SHARE, radius_thresholds
 
 from .sequential_sim import NaivePeeking, crossing_probability, simulate, violations
 
@@ -33,7 +33,9 @@ N0 = 100
 RADII = SIGMA * np.array([0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0])
 GRID = SIGMA * np.linspace(0.05, 3.0, 40)  # distances, in input units
 PER_DISTANCE = 60  # 2,400 trials
-SEQ = MixtureSequence(ALPHA)
+# the library's split: the sequence at 0.8 alpha, a Clopper-Pearson test at 0.2 alpha at max_n
+SEQ = MixtureSequence((1 - FINAL_SHARE) * ALPHA)
+FINAL = FINAL_SHARE * ALPHA
 LOOKS = geometric_looks(4000, first=50, ratio=1.1)
 
 
@@ -53,8 +55,9 @@ def _exact_violation(d: float, thresholds) -> float:
     beyond = thresholds[RADII > d]
     # selection: the correct label wins unless it has fewer than half the n0 votes
     p_right = binom.sf(np.ceil(N0 / 2) - 1, N0, p)  # P(count >= n0/2): ties go to it
-    v_right = crossing_probability(p, SEQ, LOOKS, beyond.min()) if beyond.size else 0.0
-    v_wrong = crossing_probability(1 - p, SEQ, LOOKS, thresholds.min())
+    kw = dict(final_alpha=FINAL)
+    v_right = crossing_probability(p, SEQ, LOOKS, beyond.min(), **kw) if beyond.size else 0.0
+    v_wrong = crossing_probability(1 - p, SEQ, LOOKS, thresholds.min(), **kw)
     return p_right * v_right + (1 - p_right) * v_wrong
 
 
@@ -63,7 +66,9 @@ def test_linear_trials_violations_within_alpha_and_exact_expectation():
     d = np.repeat(GRID, PER_DISTANCE)
     p = norm.cdf(d / SIGMA)
     rng = np.random.default_rng(0)
-    status, wrong, n_used, _ = simulate(p, SEQ, LOOKS, thresholds, rng, select_p=p, n0=N0)
+    status, wrong, n_used, _ = simulate(
+        p, SEQ, LOOKS, thresholds, rng, select_p=p, n0=N0, final_alpha=FINAL
+    )
     v = violations(status, wrong, d, RADII)
     exact = np.repeat([_exact_violation(g, thresholds) for g in GRID], PER_DISTANCE)
     count = int(v.sum())
@@ -81,9 +86,10 @@ def test_adversary_that_stops_at_first_crossing(margin):
     t = radius_thresholds(np.array([r]), SIGMA)
     p = np.full(3000, t[0] - margin)  # exact radius just below r
     rng = np.random.default_rng(1)
-    _, _, _, crossed = simulate(p, SEQ, LOOKS, t, rng, stop="never", watch=np.full(p.size, t[0]))
+    watch = np.full(p.size, t[0])
+    _, _, _, crossed = simulate(p, SEQ, LOOKS, t, rng, stop="never", watch=watch, final_alpha=FINAL)
     count = int(crossed.sum())  # the adversary's certificate: any crossing
-    exact = crossing_probability(p[0], SEQ, LOOKS, t[0], refute=False)
+    exact = crossing_probability(p[0], SEQ, LOOKS, t[0], refute=False, final_alpha=FINAL)
     assert exact <= ALPHA
     assert count <= _allowed(p.size, ALPHA)
     assert _within(count, np.full(p.size, exact)), (count, exact * p.size)
@@ -110,7 +116,7 @@ def test_stopping_rules_never_add_violations():
     p = norm.cdf(d / SIGMA)
     t_false = np.array([thresholds[RADII > x].min() if (RADII > x).any() else 2.0 for x in d])
     _, _, _, v_full = simulate(p, SEQ, looks, thresholds, np.random.default_rng(3), stop="never",
-                               watch=t_false)  # fmt: skip
+                               watch=t_false, final_alpha=FINAL)  # fmt: skip
     # v_full: the adversary's certificate, some look's bound crossed a false radius
     assert 0 < int(v_full.sum()) <= _allowed(d.size, ALPHA)
     # the same paths (same seed) under other stopping rules
@@ -120,7 +126,9 @@ def test_stopping_rules_never_add_violations():
         "first_crossing_of_a_false_radius": _first_crossing(t_false),
     }
     for name, rule in rules.items():
-        status, _, _, _ = simulate(p, SEQ, looks, thresholds, np.random.default_rng(3), stop=rule)
+        status, _, _, _ = simulate(
+            p, SEQ, looks, thresholds, np.random.default_rng(3), stop=rule, final_alpha=FINAL
+        )
         v = violations(status, np.zeros(d.size, bool), d, RADII)
         assert not np.any(v & ~v_full), name
         assert int(v.sum()) <= _allowed(d.size, ALPHA), name

@@ -44,13 +44,14 @@ def model():
     return ProjectedLinear([1.0, -1.0, 0.0], [0.0, 0.0, 0.3], d=2)
 
 
-def _expected_violation(d: float, sequence, looks, thresholds) -> float:
+def _expected_violation(d: float, rows, looks, thresholds) -> float:
     """Exact violation probability of one subset's certificate at distance ``d``."""
     p = norm.cdf(d / SIGMA)  # of the smoothed top label within the subset
     beyond = thresholds[RADII > d]
     p_right = binom.sf(np.ceil(N0 / 2) - 1, N0, p)  # selection: ties go to the smaller label
-    v_right = crossing_probability(p, sequence, looks, beyond.min()) if beyond.size else 0.0
-    v_wrong = crossing_probability(1 - p, sequence, looks, thresholds.min())
+    seq, kw = rows.sequence, dict(final_alpha=rows.final_alpha)
+    v_right = crossing_probability(p, seq, looks, beyond.min(), **kw) if beyond.size else 0.0
+    v_wrong = crossing_probability(1 - p, seq, looks, thresholds.min(), **kw)
     return p_right * v_right + (1 - p_right) * v_wrong
 
 
@@ -69,7 +70,7 @@ def test_subset_violations_within_alpha_and_exact_expectation(model):
     )  # fmt: skip
     assert sorted(out) == list(range(ts.size))
     setup = sequential_setup(SIGMA, RADII, N0, SCHEDULE["max_n"], ALPHA, 50, 2.0)
-    sequence = setup.decisions(0).sequence
+    rows = setup.decisions(0)  # the library's rule: its sequence and final test
     thresholds = radius_thresholds(RADII, SIGMA)
     memo: dict = {}
     for j, subset in enumerate(SUBSETS):
@@ -88,7 +89,7 @@ def test_subset_violations_within_alpha_and_exact_expectation(model):
                 assert not cert.any()  # abstained: nothing certified
             key = round(d, 12)
             if key not in memo:
-                memo[key] = _expected_violation(d, sequence, setup.looks, thresholds)
+                memo[key] = _expected_violation(d, rows, setup.looks, thresholds)
             probs.append(memo[key])
         probs = np.array(probs)
         assert probs.max() <= ALPHA  # the theorem, checked exactly
@@ -151,3 +152,39 @@ def test_smooth_certify_radii_takes_subsets_and_matches_the_function(model):
     assert via_method.n_samples == direct.n_samples
     with pytest.raises(ValueError, match="outside the classifier's labels"):
         smooth.certify_radii(x, [0.1], subsets=[(0, 5)])
+
+
+def test_dataset_rows_carry_the_subset_results(model, tmp_path):
+    """certify_radii_dataset(subsets=...) writes, per row, what certify_radii_many decides."""
+    import json
+
+    from hierclass.smoothing.sequential_runner import certify_radii_dataset
+
+    ts = [-1.0, 0.15, 0.8, 1.6]
+    x = torch.stack([model.point(t) for t in ts]).float()
+    y = torch.tensor([1, 0, 0, 0])
+    smooth = Smooth(model, 3, SIGMA, seed=4)
+    kw = dict(alpha=0.01, batch_size=4096, **SCHEDULE)
+    out = tmp_path / "seq.tsv"
+    with pytest.raises(ValueError, match="subset"):
+        certify_radii_dataset(smooth, x, y, RADII, n0=N0, subsets=[[0, 7]], out=out, **kw)
+    assert not out.exists()  # refused before any file was opened
+    table = certify_radii_dataset(
+        smooth, x, y, RADII, n0=N0, subsets=SUBSETS, out=out, verbose=False, **kw
+    )
+    direct = {
+        r.index: r
+        for r, _ in certify_radii_many(
+            smooth, list(x), RADII, N0, indices=range(len(ts)), subsets=SUBSETS, **kw
+        )
+    }
+    assert table["idx"].tolist() == list(range(len(ts)))
+    for i, extra in zip(table["idx"], table["extra"]):
+        e, r = json.loads(extra), direct[int(i)]
+        assert e["subsets"] == [list(s) for s in SUBSETS]
+        assert e["subset_labels"] == r.subset_labels.tolist()
+        assert e["subset_certified"] == r.subset_certified.astype(int).tolist()
+        assert e["subset_p_lower"] == pytest.approx(r.subset_p_lower.tolist(), abs=0)
+    # at t = 1.6 the subset {0, 2} puts label 0 at 1.3 (2.6 sigma) from its cut: certified
+    # at the first four radii (up to 1.5 sigma) within the 400 draws
+    assert json.loads(table["extra"][3])["subset_certified"][1][:4] == [1, 1, 1, 1]

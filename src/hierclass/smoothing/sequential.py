@@ -51,6 +51,7 @@ from hierclass.smoothing.prepare import indexed_stream
 from hierclass.smoothing.sampling import STREAM_SELECT, CountEngine, Request, Task
 from hierclass.smoothing.sequential_decisions import (  # re-exported: the sequential API
     CERTIFIED,
+    FINAL_SHARE,
     REFUTED,
     STREAM_LOOK_BASE,
     UNDECIDED,
@@ -67,6 +68,7 @@ from hierclass.smoothing.sequential_decisions import (  # re-exported: the seque
 
 __all__ = [
     "CERTIFIED",
+    "FINAL_SHARE",
     "REFUTED",
     "STREAM_LOOK_BASE",
     "UNDECIDED",

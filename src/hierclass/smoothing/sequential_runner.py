@@ -6,7 +6,8 @@ The rows follow :mod:`hierclass.smoothing.results` (Cohen's six columns first), 
 unchanged. ``radius`` is the largest certified radius *among the radii asked for* (a certified
 radius, rounded down to the grid), so the certified accuracy at each of those radii is exact;
 ``p_lower``/``p_upper`` are the confidence-sequence bounds when sampling stopped, ``n_samples``
-the estimation draws used and ``certified@<r>`` (0/1) the decision at each radius.
+the estimation draws used and ``certified@<r>`` (0/1) the decision at each radius. With label
+``subsets``, ``extra`` (JSON) holds each subset's label, decisions and lower bound.
 
 Hierarchies (:func:`certify_hierarchy_radii_dataset`) write the columns of a fixed-``n``
 hierarchy run (:data:`~hierclass.smoothing.hierarchy_results.HIERARCHY_COLUMNS`: route,
@@ -86,10 +87,10 @@ def sequential_columns(radii: Sequence[float]) -> tuple[str, ...]:
     Examples
     --------
     >>> sequential_columns([0, 0.5])[6:]
-    ('eqclass', 'p_lower', 'p_upper', 'n_samples', 'counts_select', 'counts', \
+    ('eqclass', 'p_lower', 'p_upper', 'n_samples', 'counts_select', 'counts', 'extra', \
 'certified@0', 'certified@0.5')
     """
-    base = ("eqclass", "p_lower", "p_upper", "n_samples", "counts_select", "counts")
+    base = ("eqclass", "p_lower", "p_upper", "n_samples", "counts_select", "counts", "extra")
     return COHEN_COLUMNS + base + _certified_columns(radii)
 
 
@@ -121,6 +122,16 @@ def sequential_row(
     >>> row = sequential_row(res, label=0, seconds=0.1)
     >>> row["correct"], row["certified@0.5"], row["n_samples"] == res.n_samples
     (1, 1, True)
+
+    With label subsets, ``extra`` holds their results (``ABSTAIN`` is -1). Within {1, 2}
+    label 2 wins wherever ``x_0 > 0``, so at ``x_0 = 1`` it is certified to radius 0.5:
+
+    >>> s3 = Smooth(lambda b: torch.stack([b[:, 0], -b[:, 0], 0 * b[:, 0]], 1), 3, sigma=0.5)
+    >>> res = s3.certify_radii(torch.tensor([1.0]), [0.0, 0.5], max_n=5000, index=0,
+    ...                        subsets=[[1, 2]])
+    >>> extra = json.loads(sequential_row(res, label=0, seconds=0.1)["extra"])
+    >>> extra["subset_labels"], extra["subset_certified"]
+    ([2], [[1, 1]])
     """
     row = {
         "idx": res.index,
@@ -135,10 +146,23 @@ def sequential_row(
         "n_samples": res.n_samples,
         "counts_select": format_counts(res.counts_select),
         "counts": format_counts(res.counts),
+        "extra": json.dumps(_subset_extra(res), separators=(",", ":")),
     }
     for r, c in zip(res.radii, res.certified):
         row[certified_column(r)] = int(bool(c))
     return row
+
+
+def _subset_extra(res: RadiiResult) -> dict[str, Any]:
+    """The label subsets' results of a sequential row (empty without subsets)."""
+    if not res.subsets:
+        return {}
+    return {
+        "subsets": [[int(v) for v in s] for s in res.subsets],
+        "subset_labels": np.asarray(res.subset_labels).astype(int).tolist(),
+        "subset_certified": np.asarray(res.subset_certified).astype(int).tolist(),
+        "subset_p_lower": [float(v) for v in res.subset_p_lower],
+    }
 
 
 def hierarchy_radii_row(
@@ -251,6 +275,7 @@ def certify_radii_dataset(
     resume: bool = True,
     partition: Any = None,
     verbose: bool | None = None,
+    subsets: Sequence[Sequence[int]] | None = None,
     first: int = 128,
     ratio: float = 1.1,
 ) -> ResultTable:
@@ -281,6 +306,9 @@ def certify_radii_dataset(
         Fills the ``eqclass`` column.
     verbose : bool, optional
         Progress bar (default: only on a terminal).
+    subsets : sequence of label sequences, optional
+        Also certify, from the same draws, the classifier restricted to each subset (see
+        :func:`~hierclass.smoothing.sequential.certify_radii_many`); written to ``extra``.
     first, ratio
         The looks (see :func:`~hierclass.smoothing.confidence_sequences.geometric_looks`).
 
@@ -302,9 +330,11 @@ def certify_radii_dataset(
     ([0, 1, 2], [1.0, 0.667])
     """
     from hierclass.smoothing.smooth import Smooth
+    from hierclass.smoothing.subsets import check_subsets
 
     _check_smoother(smooth, "smooth", Smooth, "Smooth(model, num_classes, sigma)")
     columns = sequential_columns(radii)
+    subs = None if subsets is None else check_subsets(subsets, smooth.num_classes)
     x, y, size = check_dataset(x, y, smooth.num_classes)
     check_dataset_inputs(x, input_range=smooth.input_range)
     todo_all = dataset_indices(size, indices)
@@ -313,7 +343,7 @@ def certify_radii_dataset(
 
     def run(todo: list[int]) -> Iterable[RadiiResult]:
         rows = (_row_of(x, i) for i in todo)
-        kw = dict(indices=todo, first=first, ratio=ratio)
+        kw = dict(indices=todo, first=first, ratio=ratio, subsets=subs)
         return (r for r, _ in certify_radii_many(smooth, rows, radii, n0, max_n, alpha,
                                                  batch_size, **kw))  # fmt: skip
 
