@@ -8,17 +8,15 @@ A two-class linear base classifier
 ``f(x) = sign(w . x + b)`` at distance ``d`` from its boundary has ``pA = Phi(d / sigma)`` and
 smoothed radius exactly ``d``, so a trial at distance ``d`` is a draw with that ``pA``.
 
-``crossing_probability`` computes by dynamic programming over the success count the exact
-probability that a decision rule certifies a threshold ``t`` (with absorbing "certified" and,
-optionally, "refuted" states), for comparison with simulated counts.
+:func:`hierclass.smoothing.sequential_exact.certify_probability` computes by dynamic
+programming over the success count the exact probability that the rule certifies a
+threshold, for comparison with simulated counts.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import fftconvolve
 from scipy.special import betaincinv
-from scipy.stats import binom
 
 from hierclass.smoothing.bounds import clopper_pearson_lower
 from hierclass.smoothing.sequential import UNDECIDED, decide, update_decisions
@@ -128,46 +126,3 @@ def violations(status, wrong, distance, radii):
     beyond = np.asarray(radii)[None, :] > np.asarray(distance)[:, None]
     cert = status == 1
     return np.where(wrong, cert.any(axis=1), (cert & beyond).any(axis=1))
-
-
-_MASKS: dict = {}
-
-
-def _look_masks(sequence, looks, threshold, final_alpha):
-    """Per look, over every count ``s = 0..n``: does the rule certify / refute ``threshold``?
-
-    Cached: the masks do not depend on ``p`` (the entry keeps ``sequence`` alive, so its
-    ``id`` cannot be reused by another object).
-    """
-    key = (id(sequence), tuple(int(n) for n in looks), float(threshold), float(final_alpha))
-    if key not in _MASKS:
-        out = []
-        for k, n in enumerate(looks):
-            s = np.arange(int(n) + 1)
-            final = final_alpha if k == len(looks) - 1 else 0.0
-            code = decide(sequence, s, int(n), np.array([threshold]), final)[:, 0]
-            out.append((code == 1, code == -1))
-        _MASKS[key] = (sequence, out)
-    return _MASKS[key][1]
-
-
-def crossing_probability(p, sequence, looks, threshold, *, refute=True, final_alpha=0.0):
-    """Exact ``P(certified at threshold)`` for the rule on ``looks`` at success rate ``p``.
-
-    Certified: some look's lower bound passes ``threshold`` before (``refute=True``) some
-    look's upper bound falls below it; ``refute=False`` never stops (the peeking adversary).
-    Dynamic programming over the success count, with absorbing certified/refuted states;
-    ``final_alpha`` adds the library's fixed-``n`` test at the last look.
-    """
-    alive = np.array([1.0])  # P(count = s and still undecided)
-    crossed = 0.0
-    prev = 0
-    for n, (up, down) in zip(looks, _look_masks(sequence, looks, threshold, final_alpha)):
-        inc = int(n - prev)
-        prev = int(n)
-        alive = np.clip(fftconvolve(alive, binom.pmf(np.arange(inc + 1), inc, p)), 0.0, None)
-        crossed += float(alive[up].sum())
-        alive[up] = 0.0
-        if refute:
-            alive[down] = 0.0
-    return crossed

@@ -16,8 +16,9 @@ import pytest
 from scipy.stats import binom
 
 from hierclass.smoothing.confidence_sequences import MixtureSequence, geometric_looks
+from hierclass.smoothing.sequential_exact import certify_probability
 
-from .sequential_sim import NaivePeeking, crossing_probability
+from .sequential_sim import NaivePeeking
 
 
 @pytest.mark.parametrize("never_wrong", [0.0, 0.5])
@@ -72,9 +73,9 @@ def test_time_uniform_coverage_with_a_look_at_every_n(p):
     a fixed-n Clopper-Pearson bound read at every n (the control shows the check can fail)."""
     alpha = 0.2
     looks = np.arange(1, 401)
-    fail = crossing_probability(p, MixtureSequence(alpha), looks, p, refute=False)
+    fail = certify_probability(p, MixtureSequence(alpha), looks, p, refute=False)
     assert 0.0 < fail <= alpha
-    naive = crossing_probability(p, NaivePeeking(alpha), looks, p, refute=False)
+    naive = certify_probability(p, NaivePeeking(alpha), looks, p, refute=False)
     assert naive > alpha
     # the upper sequence, by the mirror image
     seq = MixtureSequence(alpha)

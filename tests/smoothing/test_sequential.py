@@ -151,3 +151,33 @@ def test_plan_size_meets_the_budget():
             assert smaller >= n
     # a zero budget needs the full sample
     assert plan_size(0.9, 0.95, max_n=5000, min_n=100, alpha=1e-3, sigma=0.5, loss=0.0)[0] == 5000
+
+
+def test_the_last_look_adds_one_fixed_n_bound_at_a_fifth_of_alpha():
+    """At max_n a Clopper-Pearson bound at 0.2 alpha certifies what it clears, where the
+    sequence (at 0.8 alpha) alone would not; nowhere else."""
+    from scipy.stats import norm
+
+    from hierclass.smoothing.bounds import clopper_pearson_lower
+    from hierclass.smoothing.sequential import FINAL_SHARE, sequential_setup
+
+    setup = sequential_setup(0.25, [0.0, 0.75], 100, 100_000, 1e-3)
+    t = norm.cdf(3.0)
+    for failures in (90, 100):
+        s = 100_000 - failures
+        d = setup.decisions(1)
+        assert d.sequence.alpha == pytest.approx(0.8e-3) and d.final_alpha == pytest.approx(2e-4)
+        assert not d.sequence.passes(s, 100_000, t)  # the sequence alone: undecided
+        d.update([s], setup.last_look)
+        cp = clopper_pearson_lower(s, 100_000, FINAL_SHARE * 1e-3)
+        assert bool(d.status[0, 1] == 1) == bool(cp >= t)
+        assert d.lower[0] >= cp
+    assert failures == 100 and d.status[0, 1] == 0  # 100 failures: not cleared by either
+    # one look earlier, counts that the fixed-n bound would clear but the sequence does not
+    # stay undecided: that bound is spent at max_n only
+    n = int(setup.looks[-2])
+    f = next(f for f in range(40, 200) if clopper_pearson_lower(n - f, n, 2e-4) < t) - 1
+    assert not setup.decisions(1).sequence.passes(n - f, n, t)
+    d = setup.decisions(1)
+    d.update([n - f], setup.last_look - 1)
+    assert d.status[0, 1] == 0

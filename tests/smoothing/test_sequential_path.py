@@ -21,9 +21,8 @@ from hierclass.smoothing.sequential import (
     radius_thresholds,
     update_decisions,
 )
+from hierclass.smoothing.sequential_exact import certify_probability
 from hierclass.smoothing.sequential_path import combine_path, node_alpha
-
-from .sequential_sim import crossing_probability
 
 SIGMA = 0.5
 ALPHA = 0.2
@@ -69,7 +68,7 @@ def test_path_violations_bounded_by_the_split_alpha():
     for x in np.unique(exact):
         false = thresholds[RADII > x]
         bound[x] = (
-            crossing_probability(
+            certify_probability(
                 norm.cdf(x / SIGMA), sequence, looks, false.min(), refute=False, final_alpha=final
             )
             if false.size

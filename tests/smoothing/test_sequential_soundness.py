@@ -24,8 +24,9 @@ from scipy.stats import binom, norm
 
 from hierclass.smoothing.confidence_sequences import MixtureSequence, geometric_looks
 from hierclass.smoothing.sequential import FINAL_SHARE, radius_thresholds
+from hierclass.smoothing.sequential_exact import certify_probability
 
-from .sequential_sim import NaivePeeking, crossing_probability, simulate, violations
+from .sequential_sim import NaivePeeking, simulate, violations
 
 SIGMA = 0.5
 ALPHA = 0.2
@@ -56,8 +57,8 @@ def _exact_violation(d: float, thresholds) -> float:
     # selection: the correct label wins unless it has fewer than half the n0 votes
     p_right = binom.sf(np.ceil(N0 / 2) - 1, N0, p)  # P(count >= n0/2): ties go to it
     kw = dict(final_alpha=FINAL)
-    v_right = crossing_probability(p, SEQ, LOOKS, beyond.min(), **kw) if beyond.size else 0.0
-    v_wrong = crossing_probability(1 - p, SEQ, LOOKS, thresholds.min(), **kw)
+    v_right = certify_probability(p, SEQ, LOOKS, beyond.min(), **kw) if beyond.size else 0.0
+    v_wrong = certify_probability(1 - p, SEQ, LOOKS, thresholds.min(), **kw)
     return p_right * v_right + (1 - p_right) * v_wrong
 
 
@@ -89,7 +90,7 @@ def test_adversary_that_stops_at_first_crossing(margin):
     watch = np.full(p.size, t[0])
     _, _, _, crossed = simulate(p, SEQ, LOOKS, t, rng, stop="never", watch=watch, final_alpha=FINAL)
     count = int(crossed.sum())  # the adversary's certificate: any crossing
-    exact = crossing_probability(p[0], SEQ, LOOKS, t[0], refute=False, final_alpha=FINAL)
+    exact = certify_probability(p[0], SEQ, LOOKS, t[0], refute=False, final_alpha=FINAL)
     assert exact <= ALPHA
     assert count <= _allowed(p.size, ALPHA)
     assert _within(count, np.full(p.size, exact)), (count, exact * p.size)
@@ -104,7 +105,7 @@ def test_naive_peeking_control_fails_the_same_check():
     _, _, _, crossed = simulate(p, naive, LOOKS, t, np.random.default_rng(2), stop="never",
                                 watch=watch)  # fmt: skip
     count = int(crossed.sum())
-    assert crossing_probability(p[0], naive, LOOKS, t[0], refute=False) > ALPHA
+    assert certify_probability(p[0], naive, LOOKS, t[0], refute=False) > ALPHA
     assert count > _allowed(p.size, ALPHA)
 
 

@@ -8,7 +8,7 @@ real sampler with a large ``alpha`` (0.2) so that violations (a radius beyond th
 certified, or any radius for a wrongly selected label) happen; per subset, their count must
 stay under the ``1 - 1e-6`` quantile of ``Binomial(trials, alpha)`` and within 5 standard
 deviations of the exact expectation (selection and the look-by-look crossing computed
-exactly, :func:`crossing_probability`).
+exactly, :func:`~hierclass.smoothing.sequential_exact.certify_probability`).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from hierclass.smoothing.sequential import (
     radius_thresholds,
     sequential_setup,
 )
+from hierclass.smoothing.sequential_exact import certify_probability
 
 from .helpers import ProjectedLinear
-from .sequential_sim import crossing_probability
 
 SIGMA = 0.5
 ALPHA = 0.2
@@ -50,8 +50,8 @@ def _expected_violation(d: float, rows, looks, thresholds) -> float:
     beyond = thresholds[RADII > d]
     p_right = binom.sf(np.ceil(N0 / 2) - 1, N0, p)  # selection: ties go to the smaller label
     seq, kw = rows.sequence, dict(final_alpha=rows.final_alpha)
-    v_right = crossing_probability(p, seq, looks, beyond.min(), **kw) if beyond.size else 0.0
-    v_wrong = crossing_probability(1 - p, seq, looks, thresholds.min(), **kw)
+    v_right = certify_probability(p, seq, looks, beyond.min(), **kw) if beyond.size else 0.0
+    v_wrong = certify_probability(1 - p, seq, looks, thresholds.min(), **kw)
     return p_right * v_right + (1 - p_right) * v_wrong
 
 

@@ -14,22 +14,28 @@ Procedure (per input)
    ``U_n`` on ``pA = P(f(x + eps) = c_A)``.
 3. Radius ``r`` is *certified* at the first look where ``L_n >= Phi(r / sigma)``, and *not
    certifiable* at the first look where ``U_n < Phi(r / sigma)`` (whichever comes first; a
-   decision is final). Sampling stops when every radius is decided, or at ``max_n``
-   (undecided radii are then not certified).
+   decision is final). Sampling stops when every radius is decided, or at ``max_n``, where
+   one fixed-``n`` Clopper-Pearson bound also certifies the radii it clears (undecided
+   radii are then not certified).
 4. The label is ``c_A`` if some look had ``L_n >= 1/2`` (Cohen's abstention rule) and, when
    radius 0 was asked for, radius 0 was certified; else ``ABSTAIN``.
 
 Guarantee
 ---------
-With probability ``>= 1 - alpha`` (over the estimation noise), ``L_n < pA`` at every ``n``
-simultaneously: ``L_n`` is a confidence sequence (a mixture of likelihood ratios is a
+``alpha`` is split (:data:`~hierclass.smoothing.sequential_decisions.FINAL_SHARE`): the
+sequence runs at ``0.8 alpha`` and the Clopper-Pearson bound at ``max_n`` at ``0.2 alpha``.
+With probability ``>= 1 - 0.8 alpha`` (over the estimation noise), ``L_n < pA`` at every
+``n`` simultaneously: ``L_n`` is a confidence sequence (a mixture of likelihood ratios is a
 martingale at the true ``pA``; Ville's inequality bounds the chance it ever reaches
-``1 / alpha``; the module :mod:`~hierclass.smoothing.confidence_sequences` has the proof).
-On that event every radius reported certified satisfies ``pA > Phi(r / sigma)``, so the
-smoothed classifier returns ``c_A`` everywhere in the L2 ball of radius ``r`` (Cohen et al.,
-Theorem 1 with ``pB = 1 - pA``): simultaneously over all radii, and whatever rule stopped the
-sampling, because the event does not depend on when sampling stopped. The upper bounds only
-decide when to *stop* trying; an error there costs a certificate, never soundness.
+``1 / alpha``; :mod:`~hierclass.smoothing.confidence_sequences` has the proof). The final bound
+fails with probability ``<= 0.2 alpha`` (it is evaluated at the fixed ``n = max_n``, and only
+used if sampling gets there). By Boole's inequality both hold with probability
+``>= 1 - alpha``, and on that event every radius reported certified satisfies
+``pA > Phi(r / sigma)``, so the smoothed classifier returns ``c_A`` everywhere in the L2 ball
+of radius ``r`` (Cohen et al., Theorem 1 with ``pB = 1 - pA``): simultaneously over all
+radii, and whatever rule stopped the sampling, because the event does not depend on when
+sampling stopped. The upper bounds only decide when to *stop* trying; an error there costs a
+certificate, never soundness.
 
 Noise: the estimation draws of look ``k`` come from their own noise stream
 (``STREAM_LOOK_BASE + k``) seeded from ``(seed, index)``, so an input's decisions depend on its

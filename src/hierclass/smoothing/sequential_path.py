@@ -3,9 +3,10 @@
 A hierarchy's output at ``x`` is constant within the minimum of the radii of the nodes on
 ``x``'s path (§IV-C; :mod:`hierclass.smoothing.path`). For sequential certification at radii
 ``r_1 < ... < r_R`` each of the ``k`` *smoothed* nodes on the path runs its own confidence
-sequence (:class:`~hierclass.smoothing.confidence_sequences.MixtureSequence`) at level
-``alpha / k`` on its own votes; clean and constant nodes take no share (their radius is
-infinite). Each node's sequence holds at every sample size with probability
+sequence (:class:`~hierclass.smoothing.confidence_sequences.MixtureSequence`) and final
+fixed-``n`` bound at level ``alpha / k`` on its own votes (split between them as for a flat
+input, :mod:`hierclass.smoothing.sequential`); clean and constant nodes take no share (their
+radius is infinite). Each node's bounds hold at every sample size with probability
 ``>= 1 - alpha / k``, so by the union bound over the nodes all of them hold at once with
 probability ``>= 1 - alpha``.
 

@@ -392,8 +392,9 @@ class Smooth:
         usually after far fewer than ``max_n`` draws. Guarantee: with probability
         ``>= 1 - alpha``, every radius reported certified is certified for the smoothed
         classifier at ``x``, simultaneously over the radii and whenever sampling stops
-        (an anytime-valid confidence sequence for ``pA``: a mixture of likelihood ratios,
-        valid at every sample size by Ville's inequality; see
+        (an anytime-valid confidence sequence for ``pA`` at ``0.8 alpha``, a mixture of
+        likelihood ratios valid at every sample size by Ville's inequality, plus one
+        Clopper-Pearson bound at ``0.2 alpha`` if sampling reaches ``max_n``; see
         :mod:`hierclass.smoothing.sequential`). The ``n0`` selection draws are never reused.
 
         Parameters
