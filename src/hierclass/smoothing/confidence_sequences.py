@@ -32,9 +32,10 @@ early. Half of it sits on ``q = 1`` because robust inputs are mostly never miscl
 noise: then ``lower_n >= (alpha w_inf)^(1/n)``, and certifying ``pA >= Phi(3)`` (radius
 ``3 sigma``) takes 5,491 all-correct draws at ``alpha = 0.001`` (5,114 at a single fixed
 ``n``, which no sequence can beat; 7,383 with the union bound over 18 looks that this
-replaced). The sequential certifiers run it at ``0.8 alpha`` and keep the rest for one fixed
-look at ``max_n`` (:mod:`hierclass.smoothing.sequential`). The other half is spread evenly over
-24 gaps from 0.01 to 8 in log-odds, geometrically spaced, for inputs that do err sometimes.
+replaced). The other half is spread evenly over 24 gaps from 0.01 to 8 in log-odds,
+geometrically spaced, for inputs that do err sometimes. The sequential certifiers run the
+sequence at ``0.8 alpha`` and keep the rest for one fixed look at ``max_n``
+(:mod:`hierclass.smoothing.sequential`).
 """
 
 from __future__ import annotations
