@@ -20,18 +20,11 @@ from scipy.stats import norm
 
 
 def _estimated_pa(radius: float, sigma: float, n: int, alpha: float) -> float:
-    """The fixed-n estimate ``k / n`` behind a recorded radius ``sigma Phi^-1(p_lower)``."""
-    from hierclass.smoothing.bounds import clopper_pearson_lower
+    """The fixed-n estimate ``k / n`` behind a recorded radius ``sigma Phi^-1(p_lower)``: the
+    smallest count whose bound reaches the recorded one (the radius is stored rounded down)."""
+    from hierclass.smoothing.sequential_exact import fixed_n_certify_count
 
-    target = norm.cdf(radius / sigma)
-    lo, hi = n // 2, n  # the smallest k whose lower bound reaches the recorded one
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if clopper_pearson_lower(mid, n, alpha) >= target - 1e-12:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo / n
+    return min(fixed_n_certify_count(n, alpha, norm.cdf(radius / sigma) - 1e-12), n) / n
 
 
 def _simulated_draws(p: float, rows: Any, looks: np.ndarray, thresholds, rng, paths: int):

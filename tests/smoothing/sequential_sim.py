@@ -19,7 +19,7 @@ import numpy as np
 from scipy.special import betaincinv
 
 from hierclass.smoothing.bounds import clopper_pearson_lower
-from hierclass.smoothing.sequential import UNDECIDED, decide, update_decisions
+from hierclass.smoothing.sequential import CERTIFIED, UNDECIDED, decide, update_decisions
 
 
 class NaivePeeking:
@@ -124,5 +124,5 @@ def simulate(p, sequence, looks, thresholds, rng, *, stop="library", select_p=No
 def violations(status, wrong, distance, radii):
     """Per trial: is some radius certified beyond the exact radius (or for the wrong label)?"""
     beyond = np.asarray(radii)[None, :] > np.asarray(distance)[:, None]
-    cert = status == 1
+    cert = status == CERTIFIED
     return np.where(wrong, cert.any(axis=1), (cert & beyond).any(axis=1))

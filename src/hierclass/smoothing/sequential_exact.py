@@ -21,7 +21,12 @@ from scipy.stats import binom
 from hierclass.smoothing.bounds import clopper_pearson_lower
 from hierclass.smoothing.sequential_decisions import CERTIFIED, REFUTED, decide
 
-__all__ = ["certify_probability", "decision_counts", "fixed_n_certify_probability"]
+__all__ = [
+    "certify_probability",
+    "decision_counts",
+    "fixed_n_certify_count",
+    "fixed_n_certify_probability",
+]
 
 
 def _first(pred, lo: int, hi: int) -> int:
@@ -125,6 +130,18 @@ def certify_probability(
     return min(crossed, 1.0)
 
 
+def fixed_n_certify_count(n: int, alpha: float, threshold: float) -> int:
+    """The smallest count whose one-sided Clopper-Pearson bound at ``alpha`` on ``n`` draws
+    reaches ``threshold`` (``n + 1`` if none does).
+
+    Examples
+    --------
+    >>> fixed_n_certify_count(100, 0.001, 0.5)
+    66
+    """
+    return _first(lambda s: clopper_pearson_lower(s, n, alpha) >= threshold, 0, n)
+
+
 def fixed_n_certify_probability(p: float, n: int, alpha: float, threshold: float) -> float:
     """Exact probability that Cohen's fixed-``n`` bound (one-sided Clopper-Pearson at
     ``alpha`` on ``n`` draws) reaches ``threshold``.
@@ -134,5 +151,5 @@ def fixed_n_certify_probability(p: float, n: int, alpha: float, threshold: float
     >>> round(fixed_n_certify_probability(0.95, 10_000, 0.001, 0.8413), 6)
     1.0
     """
-    c = _first(lambda s: clopper_pearson_lower(s, n, alpha) >= threshold, 0, n)
+    c = fixed_n_certify_count(n, alpha, threshold)
     return float(binom.sf(c - 1, n, p)) if c <= n else 0.0
