@@ -67,6 +67,20 @@ def test_all_successes_between_the_point_mass_and_a_fixed_n_bound():
     assert not seq.passes(5000, 5000, 0.9986501019683699)
 
 
+def test_all_correct_n_is_the_first_n_that_passes():
+    """The look an input that never errs stops at: passes there, not one draw earlier, and
+    lies between the fixed-n floor and the point mass's closed form."""
+    alpha = 0.0008  # the sequence's share of alpha = 0.001
+    seq = MixtureSequence(alpha)
+    for t in [0.5, 0.9772498680518208, 0.9986501019683699]:  # Phi(0), Phi(2), Phi(3)
+        n = seq.all_correct_n(t, 100_000)
+        assert seq.passes(n, n, t) and not seq.passes(n - 1, n - 1, t)
+        floor = math.ceil(math.log(1 / alpha) / -math.log(t))
+        point = math.ceil(math.log(1 / (alpha * 0.5)) / -math.log(t))
+        assert floor <= n <= point
+        assert seq.all_correct_n(t, n) == n and seq.all_correct_n(t, n - 1) is None
+
+
 @pytest.mark.parametrize("p", [0.6, 0.95])
 def test_time_uniform_coverage_with_a_look_at_every_n(p):
     """P(lower_n >= p for some n <= 400), exactly: within alpha for the sequence, above it for
@@ -100,6 +114,12 @@ def test_bad_arguments_are_refused():
         geometric_looks(100, ratio=1.0)
     with pytest.raises(ValueError, match="max_n must be"):
         geometric_looks(0)
+    with pytest.raises(ValueError, match="min_step must be"):
+        geometric_looks(100, min_step=0)
+    looks = geometric_looks(100_000)  # every 2%, at least 64 draws apart
+    steps = np.diff(looks)[:-1]
+    assert looks[0] == 128 and np.all(steps >= 64)
+    assert np.all(looks[1:-1] == np.maximum(looks[:-2] + 64, np.ceil(looks[:-2] * 1.02)))
     assert geometric_looks(5).tolist() == [5] and geometric_looks(300, 100, 2.0).tolist() == [
         100, 200, 300
     ]  # fmt: skip

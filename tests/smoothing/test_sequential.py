@@ -18,7 +18,7 @@ from hierclass.smoothing.confidence_sequences import geometric_looks
 from hierclass.smoothing.distributed import shard
 from hierclass.smoothing.iss import plan_size
 from hierclass.smoothing.results import merge_results, read_results
-from hierclass.smoothing.sequential import check_radii
+from hierclass.smoothing.sequential import check_radii, radius_thresholds, sequential_setup
 from hierclass.smoothing.sequential_runner import certified_column, certify_radii_dataset
 
 from .helpers import ProjectedLinear
@@ -50,10 +50,22 @@ def test_certify_radii_against_exact_radius(linear):
         assert res.radius <= exact and res.radius_bound <= exact
         assert int(res.counts.sum()) == res.n_samples <= 20_000
         assert int(res.counts_select.sum()) == 100
-        assert res.n_samples in geometric_looks(20_000)
+        assert res.n_samples in sequential_setup(SIGMA, RADII, 100, 20_000, 1e-3).looks
         # radii far from the exact radius are decided early (sampling stopped before max_n)
         if min(abs(exact - r) for r in RADII) > 0.15:
             assert res.n_samples < 20_000
+
+
+def test_an_input_that_never_errs_stops_at_the_first_possible_draw(linear):
+    """Far from the boundary no draw is misclassified: every radius is certified at the
+    fewest all-correct draws that can certify the largest, a look of its own."""
+    smooth = Smooth(linear, 2, SIGMA, seed=3)
+    res = smooth.certify_radii(linear.point(6.0), RADII, max_n=20_000, index=0)
+    assert res.certified.all() and res.counts[1] == 0
+    setup = sequential_setup(SIGMA, RADII, 100, 20_000, 1e-3)
+    top = radius_thresholds(np.array([max(RADII)]), SIGMA)[0]
+    assert res.n_samples == setup.decisions(1).sequence.all_correct_n(top, 20_000)
+    assert res.n_samples == 333 and 333 in setup.looks  # the grid has 320 and 384
 
 
 def test_certify_radii_independent_of_batch_size_and_order(linear):

@@ -7,8 +7,10 @@ curve at a few radii ``r_1 < ... < r_R`` one only needs to know, per input, whet
 Procedure (per input)
 ---------------------
 1. ``n0`` selection draws pick the top label ``c_A`` (never reused for estimation).
-2. Fresh estimation draws are added look by look (sample sizes ``n_1 < ... < n_K = max_n``
-   from :func:`~hierclass.smoothing.confidence_sequences.geometric_looks`). After each look
+2. Fresh estimation draws are added look by look (sample sizes ``n_1 < ... < n_K = max_n``:
+   every 2% from :func:`~hierclass.smoothing.confidence_sequences.geometric_looks`, plus,
+   per radius, the fewest all-correct draws that certify it, where an input the noise never
+   fools stops; the looks depend on the arguments only). After each look
    the :class:`~hierclass.smoothing.confidence_sequences.MixtureSequence` of the ``S``
    successes among the first ``n`` draws gives a lower bound ``L_n`` and an upper bound
    ``U_n`` on ``pA = P(f(x + eps) = c_A)``.
@@ -53,6 +55,7 @@ import numpy as np
 from scipy.stats import norm
 
 from hierclass.smoothing.certificates import ABSTAIN
+from hierclass.smoothing.confidence_sequences import DEFAULT_LOOK_RATIO
 from hierclass.smoothing.prepare import indexed_stream
 from hierclass.smoothing.sampling import STREAM_SELECT, CountEngine, Request, Task
 from hierclass.smoothing.sequential_decisions import (  # re-exported: the sequential API
@@ -278,7 +281,7 @@ def certify_radii_many(
     payloads: Iterable[Any] | None = None,
     subsets: Iterable[Sequence[int]] | None = None,
     first: int = 128,
-    ratio: float = 1.1,
+    ratio: float = DEFAULT_LOOK_RATIO,
 ) -> Iterator[tuple[RadiiResult, Any]]:
     """Sequentially certify a stream of inputs at ``radii``; yields ``(result, payload)``.
 
@@ -377,7 +380,7 @@ def certify_radii(
     index: int | None = None,
     subsets: Iterable[Sequence[int]] | None = None,
     first: int = 128,
-    ratio: float = 1.1,
+    ratio: float = DEFAULT_LOOK_RATIO,
 ) -> RadiiResult:
     """Sequential certification of one input (the body of ``Smooth.certify_radii``).
 

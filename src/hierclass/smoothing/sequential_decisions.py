@@ -17,7 +17,11 @@ import numpy as np
 from scipy.stats import norm
 
 from hierclass.smoothing.bounds import check_alpha, check_sigma, clopper_pearson_lower
-from hierclass.smoothing.confidence_sequences import MixtureSequence, geometric_looks
+from hierclass.smoothing.confidence_sequences import (
+    DEFAULT_LOOK_RATIO,
+    MixtureSequence,
+    geometric_looks,
+)
 from hierclass.smoothing.sampling import Request
 
 __all__ = [
@@ -318,9 +322,15 @@ def sequential_setup(
     max_n: int,
     alpha: float,
     first: int = 128,
-    ratio: float = 1.1,
+    ratio: float = DEFAULT_LOOK_RATIO,
 ) -> SequentialSetup:
     """Validate the arguments of a sequential certifier (at the boundary, once).
+
+    The looks are the geometric grid (:func:`~hierclass.smoothing.confidence_sequences.
+    geometric_looks`) plus, for each radius, the fewest all-correct draws that certify it at
+    ``alpha`` (:meth:`~hierclass.smoothing.confidence_sequences.MixtureSequence.all_correct_n`):
+    inputs the noise never fools, most of a robust model's, stop exactly there. The looks
+    depend on the arguments only, never on the draws.
 
     Examples
     --------
@@ -328,6 +338,9 @@ def sequential_setup(
     ...                      ratio=2.0)
     >>> s.looks.tolist(), s.look_request(1)
     ([100, 200, 400, 800, 1000], Request(stream=65537, num=100))
+    >>> s = sequential_setup(0.25, [0.75], n0=100, max_n=100_000, alpha=0.001)
+    >>> [int(n) for n in s.looks if 5500 < n < 6000]  # 5,658 all-correct draws certify 3 sigma
+    [5591, 5658, 5703, 5818, 5935]
     """
     from hierclass.smoothing.prepare import check_count
 
@@ -335,5 +348,9 @@ def sequential_setup(
     max_n = check_count("max_n", max_n)
     alpha = check_alpha(alpha)
     r = check_radii(radii)
+    thresholds = radius_thresholds(r, sigma)
     looks = geometric_looks(max_n, first=first, ratio=ratio)
-    return SequentialSetup(n0, max_n, alpha, r, radius_thresholds(r, sigma), first, ratio, looks)
+    sequence = MixtureSequence((1.0 - FINAL_SHARE) * alpha)
+    exact = (sequence.all_correct_n(t, max_n) for t in thresholds)
+    looks = np.union1d(looks, [n for n in exact if n is not None and n > looks[0]])
+    return SequentialSetup(n0, max_n, alpha, r, thresholds, first, ratio, looks.astype(np.int64))

@@ -39,6 +39,7 @@ import numpy as np
 
 from hierclass.smoothing.bounds import check_alpha
 from hierclass.smoothing.certificates import ABSTAIN
+from hierclass.smoothing.confidence_sequences import DEFAULT_LOOK_RATIO
 from hierclass.smoothing.sampling import STREAM_SELECT, Request, Task
 from hierclass.smoothing.sequential import (
     CERTIFIED,
@@ -238,7 +239,7 @@ def certify_hierarchy_radii_many(
     *,
     indices: Iterable[int] | None = None,
     first: int = 128,
-    ratio: float = 1.1,
+    ratio: float = DEFAULT_LOOK_RATIO,
 ) -> Iterator[PathRadiiResult]:
     """Sequentially certify a :class:`~hierclass.smoothing.hierarchical.HierarchicalSmooth`.
 

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from hierclass.smoothing.confidence_sequences import DEFAULT_LOOK_RATIO
 from hierclass.smoothing.prepare import check_dataset_inputs
 from hierclass.smoothing.results import (
     COHEN_COLUMNS,
@@ -277,7 +278,7 @@ def certify_radii_dataset(
     verbose: bool | None = None,
     subsets: Sequence[Sequence[int]] | None = None,
     first: int = 128,
-    ratio: float = 1.1,
+    ratio: float = DEFAULT_LOOK_RATIO,
 ) -> ResultTable:
     """Sequentially certify ``x[indices]`` at ``radii`` and record one row per input.
 
@@ -367,7 +368,7 @@ def certify_hierarchy_radii_dataset(
     resume: bool = True,
     verbose: bool | None = None,
     first: int = 128,
-    ratio: float = 1.1,
+    ratio: float = DEFAULT_LOOK_RATIO,
 ) -> Any:
     """Sequentially certify a hierarchy on ``x[indices]`` at ``radii``, one row per input.
 
