@@ -326,9 +326,10 @@ def sequential_setup(
 ) -> SequentialSetup:
     """Validate the arguments of a sequential certifier (at the boundary, once).
 
-    The looks are the geometric grid (:func:`~hierclass.smoothing.confidence_sequences.
-    geometric_looks`) plus, for each radius, the fewest all-correct draws that certify it at
-    ``alpha`` (:meth:`~hierclass.smoothing.confidence_sequences.MixtureSequence.all_correct_n`):
+    The looks are the geometric grid
+    (:func:`~hierclass.smoothing.confidence_sequences.geometric_looks`) plus, for each
+    radius, the fewest all-correct draws that certify it at ``alpha``
+    (:meth:`~hierclass.smoothing.confidence_sequences.MixtureSequence.all_correct_n`):
     inputs the noise never fools, most of a robust model's, stop exactly there. The looks
     depend on the arguments only, never on the draws.
 
