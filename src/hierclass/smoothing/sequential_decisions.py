@@ -267,6 +267,11 @@ class Decisions:
         return not bool(np.any(self.status == UNDECIDED))
 
 
+def _sequence(level: float) -> MixtureSequence:
+    """The confidence sequence of a rule at ``level``: its share ``1 - FINAL_SHARE``."""
+    return MixtureSequence((1.0 - FINAL_SHARE) * level)
+
+
 @dataclass(frozen=True)
 class SequentialSetup:
     """The validated arguments shared by every sequential certifier, and their looks.
@@ -302,8 +307,7 @@ class SequentialSetup:
         confidence sequence at ``(1 - FINAL_SHARE) alpha`` plus a Clopper-Pearson test at
         ``FINAL_SHARE alpha`` at ``max_n`` (Boole: together at ``alpha``)."""
         level = self.alpha if alpha is None else alpha
-        sequence = MixtureSequence((1.0 - FINAL_SHARE) * level)
-        return Decisions(sequence, self.looks, self.thresholds, m, FINAL_SHARE * level)
+        return Decisions(_sequence(level), self.looks, self.thresholds, m, FINAL_SHARE * level)
 
     def look_request(self, look: int) -> Request:
         """The estimation draws to add before look ``look``, from that look's own stream."""
@@ -351,7 +355,6 @@ def sequential_setup(
     r = check_radii(radii)
     thresholds = radius_thresholds(r, sigma)
     looks = geometric_looks(max_n, first=first, ratio=ratio)
-    sequence = MixtureSequence((1.0 - FINAL_SHARE) * alpha)
-    exact = (sequence.all_correct_n(t, max_n) for t in thresholds)
+    exact = (_sequence(alpha).all_correct_n(t, max_n) for t in thresholds)
     looks = np.union1d(looks, [n for n in exact if n is not None and n > looks[0]])
     return SequentialSetup(n0, max_n, alpha, r, thresholds, first, ratio, looks.astype(np.int64))
