@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 import numpy as np
 
 from hierclass.smoothing.hierarchy_metrics import level_certified_fraction
 from hierclass.smoothing.path import HierarchyCertificate, NodeCertificate, path_name
-from hierclass.smoothing.results import COHEN_COLUMNS, ResultTable
+from hierclass.smoothing.results import COHEN_COLUMNS, ResultTable, decimal_down
 from hierclass.smoothing.runner import eqclass_name, flat_columns
 
 __all__ = [
@@ -43,20 +42,19 @@ HIERARCHY_COLUMNS = COHEN_COLUMNS + (
     "detail",
 )
 
-_MICRO = Decimal("1e-6")
-
 
 def radius_down(r: float) -> str:
-    """A radius as text, rounded toward zero at 6 decimals (never above the computed one).
+    """A radius as text that never reads back above the computed one (see
+    :func:`~hierclass.smoothing.results.decimal_down`: 0.7 stays ``0.7``).
 
     Examples
     --------
-    >>> radius_down(0.1234569), radius_down(math.inf), radius_down(0.0)
-    ('0.123456', 'inf', '0')
+    >>> radius_down(0.1234569), radius_down(0.7), radius_down(math.inf), radius_down(0.0)
+    ('0.123456', '0.7', 'inf', '0')
     """
     if math.isinf(r):
         return "inf"
-    text = format(Decimal(r).quantize(_MICRO, rounding=ROUND_DOWN).normalize(), "f")
+    text = format(decimal_down(float(r)).normalize(), "f")
     return "0" if text in ("0", "-0") else text
 
 

@@ -88,6 +88,32 @@ def upper_bound_field(value: float) -> str:
     return repr(float(Decimal(v).quantize(_MICRO, rounding=ROUND_CEILING)))
 
 
+def decimal_down(value: float) -> Decimal:
+    """A finite float as a short decimal that never exceeds it once read back.
+
+    Six decimals (seven significant digits below 1e-3), rounded toward zero, except where
+    the next decimal up reads back as exactly ``value``: 0.7 is stored as ``0.7`` (its binary
+    value 0.69999999999999996 reads back from "0.7"), not 0.699999, which would put a radius
+    the sequential test certified exactly below its own grid point.
+
+    Examples
+    --------
+    >>> str(decimal_down(0.7)), str(decimal_down(0.1234569)), str(decimal_down(0.6999995))
+    ('0.700000', '0.123456', '0.699999')
+    >>> str(decimal_down(2.5e-05))
+    '0.00002500000'
+    """
+    exact = Decimal(value)  # the float's exact binary value
+    if abs(value) >= 1e-3 or value == 0:
+        down = exact.quantize(_MICRO, rounding=ROUND_DOWN)
+        step = _MICRO
+    else:
+        down = _SEVEN_DIGITS_DOWN.plus(exact)
+        step = Decimal(1).scaleb(down.adjusted() - 6)
+    up = down + step if value > 0 else down - step
+    return up if float(up) == value else down
+
+
 def _format(value: Any) -> str:
     if isinstance(value, (bool, np.bool_)):
         return str(int(value))
@@ -96,10 +122,11 @@ def _format(value: Any) -> str:
         if math.isinf(v):
             return "inf" if v > 0 else "-inf"
         # toward zero, never to nearest: a stored radius (or lower bound) never exceeds the
-        # computed one; Decimal(v) is v's exact binary value
+        # computed one when read back
+        down = decimal_down(v)
         if abs(v) >= 1e-3 or v == 0:
-            return repr(float(Decimal(v).quantize(_MICRO, rounding=ROUND_DOWN)))
-        return f"{_SEVEN_DIGITS_DOWN.plus(Decimal(v)):.6e}"
+            return repr(float(down))
+        return f"{down:.6e}"
     text = str(value)
     if "\t" in text or "\n" in text:
         raise ValueError(f"a TSV field cannot hold tabs or newlines: {text!r}")
