@@ -119,3 +119,39 @@ def test_every_documented_method_has_an_entry(site):
     anchors = set(re.findall(r'id="(hierclass\.[\w.]+)"', "".join(api_pages(site).values())))
     missing = [m for m in members if m not in anchors]
     assert not missing, f"documented methods with no entry in the API reference: {missing}"
+
+
+def parameter_table(page_html: str, anchor: str) -> dict[str, tuple[str, str]]:
+    """``{name: (type, default)}`` of the first parameter table after the object ``anchor``."""
+    start = page_html.index(f'id="{anchor}"')
+    table = page_html[page_html.index("<table", start) : page_html.index("</table>", start)]
+    out = {}
+    for row in re.findall(r"<tr.*?</tr>", table, re.S):
+        cells = [html.unescape(re.sub(r"\s+", " ", TAG.sub("", c))).strip()
+                 for c in re.findall(r"<td.*?</td>", row, re.S)]  # fmt: skip
+        if len(cells) == 4:
+            out[cells[0]] = (cells[1], cells[3])
+    return out
+
+
+def test_parameter_tables_match_the_signatures(site):
+    """Each name's type and default as the signature has them (a grouped ``n0, n : int`` entry
+    gave ``n`` the default 100 and ``alpha`` the type int)."""
+    assert site.returncode == 0, site.log[-6000:]
+    from hierclass.smoothing import Smooth, runner
+
+    page = site.page("api/smoothing.md")
+    objects = {
+        "hierclass.smoothing.smooth.Smooth.certify": Smooth.certify,
+        "hierclass.smoothing.smooth.Smooth.certify_detailed": Smooth.certify_detailed,
+        "hierclass.smoothing.runner.certify_hierarchy": runner.certify_hierarchy,
+    }
+    for anchor, obj in objects.items():
+        table = parameter_table(page, anchor)
+        for name, p in inspect.signature(obj).parameters.items():
+            if p.default is inspect.Parameter.empty:
+                continue
+            assert name in table, (anchor, name, sorted(table))
+            assert table[name][1] == repr(p.default), (anchor, name, table[name])
+    certify = parameter_table(page, "hierclass.smoothing.smooth.Smooth.certify")
+    assert certify["n"] == ("int", "100000") and certify["alpha"] == ("float", "0.001")

@@ -8,9 +8,12 @@ starting with ``_``).
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import pkgutil
+import re
+from pathlib import Path
 
 import hierclass
 
@@ -77,3 +80,50 @@ def test_every_public_class_and_function_has_an_example():
         f"{len(missing)} public classes/functions have no runnable example (>>>) in their "
         f"docstring: {missing}"
     )
+
+
+# ``a, b : int`` in a numpydoc section: the API pages give every name the first one's type and
+# default (Smooth.certify's ``n`` showed default 100), so each name gets its own entry.
+GROUPED_ENTRY = re.compile(r"^\s*\*{0,2}[A-Za-z_]\w*(?:, \*{0,2}[A-Za-z_]\w*)+(?: : .*)?$")
+SECTIONS = ("Parameters", "Returns", "Yields", "Attributes", "Other Parameters", "Raises")
+
+
+def grouped_entries(doc: str) -> list[str]:
+    """Grouped ``a, b`` entry lines inside the numpydoc sections of ``doc``."""
+    found, section = [], None
+    lines = inspect.cleandoc(doc).splitlines()
+    for line, below in zip(lines, [*lines[1:], ""]):
+        if below.strip() and set(below.strip()) == {"-"}:
+            section = line.strip()
+            continue
+        if section in SECTIONS and not line.startswith(" ") and GROUPED_ENTRY.match(line):
+            found.append(line.strip())
+    return found
+
+
+def test_grouped_entry_detector():
+    doc = """Summary.
+
+    Parameters
+    ----------
+    n0, n : int
+        Draws.
+    alpha : float
+        Level, e.g. a, b.
+
+    Examples
+    --------
+    >>> a, b
+    """
+    assert grouped_entries(doc) == ["n0, n : int"]
+
+
+def test_no_grouped_numpydoc_entries():
+    found = []
+    for path in sorted(Path(hierclass.__file__).parent.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)):
+                doc = ast.get_docstring(node, clean=False)
+                if doc:
+                    found += [f"{path.name}: {e}" for e in grouped_entries(doc)]
+    assert not found, f"one name per numpydoc entry (the API pages misread groups): {found}"

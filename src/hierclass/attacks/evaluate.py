@@ -68,9 +68,18 @@ def evaluate_hierarchy(
 
     Parameters
     ----------
-    h, make_attack, perturbable, batch_size
+    h
         As in :func:`~hierclass.attacks.sequential_attack`.
-    x, y
+    make_attack
+        As in :func:`~hierclass.attacks.sequential_attack`.
+    perturbable
+        As in :func:`~hierclass.attacks.sequential_attack`.
+    batch_size
+        As in :func:`~hierclass.attacks.sequential_attack`.
+    x
+        Clean inputs and labels; or ``x`` a ``Dataset``/``DataLoader`` yielding ``(x, y)``
+        pairs and ``y=None`` (pass ``make_attack`` by name then).
+    y
         Clean inputs and labels; or ``x`` a ``Dataset``/``DataLoader`` yielding ``(x, y)``
         pairs and ``y=None`` (pass ``make_attack`` by name then).
     joint : bool

@@ -85,7 +85,22 @@ def joint_attack(
 
     Parameters
     ----------
-    h, x, y, make_attack, perturbable, batch_size
+    h
+        As in :func:`~hierclass.attacks.sequential_attack`; ``model`` given to
+        ``make_attack`` maps the perturbable modality to log-probabilities over all labels.
+    x
+        As in :func:`~hierclass.attacks.sequential_attack`; ``model`` given to
+        ``make_attack`` maps the perturbable modality to log-probabilities over all labels.
+    y
+        As in :func:`~hierclass.attacks.sequential_attack`; ``model`` given to
+        ``make_attack`` maps the perturbable modality to log-probabilities over all labels.
+    make_attack
+        As in :func:`~hierclass.attacks.sequential_attack`; ``model`` given to
+        ``make_attack`` maps the perturbable modality to log-probabilities over all labels.
+    perturbable
+        As in :func:`~hierclass.attacks.sequential_attack`; ``model`` given to
+        ``make_attack`` maps the perturbable modality to log-probabilities over all labels.
+    batch_size
         As in :func:`~hierclass.attacks.sequential_attack`; ``model`` given to
         ``make_attack`` maps the perturbable modality to log-probabilities over all labels.
 

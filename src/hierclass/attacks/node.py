@@ -74,7 +74,17 @@ def node_attacks(
 
     Parameters
     ----------
-    h, x, y, make_attack, perturbable, batch_size
+    h
+        As in :func:`~hierclass.attacks.sequential_attack`.
+    x
+        As in :func:`~hierclass.attacks.sequential_attack`.
+    y
+        As in :func:`~hierclass.attacks.sequential_attack`.
+    make_attack
+        As in :func:`~hierclass.attacks.sequential_attack`.
+    perturbable
+        As in :func:`~hierclass.attacks.sequential_attack`.
+    batch_size
         As in :func:`~hierclass.attacks.sequential_attack`.
 
     Examples

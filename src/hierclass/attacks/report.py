@@ -64,7 +64,9 @@ class RobustnessReport:
         model; equals ``natural_accuracy`` if no node is attackable.
     budgeted_node : str or None
         Name of that node (None for a flat model or when nothing is attackable).
-    sequential_accuracy, joint_accuracy : float
+    sequential_accuracy : float
+        Accuracy under each attack alone (NaN when not run).
+    joint_accuracy : float
         Accuracy under each attack alone (NaN when not run).
     node_accuracy : dict of str -> float
         Accuracy with only that node attacked, for every attackable node.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -47,20 +48,61 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _named(items: list[str]) -> dict[str, Path]:
-    out = {}
+    """``NAME=PATH`` or ``PATH`` -> {name: path}; an existing file is a path even with a ``=``.
+
+    Unnamed files are named by their stem, with as many parent folders as it takes to tell
+    files apart (``a/run.tsv b/run.tsv`` -> ``a/run``, ``b/run``). Two files given one name
+    are refused.
+    """
+    named: list[tuple[str | None, Path]] = []
     for item in items:
         name, sep, path = item.partition("=")
-        if not sep:
-            name, path = Path(item).stem, item
-        out[name] = Path(path)
+        if not sep or Path(item).is_file():
+            named.append((None, Path(item)))
+        else:
+            named.append((name, Path(path)))
+    depth = 1
+    while True:
+        names = [n if n is not None else _short(p, depth) for n, p in named]
+        auto = [names[i] for i, (n, _) in enumerate(named) if n is None]
+        if len(set(auto)) == len(auto) or depth > max(len(p.parts) for _, p in named):
+            break
+        depth += 1
+    out: dict[str, Path] = {}
+    for name, (_, path) in zip(names, named):
+        if name in out:
+            raise ValueError(f"two result files are named {name!r} ({out[name]} and {path}); "
+                             "name them with NAME=PATH")  # fmt: skip
+        out[name] = path
     return out
 
 
-def _read(path: Path) -> Any:
+def _short(path: Path, depth: int) -> str:
+    """The stem with ``depth - 1`` parent folders (``a/b/run.tsv``, 2 -> ``b/run``)."""
+    return "/".join([*path.parent.parts[len(path.parent.parts) - depth + 1 :], path.stem]
+                    if depth > 1 else [path.stem])  # fmt: skip
+
+
+def _read(path: Path, notes: list[str]) -> Any:
+    """Read and check one file; what a user should know about it goes to ``notes``."""
     from hierclass.smoothing.analysis import check_results
+    from hierclass.smoothing.record_checks import missing_indices
     from hierclass.smoothing.results import read_results
 
-    return check_results(read_results(path), str(path))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = read_results(path)
+    notes += [str(w.message) for w in caught]
+    check_results(table, str(path), first_line=2)
+    count, first = missing_indices(table)
+    if count:
+        span = f"{int(table['idx'].min())}-{int(table['idx'].max())}"
+        notes.append(
+            f"{path}: {count} of the indices {span} have no row (first: "
+            f"{', '.join(map(str, first))}); its numbers count only the {len(table)} rows "
+            "it has (an unfinished run?)"
+        )
+    return table
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,9 +111,10 @@ def run(args: argparse.Namespace) -> int:
     from hierclass.smoothing.hierarchy_metrics import hierarchy_report
 
     named = _named(args.results)
-    runs = {name: _read(path) for name, path in named.items()}
-    baseline = _read(args.baseline) if args.baseline else None
-    hierarchy = _read(args.hierarchy) if args.hierarchy else None
+    notes: list[str] = []
+    runs = {name: _read(path, notes) for name, path in named.items()}
+    baseline = _read(args.baseline, notes) if args.baseline else None
+    hierarchy = _read(args.hierarchy, notes) if args.hierarchy else None
     if baseline is not None:
         runs.setdefault("baseline", baseline)
     if hierarchy is not None:
@@ -79,6 +122,9 @@ def run(args: argparse.Namespace) -> int:
     if not runs:
         raise ValueError("give result files, or --baseline and --hierarchy")
     parts = ["## Certified accuracy", "", summary_table(runs, args.radii)]
+    if notes:
+        for note in dict.fromkeys(notes):
+            parts += ["", f"> **Note.** {note}"]
     for name, table in runs.items():
         if "node_radii" in table and "route" in table:
             parts += ["", f"## Hierarchy metrics: {name}", "", hierarchy_report(table, args.radii)]

@@ -29,9 +29,13 @@ class EmbeddedDataset:
 
     Attributes
     ----------
-    x_train, x_test : torch.Tensor
+    x_train : torch.Tensor
         float32 images in [0, 1], shape ``[N, 1, H, W]``.
-    y_train, y_test : torch.Tensor
+    x_test : torch.Tensor
+        float32 images in [0, 1], shape ``[N, 1, H, W]``.
+    y_train : torch.Tensor
+        int64 labels in ``0..num_classes-1``, shape ``[N]``.
+    y_test : torch.Tensor
         int64 labels in ``0..num_classes-1``, shape ``[N]``.
     num_classes : int
         Number of labels.

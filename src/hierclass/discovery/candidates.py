@@ -67,7 +67,11 @@ def propose_candidates(
 
     Parameters
     ----------
-    model, x, y : optional
+    model : optional
+        Network, inputs and labels for Algorithm 1 (needed when ``layers`` is non-empty).
+    x : optional
+        Network, inputs and labels for Algorithm 1 (needed when ``layers`` is non-empty).
+    y : optional
         Network, inputs and labels for Algorithm 1 (needed when ``layers`` is non-empty).
     layers : sequence of str
         Layers to cluster (see :func:`~hierclass.discovery.list_layers`).

@@ -29,7 +29,9 @@ def confusion_from_predictions(y_true: Any, y_pred: Any, num_labels: int) -> np.
 
     Parameters
     ----------
-    y_true, y_pred : array-like or Tensor [N]
+    y_true : array-like or Tensor [N]
+        Integer labels in ``0..num_labels-1``.
+    y_pred : array-like or Tensor [N]
         Integer labels in ``0..num_labels-1``.
     num_labels : int
 

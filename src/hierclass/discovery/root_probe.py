@@ -20,9 +20,13 @@ class LinearProbeRootScorer:
 
     Parameters
     ----------
-    x_train, x_val : array-like or Tensor [N, ...]
+    x_train : array-like or Tensor [N, ...]
         Features (flattened to ``[N, D]`` here, as a probe reads vectors).
-    y_train, y_val : array-like or Tensor [N]
+    x_val : array-like or Tensor [N, ...]
+        Features (flattened to ``[N, D]`` here, as a probe reads vectors).
+    y_train : array-like or Tensor [N]
+        Fine labels.
+    y_val : array-like or Tensor [N]
         Fine labels.
     max_iter : int, default 500
     C : float, default 1.0

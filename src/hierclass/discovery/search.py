@@ -40,15 +40,23 @@ class PartitionScore:
     sources : tuple of str
         Every proposal that produced this partition.
     partition : LabelPartition or None
-    flat_acr, leaf_acr : float
+    flat_acr : float
+        Average certified radius (0 for wrong or abstained samples; radii capped at
+        ``radius_cap``) of the flat smoothed model and of the renormalised leaf each sample's
+        true class routes it to.
+    leaf_acr : float
         Average certified radius (0 for wrong or abstained samples; radii capped at
         ``radius_cap``) of the flat smoothed model and of the renormalised leaf each sample's
         true class routes it to.
     acr_gain : float
         ``leaf_acr - flat_acr``.
-    flat_accuracy, leaf_accuracy : float
+    flat_accuracy : float
         Certified accuracy at radius 0 (correct and not abstaining).
-    improved, worsened : int
+    leaf_accuracy : float
+        Certified accuracy at radius 0 (correct and not abstaining).
+    improved : int
+        Samples whose (capped) leaf radius is above / below their flat radius.
+    worsened : int
         Samples whose (capped) leaf radius is above / below their flat radius.
     root_accuracy : float
         Held-out accuracy of the root (``nan`` when no scorer was given).
@@ -104,8 +112,10 @@ class PartitionSearch:
     num_labels : int
     sigma : float
         Smoothing noise level.
-    n0, n : int, default 100, 1000
-        Selection and estimation draws per input (one set shared by every candidate).
+    n0 : int, default 100
+        Selection draws per input (one set shared by every candidate).
+    n : int, default 1000
+        Estimation draws per input (one set shared by every candidate).
     alpha : float, default 0.001
         Failure probability of each certificate.
     batch_size : int, default 1000

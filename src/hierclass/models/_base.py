@@ -27,7 +27,9 @@ class Normalize(nn.Module):
 
     Parameters
     ----------
-    mean, std : sequence of float
+    mean : sequence of float
+        One value per channel (dimension 1 of the input). ``std`` must be positive.
+    std : sequence of float
         One value per channel (dimension 1 of the input). ``std`` must be positive.
 
     Examples

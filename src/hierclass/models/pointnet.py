@@ -47,7 +47,9 @@ class PointNet(SplitModel):
         Hidden widths of the classification head.
     dropout : float, default 0.3
         Dropout before the last linear layer (training mode only).
-    mean, std : sequence of float, optional
+    mean : sequence of float, optional
+        Per-coordinate normalisation applied inside ``layer_one``.
+    std : sequence of float, optional
         Per-coordinate normalisation applied inside ``layer_one``.
 
     Attributes

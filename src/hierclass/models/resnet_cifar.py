@@ -59,7 +59,9 @@ class CifarResNet(SplitModel):
         Number of output logits.
     in_channels : int, default 3
         Input channels.
-    mean, std : sequence of float, optional
+    mean : sequence of float, optional
+        Per-channel input normalisation applied inside ``layer_one``.
+    std : sequence of float, optional
         Per-channel input normalisation applied inside ``layer_one``.
 
     Attributes

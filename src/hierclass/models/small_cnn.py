@@ -29,7 +29,9 @@ class SmallCNN(SplitModel):
         Height and width of the (square) input images; at least 4 (two 2x2 pools).
     channels : sequence of 3 int, default (32, 64, 64)
         Widths of the three convolutions.
-    mean, std : sequence of float, optional
+    mean : sequence of float, optional
+        Per-channel input normalisation applied inside ``layer_one``.
+    std : sequence of float, optional
         Per-channel input normalisation applied inside ``layer_one``.
 
     Attributes

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from hierclass.smoothing.record_checks import check_correct_column, check_hierarchy_columns
 from hierclass.smoothing.results import ResultTable
 
 __all__ = [
@@ -61,12 +62,17 @@ def _check_vectors(r: np.ndarray, c_raw: np.ndarray, what: str) -> np.ndarray:
     return c_raw
 
 
-def check_results(results: ResultTable, what: str = "results") -> ResultTable:
+def check_results(
+    results: ResultTable, what: str = "results", first_line: int | None = None
+) -> ResultTable:
     """Validate a results table before summarising it; returns it unchanged.
 
     Radii are ``>= 0`` and not NaN (``inf`` is allowed: a node nobody can perturb),
-    ``correct`` is 0 or 1, and no ``idx`` repeats (an input counted twice would bias every
-    number). ``what`` names the table in the error (e.g. its file).
+    ``correct`` is 0 or 1 and agrees with ``predict``/``label`` (and the route), no ``idx``
+    repeats (an input counted twice would bias every number), and a hierarchy's routes and
+    node radii fit one tree (:mod:`hierclass.smoothing.record_checks`). ``what`` names the
+    table in the error (e.g. its file); with ``first_line`` (the file line of row 0, 2 for a
+    TSV with its header) errors name ``file:line``, otherwise the row.
 
     Examples
     --------
@@ -89,6 +95,12 @@ def check_results(results: ResultTable, what: str = "results") -> ResultTable:
                 f"{what}: index {values[k]} appears {counts[k]} times; each input must be "
                 "counted once"
             )
+
+    def where(i: int) -> str:
+        return f"{what}:{first_line + i}" if first_line is not None else f"{what}: row {i}"
+
+    check_correct_column(results, where)
+    check_hierarchy_columns(results, where)
     return results
 
 

@@ -107,7 +107,9 @@ def clopper_pearson_upper(k, n, alpha: float):
 
     Parameters
     ----------
-    k, n : int or array of int
+    k : int or array of int
+        Successes and trials (``n >= 1``).
+    n : int or array of int
         Successes and trials (``n >= 1``).
     alpha : float
         Failure probability of the bound, in (0, 1).

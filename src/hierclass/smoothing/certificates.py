@@ -70,7 +70,9 @@ class Certificate:
         ``"cohen"`` or ``"margin"``.
     labels : tuple of int or None
         The label subset certified within (None: all labels).
-    alpha, sigma : float
+    alpha : float
+        Failure probability and noise level the certificate is valid for.
+    sigma : float
         Failure probability and noise level the certificate is valid for.
 
     Examples

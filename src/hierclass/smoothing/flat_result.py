@@ -29,11 +29,15 @@ class SmoothResult:
         The input's noise index (its position in the data set).
     certificate : Certificate
         The flat certificate (Cohen's ``certify``).
-    counts_select, counts : ndarray of int, shape [num_classes]
+    counts_select : ndarray of int, shape [num_classes]
+        Flat votes on the ``n0`` selection and ``n`` estimation draws.
+    counts : ndarray of int, shape [num_classes]
         Flat votes on the ``n0`` selection and ``n`` estimation draws.
     subsets : tuple of tuple of int
         The label subsets recorded alongside.
-    subset_counts_select, subset_counts : ndarray of int, shape [num_subsets, num_classes]
+    subset_counts_select : ndarray of int, shape [num_subsets, num_classes]
+        Votes of the base classifier restricted to each subset (``argmax_{c in L}``).
+    subset_counts : ndarray of int, shape [num_subsets, num_classes]
         Votes of the base classifier restricted to each subset (``argmax_{c in L}``).
     subset_certificates : dict
         ``(method, subset) -> Certificate`` for the requested methods.

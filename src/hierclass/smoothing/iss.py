@@ -109,11 +109,17 @@ class ISSResult:
         Clopper-Pearson lower bound from the final draws.
     n_samples : int
         Final estimation draws (the ``n`` ISS chose).
-    n_pilot, n_select : int
+    n_pilot : int
+        Pilot and selection draws (total cost: ``n_select + n_pilot + n_samples``).
+    n_select : int
         Pilot and selection draws (total cost: ``n_select + n_pilot + n_samples``).
     loss_bound : float
         Planned radius loss vs ``max_n`` draws (see the module docstring).
-    counts_select, counts_pilot, counts : ndarray of int
+    counts_select : ndarray of int
+        Votes on each set of draws.
+    counts_pilot : ndarray of int
+        Votes on each set of draws.
+    counts : ndarray of int
         Votes on each set of draws.
     seconds : float
         Wall time of this input's own draws (its share of the batches they rode in).

@@ -147,7 +147,13 @@ class NoiseStream:
 
     Parameters
     ----------
-    seed, index, stream, key_id : int
+    seed : int
+        Identify the stream; see :func:`stream_key`.
+    index : int
+        Identify the stream; see :func:`stream_key`.
+    stream : int
+        Identify the stream; see :func:`stream_key`.
+    key_id : int
         Identify the stream; see :func:`stream_key`.
     shape : tuple of int
         Shape of one draw (the sample's shape without batch dimension).

@@ -85,7 +85,10 @@ class NodeVotes:
     outputs : tuple of tuple of int
         The global labels behind each output: a router's child classes, or one label per
         output of a leaf.
-    counts_select, counts : ndarray of int or None
+    counts_select : ndarray of int or None
+        Votes on the selection and estimation draws (smoothed nodes). Their bins are the
+        node's outputs, or global labels when ``bins`` is given.
+    counts : ndarray of int or None
         Votes on the selection and estimation draws (smoothed nodes). Their bins are the
         node's outputs, or global labels when ``bins`` is given.
     bins : tuple of int, optional

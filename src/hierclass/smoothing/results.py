@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import warnings
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from decimal import ROUND_CEILING, ROUND_DOWN, Context, Decimal
 from pathlib import Path
@@ -276,8 +277,14 @@ def parse_time(field: str) -> float:
     return int(days or 0) * 86400 + int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
+_INT64 = 2**63
+
+
 def _parse_int(field: str) -> int:
-    return int(field)
+    value = int(field)
+    if not -_INT64 <= value < _INT64:  # numpy's int64 would overflow
+        raise ValueError(field)
+    return value
 
 
 def _parser(name: str) -> Any:
@@ -300,7 +307,7 @@ def _convert(name: str, values: list[str], where: Any = None) -> Any:
         try:
             out.append(parse(v))
         except ValueError:
-            kind = "an integer" if parse is _parse_int else "a number"
+            kind = "an integer (64-bit)" if parse is _parse_int else "a number"
             at = f"{where(i)}: " if where is not None else ""
             raise ValueError(f"{at}column {name!r} holds {v!r}, expected {kind}") from None
     return np.array(out, dtype=np.int64 if parse is _parse_int else float)
@@ -352,7 +359,12 @@ class ResultTable:
 
 
 def _read_lines(path: PathLike) -> list[str]:
-    """Complete lines of a results file (a trailing partial line is a cut-off row)."""
+    """Complete lines of a results file.
+
+    A last line without a newline is a row when it has every field of the header (a file
+    written by another tool); with fewer it is a row cut short by a kill: left out, with a
+    warning.
+    """
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path} is a directory; expected a results TSV file")
@@ -362,9 +374,20 @@ def _read_lines(path: PathLike) -> list[str]:
         raise ValueError(f"{path} is not a text (UTF-8) results file") from None
     if not text:
         raise ValueError(f"{path} is empty; expected a header line")
-    lines = text[: text.rfind("\n") + 1].splitlines()
+    end = text.rfind("\n") + 1
+    lines, tail = text[:end].splitlines(), text[end:]
     if not lines:
         raise ValueError(f"{path} has no complete header line (cut short?)")
+    if tail:
+        fields, expected = tail.count("\t") + 1, lines[0].count("\t") + 1
+        if fields == expected:
+            lines.append(tail)
+        else:
+            warnings.warn(
+                f"{path}:{len(lines) + 1}: the last line has {fields} of {expected} fields and "
+                "no newline (a row cut short); left out",
+                stacklevel=3,
+            )
     if tuple(lines[0].split("\t")[: len(COHEN_COLUMNS)]) != COHEN_COLUMNS:
         raise ValueError(
             f"{path} is not a results file: its header is {lines[0][:200]!r}, expected one "
@@ -378,8 +401,9 @@ def read_results(path: PathLike) -> ResultTable:
 
     The header must start with Cohen's columns ``idx label predict radius correct time``; a
     ``time`` written as a ``timedelta`` (``0:00:00.776750``, Cohen's format) is read as
-    seconds. A trailing partial line (a run killed mid-write) is ignored. A malformed value is
-    a ``ValueError`` naming the file, the line and the column.
+    seconds. A last line without a newline is read when it has every field; a shorter one (a
+    run killed mid-write) is left out with a warning. A malformed value is a ``ValueError``
+    naming the file, the line and the column.
 
     Examples
     --------

@@ -149,7 +149,13 @@ def certify_dataset(
         once, before any sampling.
     y : Tensor [N]
         True labels.
-    n0, n, alpha, batch_size
+    n0
+        As in :meth:`Smooth.certify`; ``batch_size="auto"`` probes once.
+    n
+        As in :meth:`Smooth.certify`; ``batch_size="auto"`` probes once.
+    alpha
+        As in :meth:`Smooth.certify`; ``batch_size="auto"`` probes once.
+    batch_size
         As in :meth:`Smooth.certify`; ``batch_size="auto"`` probes once.
     indices : sequence of int, optional
         Positions to certify (default: all). A position is also the sample's noise index,
@@ -367,14 +373,46 @@ def certify_hierarchy(
         Inputs, inside their range (image-shaped: [0, 1]).
     y : Tensor [N]
         True global labels.
-    sigma, n0, n, alpha, batch_size, seed
+    sigma
         As in :class:`~hierclass.Smooth`; ``alpha`` is split across each path's smoothed
         nodes. The flat baseline is certified at the full ``alpha``.
-    perturbed_keys, flat, flat_input_key, method, device, amp_dtype, channels_last, input_range
+    n0
+        As in :class:`~hierclass.Smooth`; ``alpha`` is split across each path's smoothed
+        nodes. The flat baseline is certified at the full ``alpha``.
+    n
+        As in :class:`~hierclass.Smooth`; ``alpha`` is split across each path's smoothed
+        nodes. The flat baseline is certified at the full ``alpha``.
+    alpha
+        As in :class:`~hierclass.Smooth`; ``alpha`` is split across each path's smoothed
+        nodes. The flat baseline is certified at the full ``alpha``.
+    batch_size
+        As in :class:`~hierclass.Smooth`; ``alpha`` is split across each path's smoothed
+        nodes. The flat baseline is certified at the full ``alpha``.
+    seed
+        As in :class:`~hierclass.Smooth`; ``alpha`` is split across each path's smoothed
+        nodes. The flat baseline is certified at the full ``alpha``.
+    perturbed_keys
+        As in :class:`~hierclass.smoothing.hierarchical.HierarchicalSmooth`.
+    flat
+        As in :class:`~hierclass.smoothing.hierarchical.HierarchicalSmooth`.
+    flat_input_key
+        As in :class:`~hierclass.smoothing.hierarchical.HierarchicalSmooth`.
+    method
+        As in :class:`~hierclass.smoothing.hierarchical.HierarchicalSmooth`.
+    device
+        As in :class:`~hierclass.smoothing.hierarchical.HierarchicalSmooth`.
+    amp_dtype
+        As in :class:`~hierclass.smoothing.hierarchical.HierarchicalSmooth`.
+    channels_last
+        As in :class:`~hierclass.smoothing.hierarchical.HierarchicalSmooth`.
+    input_range
         As in :class:`~hierclass.smoothing.hierarchical.HierarchicalSmooth`.
     indices : sequence of int, optional
         Positions of ``x`` to certify (default all); also the noise indices.
-    out, flat_out : path, optional
+    out : path, optional
+        TSV files for the hierarchy and flat rows (resumable; an input counts as done only
+        when every requested file has its row).
+    flat_out : path, optional
         TSV files for the hierarchy and flat rows (resumable; an input counts as done only
         when every requested file has its row).
     resume : bool

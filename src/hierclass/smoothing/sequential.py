@@ -170,11 +170,17 @@ class RadiiResult:
         Estimation draws used (selection draws not included).
     n_select : int
         Selection draws (``n0``).
-    p_lower, p_upper : float
+    p_lower : float
         Confidence-sequence bounds on ``pA`` when sampling stopped (running max / min).
-    counts_select, counts : ndarray of int
+    p_upper : float
+        Confidence-sequence bounds on ``pA`` when sampling stopped (running max / min).
+    counts_select : ndarray of int
         Votes on the selection and on all estimation draws.
-    alpha, sigma : float
+    counts : ndarray of int
+        Votes on the selection and on all estimation draws.
+    alpha : float
+        Failure probability and noise level.
+    sigma : float
         Failure probability and noise level.
     subsets : tuple of tuple of int
         Label subsets certified alongside (``subsets=``); empty otherwise.

@@ -68,11 +68,19 @@ def check_radii(radii: Any) -> np.ndarray:
     Traceback (most recent call last):
     ...
     ValueError: radii must be finite and >= 0, got [0.5, -1.0]
+    >>> check_radii(None)
+    Traceback (most recent call last):
+    ...
+    TypeError: radii must be a sequence of floats, got NoneType
     """
-    if isinstance(radii, (str, bytes)):
+    if radii is None or isinstance(radii, (str, bytes)):
+        # np.asarray(None, dtype=float) is nan: it would be reported as "[nan]"
         raise TypeError(f"radii must be a sequence of floats, got {type(radii).__name__}")
     try:
-        r = np.asarray(radii, dtype=float).reshape(-1)
+        r = np.asarray(radii, dtype=object).reshape(-1)
+        if any(v is None for v in r):
+            raise TypeError
+        r = r.astype(float)
     except (TypeError, ValueError):
         raise TypeError(f"radii must be a sequence of floats, got {radii!r}") from None
     if r.size == 0:

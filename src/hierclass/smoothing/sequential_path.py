@@ -112,7 +112,10 @@ class PathRadiiResult:
         ``k``: smoothed nodes on the path; each ran at ``alpha / k``.
     node_p_lower : tuple of float
         Each smoothed node's lower bound when sampling stopped, root first.
-    n_samples, n_select : int
+    n_samples : int
+        Estimation draws (through the path's models) when the hierarchy was decided, and
+        selection draws.
+    n_select : int
         Estimation draws (through the path's models) when the hierarchy was decided, and
         selection draws.
     nodes : tuple of (path, kind, choice)

@@ -295,7 +295,13 @@ def certify_radii_dataset(
         True labels.
     radii : sequence of float
         The radii of the certified-accuracy curve.
-    n0, max_n, alpha, batch_size
+    n0
+        As in :meth:`Smooth.certify_radii <hierclass.smoothing.smooth.Smooth.certify_radii>`.
+    max_n
+        As in :meth:`Smooth.certify_radii <hierclass.smoothing.smooth.Smooth.certify_radii>`.
+    alpha
+        As in :meth:`Smooth.certify_radii <hierclass.smoothing.smooth.Smooth.certify_radii>`.
+    batch_size
         As in :meth:`Smooth.certify_radii <hierclass.smoothing.smooth.Smooth.certify_radii>`.
     indices : sequence of int, optional
         Positions to certify (default: all); a position is also the input's noise index.
@@ -310,7 +316,9 @@ def certify_radii_dataset(
     subsets : sequence of label sequences, optional
         Also certify, from the same draws, the classifier restricted to each subset (see
         :func:`~hierclass.smoothing.sequential.certify_radii_many`); written to ``extra``.
-    first, ratio
+    first
+        The looks (see :func:`~hierclass.smoothing.confidence_sequences.geometric_looks`).
+    ratio
         The looks (see :func:`~hierclass.smoothing.confidence_sequences.geometric_looks`).
 
     Returns
@@ -387,11 +395,27 @@ def certify_hierarchy_radii_dataset(
         The data set, inside its range (checked once, before sampling).
     y : Tensor [N]
         True global labels.
-    radii, n0, max_n, alpha, batch_size, first, ratio
+    radii
+        As in :func:`certify_radii_dataset`.
+    n0
+        As in :func:`certify_radii_dataset`.
+    max_n
+        As in :func:`certify_radii_dataset`.
+    alpha
+        As in :func:`certify_radii_dataset`.
+    batch_size
+        As in :func:`certify_radii_dataset`.
+    first
+        As in :func:`certify_radii_dataset`.
+    ratio
         As in :func:`certify_radii_dataset`.
     indices : sequence of int, optional
         Positions to certify (default: all); also the noise indices.
-    out, flat_out : path, optional
+    out : path, optional
+        TSV files of the hierarchy's rows (:func:`hierarchy_radii_columns`) and of the flat
+        baseline's (:func:`sequential_columns`); resumable: an input is done only when every
+        requested file has its row.
+    flat_out : path, optional
         TSV files of the hierarchy's rows (:func:`hierarchy_radii_columns`) and of the flat
         baseline's (:func:`sequential_columns`); resumable: an input is done only when every
         requested file has its row.

@@ -253,8 +253,10 @@ class Smooth:
         ----------
         x : Tensor, shape [...]
             One input without batch dimension (or a dict of modalities).
-        n0, n : int
-            Selection and estimation draws.
+        n0 : int
+            Selection draws (they pick the label).
+        n : int
+            Estimation draws (they bound its probability).
         alpha : float
             Failure probability of the certificate.
         batch_size : int or "auto"
@@ -293,7 +295,13 @@ class Smooth:
         ----------
         x : Tensor, shape [...]
             One input without batch dimension.
-        n0, n, alpha, batch_size
+        n0
+            As in :meth:`certify`.
+        n
+            As in :meth:`certify`.
+        alpha
+            As in :meth:`certify`.
+        batch_size
             As in :meth:`certify`.
         index : int or None
             The noise index (``None``: a fresh one, see :meth:`certify`).

@@ -331,7 +331,9 @@ def linear_rule_accuracy(
     Parameters
     ----------
     rule : LinearRule
-    p, eta : float
+    p : float
+        Parameters of ``D``.
+    eta : float
         Parameters of ``D``.
     eps : float, default 0
         Attack budget on the perturbable weak features (0: natural accuracy).

@@ -119,10 +119,34 @@ def fit_adversarial(
     y : LongTensor ``[N]``, optional
         Training labels: fine labels for a flat model or a leaf (local ids), coarse class
         ids for a router; ``None`` when ``x`` is a data set.
-    eps, alpha, steps, norm
+    eps
         The training attack's radius, step size (torchattacks' ``alpha``), number of steps
         and norm.
-    epochs, lr, batch_size, optimizer, momentum, weight_decay
+    alpha
+        The training attack's radius, step size (torchattacks' ``alpha``), number of steps
+        and norm.
+    steps
+        The training attack's radius, step size (torchattacks' ``alpha``), number of steps
+        and norm.
+    norm
+        The training attack's radius, step size (torchattacks' ``alpha``), number of steps
+        and norm.
+    epochs
+        Optimiser settings, as in :func:`~hierclass.training.fit` (SGD by default here,
+        the adversarial-training literature's recipe).
+    lr
+        Optimiser settings, as in :func:`~hierclass.training.fit` (SGD by default here,
+        the adversarial-training literature's recipe).
+    batch_size
+        Optimiser settings, as in :func:`~hierclass.training.fit` (SGD by default here,
+        the adversarial-training literature's recipe).
+    optimizer
+        Optimiser settings, as in :func:`~hierclass.training.fit` (SGD by default here,
+        the adversarial-training literature's recipe).
+    momentum
+        Optimiser settings, as in :func:`~hierclass.training.fit` (SGD by default here,
+        the adversarial-training literature's recipe).
+    weight_decay
         Optimiser settings, as in :func:`~hierclass.training.fit` (SGD by default here,
         the adversarial-training literature's recipe).
     lr_schedule : as in :func:`~hierclass.training.fit`
@@ -140,7 +164,9 @@ def fit_adversarial(
         (``x_eval=``/``y_eval=`` is the older spelling).
     eval_attack : callable or None
         Defaults to the training PGD (same eps, alpha, steps, norm) against ``model``.
-    input_key, device
+    input_key
+        As in :func:`~hierclass.training.fit`.
+    device
         As in :func:`~hierclass.training.fit`.
 
     Returns

@@ -135,9 +135,19 @@ def yopo_step(
     model : nn.Module with ``layer_one`` and ``rest``
     x : Tensor ``[B, ...]`` in [0, 1]
     y : LongTensor ``[B]``
-    m, n : int
+    m : int
         Full passes and inner first-layer steps per pass (YOPO-m-n), both >= 1.
-    eps, alpha, norm
+    n : int
+        Full passes and inner first-layer steps per pass (YOPO-m-n), both >= 1.
+    eps
+        Radius of the perturbation ball, inner step size, ``"linf"`` or ``"l2"``. The step
+        size is ``alpha`` in this room, as in :func:`fit_yopo` and torchattacks;
+        ``step_size=`` (the YOPO paper's name) is accepted instead.
+    alpha
+        Radius of the perturbation ball, inner step size, ``"linf"`` or ``"l2"``. The step
+        size is ``alpha`` in this room, as in :func:`fit_yopo` and torchattacks;
+        ``step_size=`` (the YOPO paper's name) is accepted instead.
+    norm
         Radius of the perturbation ball, inner step size, ``"linf"`` or ``"l2"``. The step
         size is ``alpha`` in this room, as in :func:`fit_yopo` and torchattacks;
         ``step_size=`` (the YOPO paper's name) is accepted instead.
@@ -286,17 +296,53 @@ def fit_yopo(
     ----------
     model : nn.Module with ``layer_one`` and ``rest``
         Trained in place.
-    x, y : training inputs ``[N, ...]`` in [0, 1] and labels ``[N]`` (fine, local or coarse),
-        or a ``Dataset``/``DataLoader`` of pairs and ``y=None``.
-    m, n : int
+    x : Tensor [N, ...] or Dataset or DataLoader
+        Training inputs in [0, 1], or a ``Dataset``/``DataLoader`` of pairs and ``y=None``.
+    y : Tensor [N] or None
+        Labels (fine, local or coarse); ``None`` when ``x`` yields pairs.
+    m : int
         YOPO-m-n: full passes per batch and inner first-layer steps per pass.
-    eps, alpha, norm
+    n : int
+        YOPO-m-n: full passes per batch and inner first-layer steps per pass.
+    eps
         Perturbation radius, inner step size and norm.
-    epochs, lr, batch_size, optimizer, momentum, weight_decay, lr_schedule, lr_milestones
+    alpha
+        Perturbation radius, inner step size and norm.
+    norm
+        Perturbation radius, inner step size and norm.
+    epochs
+        Optimiser settings, as in :func:`~hierclass.training.fit_adversarial`.
+    lr
+        Optimiser settings, as in :func:`~hierclass.training.fit_adversarial`.
+    batch_size
+        Optimiser settings, as in :func:`~hierclass.training.fit_adversarial`.
+    optimizer
+        Optimiser settings, as in :func:`~hierclass.training.fit_adversarial`.
+    momentum
+        Optimiser settings, as in :func:`~hierclass.training.fit_adversarial`.
+    weight_decay
+        Optimiser settings, as in :func:`~hierclass.training.fit_adversarial`.
+    lr_schedule
+        Optimiser settings, as in :func:`~hierclass.training.fit_adversarial`.
+    lr_milestones
         Optimiser settings, as in :func:`~hierclass.training.fit_adversarial`.
     grad_accumulation : {"mean", "sum"}
         See :func:`yopo_step`.
-    seed, checkpoint, verbose, eval_data, x_eval, y_eval, input_key, device
+    seed
+        As in :func:`~hierclass.training.fit_adversarial`.
+    checkpoint
+        As in :func:`~hierclass.training.fit_adversarial`.
+    verbose
+        As in :func:`~hierclass.training.fit_adversarial`.
+    eval_data
+        As in :func:`~hierclass.training.fit_adversarial`.
+    x_eval
+        As in :func:`~hierclass.training.fit_adversarial`.
+    y_eval
+        As in :func:`~hierclass.training.fit_adversarial`.
+    input_key
+        As in :func:`~hierclass.training.fit_adversarial`.
+    device
         As in :func:`~hierclass.training.fit_adversarial`.
     eval_attack : callable or None
         Defaults to PGD with ``m * n`` steps of ``alpha`` in the same ball.
