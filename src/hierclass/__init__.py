@@ -22,6 +22,7 @@ _EXPORTS = {
     "Intermediate": "hierclass.nodes",
     "Leaf": "hierclass.nodes",
     "RenormalizedLeaf": "hierclass.nodes",
+    "FlatVoteRouter": "hierclass.nodes",
     "RuleRouter": "hierclass.nodes",
     "Hierarchy": "hierclass.hierarchy",
     "Smooth": "hierclass.smoothing",

@@ -13,6 +13,7 @@ from hierclass._utils.deferred import check_batch_or_defer
 from hierclass.batch import Batch, batch_device, batch_size, check_batch, index_batch
 from hierclass.inputs import InputRange, check_input_range
 from hierclass.nodes import Leaf, Node, Root, Router, SingletonLeaf
+from hierclass.partition import LabelPartition
 
 NodePath = tuple[int, ...]
 Child = Union[Leaf, "Hierarchy", None]
@@ -139,6 +140,78 @@ class Hierarchy:
         self.children: tuple[Leaf | Hierarchy, ...] = tuple(resolved)
         self.input_range: InputRange = input_range
         self._label_index: dict[tuple[int, torch.device], tuple[Leaf, torch.Tensor]] = {}
+
+    @classmethod
+    def from_flat_model(
+        cls,
+        flat_model: Any,
+        partition: LabelPartition | str,
+        *,
+        router: Any = "vote",
+        input_key: str | None = None,
+        input_range: InputRange = None,
+    ) -> Hierarchy:
+        """A two-level hierarchy from one flat classifier and a partition of its labels.
+
+        Each class of more than one label gets a :class:`~hierclass.nodes.RenormalizedLeaf`
+        (the flat softmax renormalised over the class, no training); a one-label class needs
+        no leaf. The router is the flat model's own vote mapped to its class
+        (:class:`~hierclass.nodes.FlatVoteRouter`), or a model you trained for the partition.
+        Certified, the vote router and the leaves share the flat model's forward pass, so a
+        hierarchical certificate with per-level radii costs about one flat certificate.
+
+        Parameters
+        ----------
+        flat_model : nn.Module or callable
+            Logits over ``partition.num_labels`` labels, ``[B, ...] -> [B, num_labels]``.
+        partition : LabelPartition or str
+            The invariance's classes, or the name of a shipped partition
+            (:data:`hierclass.data.partitions.PARTITIONS`).
+        router : "vote", nn.Module or callable, default "vote"
+            ``"vote"`` for the flat model's vote; otherwise a router model returning
+            ``[B, partition.num_classes]`` scores.
+        input_key : str, optional
+            The modality the models read (``None``: a plain tensor batch).
+        input_range : (low, high), dict or None, optional
+            As for :class:`Hierarchy`.
+
+        Returns
+        -------
+        Hierarchy
+
+        Examples
+        --------
+        >>> from hierclass import LabelPartition
+        >>> flat = nn.Linear(6, 5)
+        >>> h = Hierarchy.from_flat_model(flat, LabelPartition([[0, 1, 2], [3, 4]]))
+        >>> type(h.root).__name__, [type(c).__name__ for c in h.children]
+        ('FlatVoteRouter', ['RenormalizedLeaf', 'RenormalizedLeaf'])
+        >>> x = torch.randn(8, 6)
+        >>> bool((h.predict(x) == flat(x).argmax(1)).all())  # the vote router keeps the flat argmax
+        True
+        """
+        from hierclass.nodes import FlatVoteRouter, RenormalizedLeaf
+
+        if isinstance(partition, str):
+            from hierclass.data.partitions import get_partition
+
+            partition = get_partition(partition)
+        if not isinstance(partition, LabelPartition):
+            raise TypeError(
+                f"partition must be a LabelPartition or a shipped name, got "
+                f"{type(partition).__name__}"
+            )
+        if isinstance(router, str):
+            if router != "vote":
+                raise ValueError(f"router must be 'vote' or a model, got {router!r}")
+            root: Router = FlatVoteRouter(flat_model, partition, input_key)
+        else:
+            root = Router(router, partition, input_key)
+        children = [
+            RenormalizedLeaf(flat_model, labels, input_key) if len(labels) > 1 else None
+            for labels in partition.classes
+        ]
+        return cls(root, children, input_range=input_range)
 
     # ------------------------------------------------------------------ structure
     @property

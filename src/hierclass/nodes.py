@@ -217,6 +217,82 @@ class Intermediate(Router):
     """
 
 
+class _FlatScores:
+    """Nodes whose scores are a function of a flat classifier's logits (``self.model``).
+
+    Certification reads such a node off the flat model's votes, sharing its forward pass;
+    ``from_flat_logits`` is that function.
+    """
+
+    model: Any
+
+    @property
+    def flat_model(self) -> Any:
+        return self.model
+
+    def scores(self, xm: Any) -> torch.Tensor:
+        _check_float_input(self, xm)  # type: ignore[arg-type]
+        return self.from_flat_logits(self.model(xm))
+
+    def from_flat_logits(self, flat_logits: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+
+class FlatVoteRouter(_FlatScores, Router):
+    """A router read off a flat classifier: the class holding the flat prediction.
+
+    Its score for a class is the largest flat logit among the class's labels, so its argmax
+    is the class of ``argmax_{l in labels} flat_logits_l`` (the flat model's vote, mapped to
+    its class). Smoothed, its votes are the flat model's votes summed per class: certified
+    beside :class:`RenormalizedLeaf` nodes on the same flat model, it shares their forward
+    pass, and a whole hierarchy costs about one flat certification.
+
+    Parameters
+    ----------
+    flat_model : nn.Module or callable
+        The flat classifier, returning logits over all labels ``[B, num_labels]``.
+    partition : LabelPartition
+        The classes of this node's children (a :class:`~hierclass.partition.NestedPartition`
+        below the root: the vote is then the flat argmax over the node's labels only).
+    input_key : str, optional
+        Which modality the flat model reads.
+
+    Examples
+    --------
+    >>> p = LabelPartition([[0, 2], [1, 3]])
+    >>> router = FlatVoteRouter(nn.Identity(), p)
+    >>> router(torch.tensor([[0.1, 0.9, 0.3, 0.2], [5.0, 0.0, 1.0, 2.0]])).argmax(1).tolist()
+    [1, 0]
+    """
+
+    def __init__(
+        self, flat_model: Any, partition: LabelPartition, input_key: str | None = None
+    ) -> None:
+        super().__init__(flat_model, partition, input_key)
+        class_of = torch.full((partition.num_labels,), -1, dtype=torch.long)
+        for c, labels in enumerate(partition.classes):
+            class_of[list(labels)] = c
+        self.register_buffer("_class_of", class_of, persistent=False)
+
+    def from_flat_logits(self, flat_logits: torch.Tensor) -> torch.Tensor:
+        """Per-class maxima ``[B, K]`` of already computed flat logits ``[B, M]``."""
+        labels = self.partition.labels
+        if flat_logits.dim() != 2 or flat_logits.shape[1] <= max(labels):
+            raise ValueError(
+                f"FlatVoteRouter over labels 0..{max(labels)} needs flat logits [B, M] with "
+                f"M > {max(labels)}, got {list(flat_logits.shape)}"
+            )
+        index = torch.tensor(labels, dtype=torch.long, device=flat_logits.device)
+        picked = flat_logits.index_select(1, index)
+        classes = self._class_of.to(flat_logits.device).index_select(0, index)
+        out = picked.new_full((picked.shape[0], self.partition.num_classes), float("-inf"))
+        target = classes.unsqueeze(0).expand_as(picked)
+        return out.scatter_reduce(1, target, picked, reduce="amax", include_self=True)
+
+    def describe(self) -> str:
+        return f"{super().describe()} (votes of the flat model)"
+
+
 class RuleRouter(Router):
     """Routes by a known, non-learned invariant read from metadata (e.g. location, §VI-A4).
 
@@ -358,7 +434,7 @@ class Leaf(Node):
         return f"{super().describe()} labels {list(self.labels)}"
 
 
-class RenormalizedLeaf(Leaf):
+class RenormalizedLeaf(_FlatScores, Leaf):
     """A leaf from a flat classifier: its softmax renormalised over ``labels`` (no training).
 
     The output is ``log_softmax(flat_logits[:, labels])``, the log of the flat softmax
@@ -388,14 +464,6 @@ class RenormalizedLeaf(Leaf):
         self.register_buffer(
             "_index", torch.tensor(self.labels, dtype=torch.long), persistent=False
         )
-
-    @property
-    def flat_model(self) -> Any:
-        return self.model
-
-    def scores(self, xm: Any) -> torch.Tensor:
-        _check_float_input(self, xm)
-        return self.from_flat_logits(self.model(xm))
 
     def from_flat_logits(self, flat_logits: torch.Tensor) -> torch.Tensor:
         """The leaf's log-probabilities from already computed flat logits ``[B, M]``."""

@@ -157,7 +157,7 @@ def test_truncated_and_text_model_files(tmp_path, model_file):
     refuses("certify", text, tmp_path / "o.tsv", *FAST, match=r"text.pt cannot be read")
     tensor = tmp_path / "tensor.pt"
     torch.save(torch.zeros(3), tensor)
-    refuses("certify", tensor, tmp_path / "o.tsv", *FAST, match=r"'spec' and 'state_dict'")
+    refuses("certify", tensor, tmp_path / "o.tsv", *FAST, match=r"expected a checkpoint.*a Tensor")
     wrong = tmp_path / "wrong.pt"
     blob = torch.load(model_file, weights_only=True)
     blob["spec"]["kwargs"] = {"k": 3}

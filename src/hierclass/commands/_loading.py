@@ -8,7 +8,6 @@ that line, never a traceback). :func:`save_model_file` writes the ``.pt`` files
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
@@ -78,35 +77,45 @@ def _first_line(err: BaseException) -> str:
     return error_line(err)
 
 
-def _import_attr(spec: str, what: str) -> Any:
-    """``package.module:name`` -> the object, with one clear error for each way it fails."""
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise ValueError(f"{what} {spec!r}: expected package.module:name")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise ValueError(f"{what} {spec!r}: cannot import {module_name!r} ({err})") from None
-    obj = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise ValueError(f"{what} {spec!r}: module {module_name!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise TypeError(f"{what} {spec!r}: {attr!r} is a {type(obj).__name__}, not a callable")
-    return obj
+def _load_file(path: Path, device: Any, arch: str | None, normalization: str | None) -> Any:
+    from hierclass.models.checkpoints import model_from_blob, read_weights_only
+
+    blob = read_weights_only(path, map_location=device)
+    if (arch or normalization) and isinstance(blob, dict) and "spec" in blob:
+        raise ValueError(
+            f"--arch/--normalization apply to checkpoints; {path} is a hierclass model file "
+            "whose spec names its model"
+        )
+    return model_from_blob(
+        blob, path, arch=arch, normalization=normalization, map_location=device
+    ).model
 
 
-def load_model(spec: str, device: str | torch.device = "cpu") -> Any:
+def load_model(
+    spec: str,
+    device: str | torch.device = "cpu",
+    *,
+    arch: str | None = None,
+    normalization: str | None = None,
+    model_args: dict[str, Any] | None = None,
+) -> Any:
     """A model or hierarchy from a CLI MODEL argument (see ``hierclass certify --help``).
 
     Parameters
     ----------
     spec : str
-        A ``Hierarchy.save`` directory, a :func:`save_model_file` ``.pt`` file, or
-        ``package.module:factory`` (a callable taking no arguments and returning a model).
+        A ``Hierarchy.save`` directory; a file read by
+        :func:`hierclass.models.read_checkpoint` (a :func:`save_model_file` ``.pt``, a Cohen
+        et al. / SmoothAdv / MACER checkpoint, a bare state dict with ``arch``); or
+        ``package.module:factory``, called with ``model_args``.
     device : str or torch.device
         Where the model is loaded; ``nn.Module`` results are also put in eval mode.
+    arch : str, optional
+        The architecture of a checkpoint file (required for a bare state dict).
+    normalization : str, optional
+        Overrides a checkpoint architecture's input normalisation.
+    model_args : dict, optional
+        Keyword arguments of a factory (``--model-arg KEY=VALUE``).
 
     Returns
     -------
@@ -127,7 +136,14 @@ def load_model(spec: str, device: str | torch.device = "cpu") -> Any:
     ...
     ValueError: MODEL 'no/such/dir' is neither a directory, a file, nor module:factory
     """
+    from ._factories import call_factory
+
     path = Path(spec)
+    is_factory = ":" in spec and not path.exists()
+    if model_args and not is_factory:
+        raise ValueError(f"--model-arg applies to a module:factory MODEL, not {spec!r}")
+    if (arch or normalization) and (path.is_dir() or is_factory):
+        raise ValueError(f"--arch/--normalization apply to checkpoint files, not {spec!r}")
     if path.is_dir():
         from hierclass import Hierarchy
 
@@ -143,32 +159,9 @@ def load_model(spec: str, device: str | torch.device = "cpu") -> Any:
                 f"{path} is not a readable saved hierarchy ({type(err).__name__}: {message})"
             ) from None
     if path.is_file():
-        from hierclass.models import build_from_spec
-
-        try:
-            blob = torch.load(path, map_location=device, weights_only=True)
-        except Exception as err:  # noqa: BLE001 - torch fails in many ways on a damaged file
-            raise ValueError(
-                f"{path} cannot be read as a model file written by save_model_file "
-                f"({_first_line(err)})"
-            ) from None
-        if not isinstance(blob, dict) or "spec" not in blob or "state_dict" not in blob:
-            raise ValueError(
-                f"{path} must hold a dict with 'spec' and 'state_dict' (see save_model_file), "
-                f"got {type(blob).__name__}"
-                + (f" with keys {sorted(map(str, blob))}" if isinstance(blob, dict) else "")
-            )
-        model = build_from_spec(blob["spec"])
-        try:
-            model.load_state_dict(blob["state_dict"])
-        except (RuntimeError, TypeError, AttributeError) as err:
-            raise ValueError(
-                f"{path}: the saved weights do not fit the model its spec builds "
-                f"({_first_line(err)})"
-            ) from None
-        return model.to(device).eval()
-    if ":" in spec:
-        model = _import_attr(spec, "MODEL")()
+        return _load_file(path, device, arch, normalization)
+    if is_factory:
+        model = call_factory(spec, "MODEL", "--model-arg", model_args or {})
         if isinstance(model, torch.nn.Module):
             model = model.to(device).eval()
         elif not callable(model):
@@ -176,7 +169,7 @@ def load_model(spec: str, device: str | torch.device = "cpu") -> Any:
                 f"MODEL {spec!r} returned a {type(model).__name__}, expected a model (callable)"
             )
         return model
-    if path.suffix == ".pt":
+    if path.suffix in (".pt", ".pth", ".tar", ".ckpt"):
         raise ValueError(f"MODEL file {spec!r} does not exist")
     raise ValueError(f"MODEL {spec!r} is neither a directory, a file, nor module:factory")
 
@@ -214,7 +207,9 @@ def load_data(name: str, split: str | None = None) -> tuple[Any, torch.Tensor, i
         x, y = as_tensors(folder)
         return x, y, len(folder.classes)
     if ":" in name:
-        data = _import_attr(name, "--dataset")()
+        from ._factories import call_factory
+
+        data = call_factory(name, "--dataset", "--data-arg", {})
         classes = getattr(data, "classes", None) or getattr(
             getattr(data, "dataset", None), "classes", None
         )

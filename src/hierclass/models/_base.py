@@ -31,6 +31,9 @@ class Normalize(nn.Module):
         One value per channel (dimension 1 of the input). ``std`` must be positive.
     std : sequence of float
         One value per channel (dimension 1 of the input). ``std`` must be positive.
+    persistent : bool, default True
+        Whether ``mean`` and ``std`` are saved in the state dict (``False`` reproduces layers
+        that hold them as plain attributes, such as those of the smoothing papers' files).
 
     Examples
     --------
@@ -39,7 +42,9 @@ class Normalize(nn.Module):
     1.0
     """
 
-    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+    def __init__(
+        self, mean: Sequence[float], std: Sequence[float], *, persistent: bool = True
+    ) -> None:
         super().__init__()
         mean_t = torch.as_tensor(list(mean), dtype=torch.float32)
         std_t = torch.as_tensor(list(std), dtype=torch.float32)
@@ -50,8 +55,8 @@ class Normalize(nn.Module):
             )
         if not bool((std_t > 0).all()):
             raise ValueError(f"std must be positive, got {std_t.tolist()}")
-        self.register_buffer("mean", mean_t)
-        self.register_buffer("std", std_t)
+        self.register_buffer("mean", mean_t, persistent=persistent)
+        self.register_buffer("std", std_t, persistent=persistent)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Broadcast over channel dimension 1 whatever the number of trailing dimensions.

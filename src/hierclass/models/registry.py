@@ -16,6 +16,7 @@ from .pointnet import PointNet
 from .preact_resnet import PreActResNet18
 from .resnet_cifar import CifarResNet, resnet20, resnet110
 from .small_cnn import SmallCNN
+from .smoothing_archs import smoothing_arch
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "small_cnn": SmallCNN,
@@ -24,6 +25,7 @@ _REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "resnet110": resnet110,
     "preact_resnet18": PreActResNet18,
     "pointnet": PointNet,
+    "smoothing_arch": smoothing_arch,
 }
 
 

@@ -70,6 +70,8 @@ class NodePlan:
 
     ``renorm`` marks a renormalised leaf read from its flat model's votes (``slot``: its
     subset head slot for base renormalisation, ``None`` for the restricted margin).
+    ``pools`` marks a :class:`~hierclass.nodes.FlatVoteRouter`: its votes are its flat
+    model's, over its labels (``slot``, or all labels when ``None``), summed per class.
 
     Examples
     --------
@@ -78,7 +80,14 @@ class NodePlan:
     """
 
     def __init__(
-        self, path: NodePath, node: Any, kind: NodeKind, group=None, renorm=False, slot=None
+        self,
+        path: NodePath,
+        node: Any,
+        kind: NodeKind,
+        group=None,
+        renorm=False,
+        slot=None,
+        pools: tuple[tuple[int, ...], ...] | None = None,
     ):
         if kind not in NODE_KINDS:  # a typo here would silently certify a node as clean
             raise ValueError(f"node kind must be one of {NODE_KINDS}, got {kind!r}")
@@ -88,6 +97,7 @@ class NodePlan:
         self.group = group
         self.renorm = renorm
         self.slot = slot
+        self.pools = pools
 
     @property
     def is_leaf(self) -> bool:
@@ -134,7 +144,7 @@ class SamplingPlan:
         flat_input_key: str | None,
         device: torch.device,
     ) -> None:
-        from hierclass.nodes import RenormalizedLeaf
+        from hierclass.nodes import FlatVoteRouter, RenormalizedLeaf
 
         self.perturbed_keys = perturbed_keys
         self.margin = margin
@@ -158,6 +168,14 @@ class SamplingPlan:
                 g = group_for(key, node.flat_model, node.input_key, num_labels)
                 slot = None if margin else g.subset_slot(node.labels)
                 plans[path] = NodePlan(path, node, "smoothed", g, True, slot)
+            elif isinstance(node, FlatVoteRouter):
+                # The flat model's votes, summed per class: no forward pass of its own.
+                key = ("flat", id(node.flat_model), node.input_key)
+                g = group_for(key, node.flat_model, node.input_key, num_labels)
+                every = tuple(node.labels) == tuple(range(num_labels))
+                slot = None if every else g.subset_slot(node.labels)
+                pools = tuple(tuple(int(v) for v in c) for c in node.partition.classes)
+                plans[path] = NodePlan(path, node, "smoothed", g, slot=slot, pools=pools)
             else:
                 g = group_for(("node", id(node)), node, node.input_key, node.num_outputs)
                 plans[path] = NodePlan(path, node, "smoothed", g)
@@ -208,6 +226,10 @@ class SamplingPlan:
     def node_counts(self, plan: NodePlan, counts: list) -> np.ndarray:
         """The votes a smoothed node is selected and certified with."""
         a, b = self.head_slices[plan.group.gid]
+        if plan.pools is not None:
+            votes = counts[a] if plan.slot is None else plan.group.head.decode(counts[b])[plan.slot]
+            votes = np.asarray(votes, dtype=np.int64)
+            return np.array([votes[list(c)].sum() for c in plan.pools], dtype=np.int64)
         if plan.renorm and plan.slot is not None:
             return plan.group.head.decode(counts[b])[plan.slot]
         return counts[a]
