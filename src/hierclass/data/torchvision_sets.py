@@ -138,7 +138,7 @@ def read_mnist_arrays(
     return dataset.data.numpy(), dataset.targets.to(torch.int64).numpy()
 
 
-class RefusedPickleError(ValueError, pickle.UnpicklingError):
+class _RefusedPickleError(ValueError, pickle.UnpicklingError):
     """A CIFAR pickle that asks to build something other than numpy arrays (never built).
 
     A ``ValueError`` like every other unreadable file, and a ``pickle.UnpicklingError`` for
@@ -159,7 +159,7 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> object:
         if (module, name) not in self._ALLOWED:
-            raise RefusedPickleError(f"refers to {module}.{name}; only numpy arrays are allowed")
+            raise _RefusedPickleError(f"refers to {module}.{name}; only numpy arrays are allowed")
         return super().find_class(module, name)
 
 
@@ -168,8 +168,8 @@ def _unpickle_dict(path: Path, what: str) -> dict[str, object]:
     try:
         with open(path, "rb") as fh:
             entry = _ArrayOnlyUnpickler(fh, encoding="latin1").load()
-    except RefusedPickleError as err:
-        raise RefusedPickleError(f"{path}: the {what} file {err}") from None
+    except _RefusedPickleError as err:
+        raise _RefusedPickleError(f"{path}: the {what} file {err}") from None
     except OSError:
         raise
     except Exception as err:  # noqa: BLE001 - a damaged pickle fails in many ways
