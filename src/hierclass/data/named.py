@@ -195,7 +195,9 @@ def open_dataset(spec: str, split: str | None = None) -> NamedData:
     if split is not None and not isinstance(split, str):
         raise TypeError(f"split must be a str or None, got {type(split).__name__}")
     scheme, colon, rest = spec.partition(":")
-    if scheme in _EMBEDDED and not colon:
+    if scheme in _EMBEDDED:
+        if colon:
+            raise ValueError(f"{scheme} is embedded and takes no path, got {spec!r}")
         return _embedded(scheme, _split(scheme, split))
     if scheme not in _LAYOUTS:
         raise ValueError(f"unknown data set {spec!r}; expected one of {', '.join(DATASET_SCHEMES)}")
