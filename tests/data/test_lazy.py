@@ -167,3 +167,12 @@ def test_constructor_arguments_checked() -> None:
         LazyInputs.from_files("a.png")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="there are no inputs to take a shape from"):
         _ = LazyInputs.from_files([]).sample_shape
+
+
+def test_file_inputs_pickle_too(tmp_path: Path) -> None:
+    path = tmp_path / "a.png"
+    Image.new("RGB", (2, 2), (255, 0, 0)).save(path)
+    x = pickle.loads(pickle.dumps(LazyInputs.from_files([path], what="files")))
+    assert x[0][0].min().item() == 1.0
+    with pytest.raises(ValueError, match=rf"{tmp_path / 'b.png'} is not a file"):
+        pickle.loads(pickle.dumps(LazyInputs.from_files([tmp_path / "b.png"])))[0]

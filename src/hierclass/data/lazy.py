@@ -50,6 +50,10 @@ class _ImageFiles:
 
         return read_image(self.paths[i], self.transform)
 
+    def name(self, i: int) -> str:
+        """File ``i``, as errors name it."""
+        return str(self.paths[i])
+
 
 def _name_of_row(i: int) -> str:
     return f"item {i}"
@@ -66,7 +70,9 @@ class LazyInputs:
     length : int
         Number of inputs.
     what : str
-        What the inputs are, for messages (e.g. ``"cifar10:/data test"``).
+        What the inputs are, for messages (e.g. ``"cifar10:/data (test)"``).
+    name_of : callable or None, default None
+        ``name_of(i)`` names item ``i`` in errors (its file, say); None names it ``item i``.
 
     Attributes
     ----------
@@ -180,7 +186,8 @@ class LazyInputs:
             raise TypeError(
                 f"{what}: transform must be a callable or None, got {type(transform).__name__}"
             )
-        return cls(_ImageFiles(files, transform), len(files), what, name_of=lambda i: str(files[i]))
+        reader = _ImageFiles(files, transform)
+        return cls(reader, len(files), what, name_of=reader.name)
 
     # -- sequence protocol --------------------------------------------------------------
     def __len__(self) -> int:
