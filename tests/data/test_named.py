@@ -460,6 +460,8 @@ def test_missing_files_under_an_existing_root_are_named(tmp_path: Path, scheme: 
 def test_wrong_split_refused(tmp_path: Path, spec: str) -> None:
     with pytest.raises(ValueError, match=r"split must be 'train' or 'test' .*got 'val'"):
         open_dataset(spec.format(root=tmp_path), "val")
+    with pytest.raises(ValueError, match=r"split must be 'train' or 'test' .*got 'val'"):
+        open_dataset(spec.format(root=tmp_path / "missing"), "val")  # before any file check
 
 
 def test_argument_types_and_embedded_paths() -> None:

@@ -205,6 +205,7 @@ def open_dataset(spec: str, split: str | None = None) -> NamedData:
         raise ValueError(
             f"imagefolder: has no splits (got split={split!r}); point PATH at the split's folder"
         )
+    chosen = None if scheme == "imagefolder" else _split(scheme, split)
     what = "PATH" if scheme == "imagefolder" else "ROOT"
     if not rest:
         # An empty path would be the working directory: never scanned by accident.
@@ -216,7 +217,7 @@ def open_dataset(spec: str, split: str | None = None) -> NamedData:
         raise ValueError(f"{spec}: {root} is not a directory; expected {_LAYOUTS[scheme]}")
     if scheme == "imagefolder":
         return _imagefolder(spec, root)
-    chosen = _split(scheme, split)
+    assert chosen is not None
     try:
         if scheme == "mnist":
             return _mnist(spec, root, chosen)
