@@ -144,3 +144,47 @@ def gtsrb_root(tmp_path: Path) -> tuple[Path, dict[str, list]]:
             _ppm(images / name, size, colour)
             writer.writerow([name, *size, 5, 5, size[0] - 5, size[1] - 5, label])
     return tmp_path, {"train": GTSRB_TRAIN, "test": GTSRB_TEST}
+
+
+def write_cifar100_split(path: Path, data: np.ndarray, fine: list[int], coarse: list[int]) -> None:
+    """A CIFAR-100 split pickle as a Python 3 re-export writes it: bytes keys, protocol 2."""
+    entry = {
+        b"filenames": [f"img_{i}.png".encode() for i in range(len(fine))],
+        b"batch_label": b"training batch 1 of 1",
+        b"fine_labels": fine,
+        b"coarse_labels": coarse,
+        b"data": data,
+    }
+    with open(path, "wb") as fh:
+        pickle.dump(entry, fh, protocol=2)
+
+
+CIFAR100_FINE_NAMES = [f"fine_{k:02d}" for k in range(100)]
+CIFAR100_COARSE_NAMES = [f"coarse_{k:02d}" for k in range(20)]
+
+
+@pytest.fixture
+def cifar100_root(tmp_path: Path) -> tuple[Path, dict[str, np.ndarray]]:
+    rng = np.random.default_rng(2)
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    arrays = {}
+    for split, n in (("train", 5), ("test", 3)):
+        data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+        fine = [int(v) for v in rng.integers(0, 100, size=n)]
+        fine[0] = 99  # the top of the range is a label
+        coarse = [f // 5 for f in fine]
+        write_cifar100_split(folder / split, data, fine, coarse)
+        arrays[f"{split}_x"] = data
+        arrays[f"{split}_fine"] = np.array(fine)
+        arrays[f"{split}_coarse"] = np.array(coarse)
+    with open(folder / "meta", "wb") as fh:
+        pickle.dump(
+            {
+                b"fine_label_names": [n.encode() for n in CIFAR100_FINE_NAMES],
+                b"coarse_label_names": [n.encode() for n in CIFAR100_COARSE_NAMES],
+            },
+            fh,
+            protocol=2,
+        )
+    return tmp_path, arrays

@@ -1,4 +1,4 @@
-"""Full MNIST, CIFAR-10 and GTSRB from a user-given root directory, as tensors.
+"""Full MNIST, CIFAR-10, CIFAR-100 and GTSRB from a user-given root directory, as tensors.
 
 Nothing is downloaded unless ``download=True`` is passed (downloads go through torchvision).
 Every loader returns ``(x, y)``: ``x`` float32 in [0, 1] with shape ``[N, C, H, W]`` and ``y``
@@ -15,11 +15,18 @@ On-disk layouts (the ones torchvision's downloads produce):
   (default) each file's md5 must match the official release -- the same check torchvision
   makes; pass ``verify=False`` to read files in that format that are not the official ones
   (e.g. a re-export or a test fixture).
+* CIFAR-100: ``root/cifar-100-python/{train,test}`` (one pickle per split, with
+  ``fine_labels`` 0..99 and ``coarse_labels`` 0..19) and ``root/cifar-100-python/meta``
+  (the class names). Read by the same safe reader; ``verify`` as for CIFAR-10, with the md5s
+  torchvision's ``CIFAR100`` lists.
 * GTSRB: ``root/gtsrb/GTSRB/Training/<5-digit class id>/*.ppm`` for train,
   ``root/gtsrb/GTSRB/Final_Test/Images/*.ppm`` with ``root/gtsrb/GT-final_test.csv``
   (``;``-separated, columns ``Filename`` and ``ClassId``) for test. Train labels are read
   from the folder names. Whole images are resized (bilinear) to ``image_size``; the ROI
   columns of the annotation files are not used (as in torchvision).
+
+The ``read_*`` functions return what the files hold (uint8 arrays, file lists) without the
+float conversion, for :func:`hierclass.data.open_dataset`, which reads inputs lazily.
 """
 
 from __future__ import annotations
@@ -42,6 +49,9 @@ _MNIST_FILES = {
 _CIFAR_FOLDER = "cifar-10-batches-py"
 _CIFAR_TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
 _CIFAR_TEST = ["test_batch"]
+_CIFAR100_FOLDER = "cifar-100-python"
+# label key in the CIFAR-100 pickles and number of labels, per labelling
+_CIFAR100_LABELS = {"fine": ("fine_labels", 100), "coarse": ("coarse_labels", 20)}
 
 CIFAR10_CLASSES = (
     "airplane",
@@ -94,6 +104,24 @@ def load_mnist(
     Traceback (most recent call last):
     FileNotFoundError: MNIST train split not found; expected these files: ...
     """
+    images, labels = read_mnist_arrays(root, train, download=download)
+    x = torch.from_numpy(images).unsqueeze(1).to(torch.float32).div_(255.0)
+    return x, torch.from_numpy(labels)
+
+
+def read_mnist_arrays(
+    root: str | Path, train: bool = True, *, download: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST's idx files as they are: uint8 images ``[N, 28, 28]`` and int64 labels ``[N]``.
+
+    Same files, checks and ``download`` as :func:`load_mnist` (which divides by 255).
+
+    Examples
+    --------
+    >>> read_mnist_arrays("/nonexistent", train=False)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    FileNotFoundError: MNIST test split not found; expected these files: ...
+    """
     from torchvision.datasets import MNIST
 
     root = check_root(root)
@@ -107,8 +135,15 @@ def load_mnist(
             "idx-ubyte files from http://yann.lecun.com/exdb/mnist/ into that folder.",
         )
     dataset = MNIST(str(root), train=bool(train), download=download)
-    x = dataset.data.unsqueeze(1).to(torch.float32).div_(255.0)
-    return x, dataset.targets.to(torch.int64)
+    return dataset.data.numpy(), dataset.targets.to(torch.int64).numpy()
+
+
+class _RefusedPickleError(ValueError, pickle.UnpicklingError):
+    """A CIFAR pickle that asks to build something other than numpy arrays (never built).
+
+    A ``ValueError`` like every other unreadable file, and a ``pickle.UnpicklingError`` for
+    callers that caught that before.
+    """
 
 
 class _ArrayOnlyUnpickler(pickle.Unpickler):
@@ -124,26 +159,82 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> object:
         if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(
-                f"CIFAR-10 batch refers to {module}.{name}; only numpy arrays are allowed"
-            )
+            raise _RefusedPickleError(f"refers to {module}.{name}; only numpy arrays are allowed")
         return super().find_class(module, name)
 
 
-def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    with open(path, "rb") as fh:
-        entry = _ArrayOnlyUnpickler(fh, encoding="latin1").load()
-    if not isinstance(entry, dict) or "data" not in entry or "labels" not in entry:
-        raise ValueError(f"{path} is not a CIFAR-10 python batch (no 'data'/'labels' entries)")
+def _unpickle_dict(path: Path, what: str) -> dict[str, object]:
+    """The dict a CIFAR pickle holds, keys as str (Python 3 re-exports write bytes keys)."""
+    try:
+        with open(path, "rb") as fh:
+            entry = _ArrayOnlyUnpickler(fh, encoding="latin1").load()
+    except _RefusedPickleError as err:
+        raise _RefusedPickleError(f"{path}: the {what} file {err}") from None
+    except OSError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a damaged pickle fails in many ways
+        raise ValueError(
+            f"{path} is not a readable {what} python pickle ({type(err).__name__}: {err})"
+        ) from None
+    if not isinstance(entry, dict):
+        raise ValueError(f"{path}: expected a {what} pickle of a dict, got {type(entry).__name__}")
+    return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in entry.items()}
+
+
+def _read_cifar_batch(
+    path: Path, label_key: str = "labels", num_labels: int = 10, what: str = "CIFAR-10"
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(uint8 [N, 3, 32, 32], int64 [N])`` of one CIFAR python batch, checked."""
+    entry = _unpickle_dict(path, what)
+    if "data" not in entry or label_key not in entry:
+        raise ValueError(
+            f"{path} is not a {what} python batch (no 'data'/{label_key!r} entries; "
+            f"found {sorted(map(str, entry))})"
+        )
     data = np.asarray(entry["data"])
-    labels = np.asarray(entry["labels"], dtype=np.int64)
+    try:
+        labels = np.asarray(entry[label_key], dtype=np.int64)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{path}: {label_key!r} must be a list of integer labels") from None
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
         raise ValueError(
             f"{path}: expected 'data' uint8 of shape [N, 3072], got {data.dtype} {data.shape}"
         )
-    if labels.shape != (data.shape[0],) or labels.min() < 0 or labels.max() > 9:
-        raise ValueError(f"{path}: expected {data.shape[0]} labels in 0..9")
+    if labels.shape != (data.shape[0],):
+        raise ValueError(
+            f"{path}: expected {data.shape[0]} {label_key!r} (one per row of 'data'), "
+            f"got shape {labels.shape}"
+        )
+    if labels.size and (labels.min() < 0 or labels.max() >= num_labels):
+        bad = labels[(labels < 0) | (labels >= num_labels)][0]
+        raise ValueError(f"{path}: expected {label_key!r} in 0..{num_labels - 1}, found {int(bad)}")
     return data.reshape(-1, 3, 32, 32), labels
+
+
+def _read_cifar_names(path: Path, key: str, count: int, what: str) -> tuple[str, ...] | None:
+    """Class names stored under ``key`` of a CIFAR meta pickle, or None without the file."""
+    if not path.is_file():
+        return None
+    entry = _unpickle_dict(path, what)
+    if key not in entry:
+        return None
+    names = entry[key]
+    if not isinstance(names, list | tuple) or len(names) != count:
+        got = len(names) if isinstance(names, list | tuple) else type(names).__name__
+        raise ValueError(f"{path}: expected {count} names under {key!r}, got {got}")
+    return tuple(n.decode("latin1") if isinstance(n, bytes) else str(n) for n in names)
+
+
+def _check_md5(paths: list[Path], official: dict[str, str], release: str) -> None:
+    from torchvision.datasets.utils import check_integrity
+
+    for p in paths:
+        if not check_integrity(str(p), official[p.name]):
+            raise ValueError(
+                f"{p} does not match the md5 of the official {release} release "
+                f"({official[p.name]}); the file is corrupted or is not the official one. "
+                "Pass verify=False to read a file in this format anyway."
+            )
 
 
 def load_cifar10(
@@ -175,8 +266,25 @@ def load_cifar10(
     Traceback (most recent call last):
     FileNotFoundError: CIFAR-10 test split not found; expected these files: ...
     """
+    data, labels, _ = read_cifar10_arrays(root, train, download=download, verify=verify)
+    return torch.from_numpy(data).to(torch.float32).div_(255.0), torch.from_numpy(labels)
+
+
+def read_cifar10_arrays(
+    root: str | Path, train: bool = True, *, download: bool = False, verify: bool = True
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """CIFAR-10's batches as they are: ``(uint8 [N, 3, 32, 32], int64 [N], class names)``.
+
+    Same files, checks, ``download`` and ``verify`` as :func:`load_cifar10` (which divides
+    by 255).
+
+    Examples
+    --------
+    >>> read_cifar10_arrays("/nonexistent", train=False)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    FileNotFoundError: CIFAR-10 test split not found; expected these files: ...
+    """
     from torchvision.datasets import CIFAR10
-    from torchvision.datasets.utils import check_integrity
 
     root = check_root(root)
     folder = root / _CIFAR_FOLDER
@@ -193,18 +301,104 @@ def load_cifar10(
             )
         CIFAR10(str(root), train=bool(train), download=True)
     if verify:
-        official = dict(CIFAR10.train_list + CIFAR10.test_list)
-        for p in paths:
-            if not check_integrity(str(p), official[p.name]):
-                raise ValueError(
-                    f"{p} does not match the md5 of the official CIFAR-10 release "
-                    f"({official[p.name]}); the file is corrupted or is not the official one. "
-                    "Pass verify=False to read a file in this format anyway."
-                )
+        _check_md5(paths, dict(CIFAR10.train_list + CIFAR10.test_list), "CIFAR-10")
     parts = [_read_cifar_batch(p) for p in paths]
-    x = torch.from_numpy(np.concatenate([d for d, _ in parts])).to(torch.float32).div_(255.0)
-    y = torch.from_numpy(np.concatenate([lab for _, lab in parts]))
-    return x, y
+    data = np.concatenate([d for d, _ in parts])
+    return data, np.concatenate([lab for _, lab in parts]), CIFAR10_CLASSES
+
+
+def load_cifar100(
+    root: str | Path,
+    train: bool = True,
+    *,
+    labels: str = "fine",
+    verify: bool = True,
+    download: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Load CIFAR-100's train (50,000) or test (10,000) split from the python-version pickles.
+
+    Parameters
+    ----------
+    root : str or Path
+        Directory that contains ``cifar-100-python/``.
+    train : bool, default True
+        The ``train`` pickle if True, ``test`` otherwise.
+    labels : {"fine", "coarse"}, default "fine"
+        The 100 fine classes or the 20 coarse superclasses.
+    verify : bool, default True
+        Check the file's md5 (and the ``meta`` file's, when present) against the official
+        release, as torchvision lists them; ``ValueError`` on mismatch.
+    download : bool, default False
+        Download into ``root`` through torchvision if the files are missing.
+
+    Returns
+    -------
+    x : torch.Tensor
+        float32 ``[N, 3, 32, 32]`` in [0, 1] (pixel / 255).
+    y : torch.Tensor
+        int64 ``[N]``: 0..99 (fine) or 0..19 (coarse); names from
+        :func:`read_cifar100_arrays`.
+
+    Examples
+    --------
+    >>> load_cifar100("/nonexistent", train=False)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    FileNotFoundError: CIFAR-100 test split not found; expected these files: ...
+    >>> load_cifar100("/nonexistent", labels="superclass")
+    Traceback (most recent call last):
+    ...
+    ValueError: labels must be 'fine' or 'coarse', got 'superclass'
+    """
+    data, y, _ = read_cifar100_arrays(root, train, labels=labels, verify=verify, download=download)
+    return torch.from_numpy(data).to(torch.float32).div_(255.0), torch.from_numpy(y)
+
+
+def read_cifar100_arrays(
+    root: str | Path,
+    train: bool = True,
+    *,
+    labels: str = "fine",
+    verify: bool = True,
+    download: bool = False,
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None]:
+    """CIFAR-100's pickle as it is: ``(uint8 [N, 3, 32, 32], int64 [N], class names)``.
+
+    Same files, checks, ``download`` and ``verify`` as :func:`load_cifar100`. The names are
+    the ``fine_label_names``/``coarse_label_names`` of ``cifar-100-python/meta``, or None
+    when that file is absent.
+
+    Examples
+    --------
+    >>> read_cifar100_arrays("/nonexistent")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    FileNotFoundError: CIFAR-100 train split not found; expected these files: ...
+    """
+    from torchvision.datasets import CIFAR100
+
+    if labels not in _CIFAR100_LABELS:
+        raise ValueError(f"labels must be 'fine' or 'coarse', got {labels!r}")
+    label_key, count = _CIFAR100_LABELS[labels]
+    root = check_root(root)
+    folder = root / _CIFAR100_FOLDER
+    path = folder / ("train" if train else "test")
+    meta = folder / CIFAR100.meta["filename"]
+    if not path.is_file():
+        if not download:
+            raise _missing(
+                f"CIFAR-100 {'train' if train else 'test'} split",
+                [path],
+                "Pass download=True to fetch it with torchvision, or unpack "
+                "cifar-100-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html "
+                f"into {root}.",
+            )
+        CIFAR100(str(root), train=bool(train), download=True)
+    if verify:
+        official = dict(CIFAR100.train_list + CIFAR100.test_list)
+        official[meta.name] = CIFAR100.meta["md5"]
+        _check_md5([path, meta] if meta.is_file() else [path], official, "CIFAR-100")
+    data, y = _read_cifar_batch(path, label_key, count, "CIFAR-100")
+    names = _read_cifar_names(meta, f"{labels}_label_names", count, "CIFAR-100")
+    return data, y, names
 
 
 def _gtsrb_samples(base: Path, split: str) -> list[tuple[Path, int]]:
@@ -284,6 +478,33 @@ def load_gtsrb(
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     image_size = positive_int(image_size, "image_size")
+    samples = read_gtsrb_samples(root, split, download=download)
+    x = torch.empty(len(samples), 3, image_size, image_size, dtype=torch.float32)
+    y = torch.empty(len(samples), dtype=torch.int64)
+    for i, (path, label) in enumerate(progress(samples, "GTSRB", verbose)):
+        with Image.open(path) as img:
+            rgb = img.convert("RGB").resize((image_size, image_size), Image.BILINEAR)
+        x[i] = torch.from_numpy(np.asarray(rgb, dtype=np.float32)).permute(2, 0, 1)
+        y[i] = label
+    return x.div_(255.0), y
+
+
+def read_gtsrb_samples(
+    root: str | Path, split: str = "train", *, download: bool = False
+) -> list[tuple[Path, int]]:
+    """GTSRB's ``(image file, class id)`` pairs of a split, listed without opening an image.
+
+    Same layout, checks and ``download`` as :func:`load_gtsrb`; class ids are checked to be
+    in 0..42 here.
+
+    Examples
+    --------
+    >>> read_gtsrb_samples("/nonexistent", "test")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    FileNotFoundError: GTSRB test split not found; expected these files: ...
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     root = check_root(root)
     base = root / "gtsrb"
     try:
@@ -297,13 +518,7 @@ def load_gtsrb(
         samples = _gtsrb_samples(base, split)
     if not samples:
         raise FileNotFoundError(f"no GTSRB {split} images (*.ppm) found under {base}")
-    x = torch.empty(len(samples), 3, image_size, image_size, dtype=torch.float32)
-    y = torch.empty(len(samples), dtype=torch.int64)
-    for i, (path, label) in enumerate(progress(samples, "GTSRB", verbose)):
+    for path, label in samples:
         if not 0 <= label <= 42:
             raise ValueError(f"{path}: GTSRB class id must be in 0..42, got {label}")
-        with Image.open(path) as img:
-            rgb = img.convert("RGB").resize((image_size, image_size), Image.BILINEAR)
-        x[i] = torch.from_numpy(np.asarray(rgb, dtype=np.float32)).permute(2, 0, 1)
-        y[i] = label
-    return x.div_(255.0), y
+    return samples
