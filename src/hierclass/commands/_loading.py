@@ -13,9 +13,13 @@ from typing import Any
 
 import torch
 
-__all__ = ["DATASETS", "check_device", "load_data", "load_model", "save_model_file"]
-
-DATASETS = ("digits", "mnist5k")
+__all__ = [
+    "check_device",
+    "load_data",
+    "load_model",
+    "load_model_described",
+    "save_model_file",
+]
 
 
 def save_model_file(model: torch.nn.Module, path: str | Path) -> Path:
@@ -77,7 +81,9 @@ def _first_line(err: BaseException) -> str:
     return error_line(err)
 
 
-def _load_file(path: Path, device: Any, arch: str | None, normalization: str | None) -> Any:
+def _load_file(
+    path: Path, device: Any, arch: str | None, normalization: str | None
+) -> tuple[Any, str]:
     from hierclass.models.checkpoints import model_from_blob, read_weights_only
 
     blob = read_weights_only(path, map_location=device)
@@ -86,12 +92,27 @@ def _load_file(path: Path, device: Any, arch: str | None, normalization: str | N
             f"--arch/--normalization apply to checkpoints; {path} is a hierclass model file "
             "whose spec names its model"
         )
-    return model_from_blob(
-        blob, path, arch=arch, normalization=normalization, map_location=device
-    ).model
+    ckpt = model_from_blob(blob, path, arch=arch, normalization=normalization, map_location=device)
+    return ckpt.model, ckpt.describe()
 
 
-def load_model(
+def load_model(spec: str, device: str | torch.device = "cpu", **kwargs: Any) -> Any:
+    """``load_model_described(spec, device, **kwargs)[0]``: the model alone.
+
+    Examples
+    --------
+    >>> m = load_model("torch.nn:Identity")
+    >>> type(m).__name__, m.training
+    ('Identity', False)
+    >>> load_model("no/such/dir")
+    Traceback (most recent call last):
+    ...
+    ValueError: MODEL 'no/such/dir' is neither a directory, a file, nor module:factory
+    """
+    return load_model_described(spec, device, **kwargs)[0]
+
+
+def load_model_described(
     spec: str,
     device: str | torch.device = "cpu",
     *,
@@ -119,7 +140,8 @@ def load_model(
 
     Returns
     -------
-    Hierarchy, nn.Module or callable
+    (Hierarchy, nn.Module or callable, str or None)
+        The model and, for a checkpoint file, one line saying what the file held.
 
     Raises
     ------
@@ -128,13 +150,8 @@ def load_model(
 
     Examples
     --------
-    >>> m = load_model("torch.nn:Identity")
-    >>> type(m).__name__, m.training
-    ('Identity', False)
-    >>> load_model("no/such/dir")
-    Traceback (most recent call last):
-    ...
-    ValueError: MODEL 'no/such/dir' is neither a directory, a file, nor module:factory
+    >>> load_model_described("torch.nn:Identity")[1] is None
+    True
     """
     from ._factories import call_factory
 
@@ -148,7 +165,7 @@ def load_model(
         from hierclass import Hierarchy
 
         try:
-            return Hierarchy.load(path, map_location=device)
+            return Hierarchy.load(path, map_location=device), None
         except OSError:
             raise
         except Exception as err:  # noqa: BLE001 - whatever a damaged save makes the loader do
@@ -168,14 +185,40 @@ def load_model(
             raise TypeError(
                 f"MODEL {spec!r} returned a {type(model).__name__}, expected a model (callable)"
             )
-        return model
+        return model, None
     if path.suffix in (".pt", ".pth", ".tar", ".ckpt"):
         raise ValueError(f"MODEL file {spec!r} does not exist")
     raise ValueError(f"MODEL {spec!r} is neither a directory, a file, nor module:factory")
 
 
-def load_data(name: str, split: str | None = None) -> tuple[Any, torch.Tensor, int | None]:
+def _classes_of(data: Any, name: str) -> int | None:
+    """The class count a factory's data set declares through ``.classes`` (or None)."""
+    classes = getattr(data, "classes", None)
+    if classes is None:
+        classes = getattr(getattr(data, "dataset", None), "classes", None)
+    if classes is None:
+        return None
+    if isinstance(classes, (str, bytes)) or not hasattr(classes, "__len__"):
+        raise ValueError(
+            f"--dataset {name}: its .classes must be a sequence of class names, got "
+            f"{type(classes).__name__} {classes!r:.40}"
+        )
+    return len(classes) or None
+
+
+def _scheme_names() -> set[str]:
+    from hierclass.data.named import DATASET_SCHEMES
+
+    return {s.partition(":")[0] for s in DATASET_SCHEMES}
+
+
+def load_data(
+    name: str, split: str | None = None, *, data_args: dict[str, Any] | None = None
+) -> tuple[Any, torch.Tensor, int | None]:
     """``(x, y, num_classes or None)`` of a ``--dataset`` value (see ``--help``).
+
+    Named sets go through :func:`hierclass.data.open_dataset` (their inputs are read lazily,
+    one per certified index); ``package.module:factory`` is called with ``data_args``.
 
     Examples
     --------
@@ -185,37 +228,28 @@ def load_data(name: str, split: str | None = None) -> tuple[Any, torch.Tensor, i
     """
     from hierclass.data._tensors import as_tensors
 
-    if name in DATASETS:
-        from hierclass.data import load_digits, load_mnist_subset
+    if name.partition(":")[0] in _scheme_names():
+        from hierclass.data.named import open_dataset
 
-        ds = load_digits() if name == "digits" else load_mnist_subset()
-        if (split or "test") == "test":
-            return ds.x_test, ds.y_test, ds.num_classes
-        return ds.x_train, ds.y_train, ds.num_classes
-    if split is not None:
-        raise ValueError(f"--split applies to the embedded data sets {DATASETS}, not {name!r}")
-    if name.startswith("imagefolder:"):
-        root = Path(name.partition(":")[2])
-        if not root.is_dir():
-            raise ValueError(f"--dataset {name}: {root} is not a directory")
-        from torchvision import datasets, transforms
-
-        try:
-            folder = datasets.ImageFolder(str(root), transform=transforms.ToTensor())
-        except FileNotFoundError as err:  # torchvision's message for an empty or bad tree
-            raise ValueError(f"--dataset {name}: {err}") from None
-        x, y = as_tensors(folder)
-        return x, y, len(folder.classes)
+        if data_args:
+            raise ValueError(f"--data-arg applies to a module:factory --dataset, not {name!r}")
+        data = open_dataset(name, split)
+        return data.inputs, data.labels, data.num_classes
     if ":" in name:
         from ._factories import call_factory
 
-        data = call_factory(name, "--dataset", "--data-arg", {})
-        classes = getattr(data, "classes", None) or getattr(
-            getattr(data, "dataset", None), "classes", None
-        )
+        if split is not None:
+            raise ValueError(
+                f"--split applies to data sets with splits; pass the split to {name!r} "
+                "with --data-arg"
+            )
+        data = call_factory(name, "--dataset", "--data-arg", data_args or {})
+        classes = _classes_of(data, name)
         x, y = as_tensors(data)
-        return x, y, len(classes) if classes else None
+        return x, y, classes
+    from hierclass.data.named import DATASET_SCHEMES
+
     raise ValueError(
-        f"--dataset {name!r}: expected one of {', '.join(DATASETS)}, imagefolder:PATH or "
+        f"--dataset {name!r}: expected one of {', '.join(DATASET_SCHEMES)} or "
         "package.module:factory"
     )

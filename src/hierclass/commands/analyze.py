@@ -12,7 +12,9 @@ Certified accuracy, ACR and per-class tables from result TSVs (hierclass's, or C
 certify.py output unchanged).
 
 Give one or more result files (NAME=PATH to label them). Prints a markdown table of the
-certified accuracy at --radii and the average certified radius per file. For a hierarchy's
+certified accuracy at --radii and the average certified radius per file, and their certified
+information gain (Anani et al. 2024: log K - log |labels of the deepest certified node that
+holds the true label|, over log K; a flat run's equals its certified accuracy). For a hierarchy's
 file (columns route, true_route, node_radii) it also prints hierarchical precision, recall and
 F1, mistake severity (tree distance between true and predicted label), and per-level accuracy
 and certified accuracy. With --baseline and --hierarchy it prints the per-equivalence-class
@@ -109,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``hierclass analyze``; returns the exit status (errors are reported by the CLI)."""
     from hierclass.smoothing.analysis import comparison_table, summary_table
     from hierclass.smoothing.hierarchy_metrics import hierarchy_report
+    from hierclass.smoothing.information_gain import information_gain_table
 
     named = _named(args.results)
     notes: list[str] = []
@@ -122,6 +125,15 @@ def run(args: argparse.Namespace) -> int:
     if not runs:
         raise ValueError("give result files, or --baseline and --hierarchy")
     parts = ["## Certified accuracy", "", summary_table(runs, args.radii)]
+    parts += [
+        "",
+        "## Certified information gain",
+        "",
+        "(log K - log |labels of the certified node|) / log K, averaged over inputs; a node "
+        "counts when it holds the true label (Anani et al. 2024).",
+        "",
+        information_gain_table(runs, args.radii),
+    ]
     if notes:
         for note in dict.fromkeys(notes):
             parts += ["", f"> **Note.** {note}"]

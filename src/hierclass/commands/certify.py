@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,10 @@ from hierclass.commands._loading import (  # re-exported: scripts import them fr
     check_device,
     load_data,
     load_model,
+    load_model_described,
     save_model_file,
 )
+from hierclass.commands._run_settings import check_run_settings, model_fingerprint
 
 __all__ = ["check_device", "load_data", "load_model", "save_model_file"]
 
@@ -30,23 +33,41 @@ MODEL is one of
   * a directory written by Hierarchy.save (hierarchy.json + weights.pt): the hierarchy is
     certified node by node and, when its leaves are renormalised from one flat model, that
     flat model is certified on the same noisy draws as the baseline (--flat-out);
-  * a .pt file holding {"spec": model_spec(model), "state_dict": ...}, as written by
-    hierclass.commands.certify.save_model_file (read with torch.load(weights_only=True));
-  * package.module:factory, a callable taking no arguments and returning a model.
+  * a checkpoint file, read with torch.load(weights_only=True): a hierclass .pt
+    ({"spec", "state_dict"}, see save_model_file); Cohen et al.'s / SmoothAdv's /
+    consistency training's {"arch", "state_dict", ...} (cifar_resnet20, cifar_resnet110,
+    imagenet32_resnet110, resnet50; their input normalisation restored inside the model);
+    MACER's {"net", ...}; or a bare state dict with --arch. --normalization overrides the
+    architecture's normalisation (SmoothAdv trained with cifar10-center/imagenet-center);
+  * package.module:factory, called with the --model-arg KEY=VALUE pairs as keyword
+    arguments (values are Python literals, or strings); the working directory is importable.
+
+--partition NAME|FILE.json turns a flat MODEL into a hierarchy: a leaf per class (the flat
+softmax renormalised over it) under a router that is the flat model's own vote (sharing its
+forward pass: about the cost of one flat certification), or --router MODEL. Every row gets
+per-level radii, and the flat baseline is certified on the same draws to OUTFILE.flat.tsv.
+Shipped: cifar10-living, cifar100-superclasses, restricted-imagenet, gtsrb-shapes; a JSON
+file holds {"class name": [labels], ...}.
 
 --dataset is one of
-  * digits, mnist5k: the embedded data sets (--split test|train, default test);
-  * imagefolder:PATH: a torchvision ImageFolder (PATH/<class>/<image>), read as tensors in
-    [0, 1] (transforms.ToTensor); labels are the sorted class folder names' positions;
-  * package.module:factory: a callable returning a torch Dataset or DataLoader of
-    (input, label) pairs, or an (x, y) pair of tensors.
+  * digits, mnist5k: the embedded data sets;
+  * mnist:ROOT, cifar10:ROOT, cifar100:ROOT (fine labels), cifar100-coarse:ROOT (the 20
+    superclasses), gtsrb:ROOT, imagenet:ROOT (its val/ folder of 1000 class folders, resized
+    to 256 and centre-cropped to 224 as in Cohen et al.): the files torchvision downloads,
+    read lazily (an image is decoded only when certified); --split test|train (default test);
+  * imagefolder:PATH: PATH/<class>/<image>, read as tensors in [0, 1]; labels are the sorted
+    class folder names' positions (all images must share one size);
+  * package.module:factory, called with the --data-arg KEY=VALUE pairs: it returns a torch
+    Dataset or DataLoader of (input, label) pairs, or an (x, y) pair of tensors.
 
 --radii 0,0.25,0.5 certifies sequentially instead: each input draws only until every radius
 (and, for a hierarchy, every level) is decided, at most --N draws; rows get n_samples and one
 certified@<r> column per radius, and hierclass analyze reads them like any other.
 
 Rows are written as they are certified (Cohen's TSV columns first); the same command run
-again resumes a killed run, and finds a finished one done. Under torchrun the data set is
+again resumes a killed run, and finds a finished one done. OUTFILE.settings.json records
+sigma, N, N0, alpha, seed, method, data set and a fingerprint of the model's weights: a
+resume with other settings is refused. Under torchrun the data set is
 sharded by index across processes and merged at the end; only OUTFILE is left behind.
 """
 
@@ -82,14 +103,54 @@ def add_parser(subparsers: Any) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("model", help="hierarchy directory, model .pt file, or module:factory")
+    p.add_argument("model", help="hierarchy directory, checkpoint file, or module:factory")
     p.add_argument("outfile", type=Path, help="TSV file for the results")
+    p.add_argument(
+        "--arch",
+        default=None,
+        help="architecture of a checkpoint file (required for a bare state dict)",
+    )
+    p.add_argument(
+        "--normalization",
+        default=None,
+        help="input normalisation of a checkpoint's architecture: cifar10, imagenet, "
+        "cifar10-center, imagenet-center or none (default: the architecture's)",
+    )
+    p.add_argument(
+        "--model-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="keyword argument of a module:factory MODEL (repeat for more)",
+    )
+    p.add_argument(
+        "--partition",
+        default=None,
+        help="certify a flat MODEL as a hierarchy over this partition: a shipped name or a "
+        "JSON file",
+    )
+    p.add_argument(
+        "--router",
+        default=None,
+        help="with --partition: a router MODEL (file or module:factory) instead of the flat "
+        "model's vote",
+    )
     p.add_argument(
         "--dataset",
         default="mnist5k",
-        help="digits, mnist5k, imagefolder:PATH or module:factory (default mnist5k)",
+        help="digits, mnist5k, mnist:ROOT, cifar10:ROOT, cifar100:ROOT, cifar100-coarse:ROOT, "
+        "gtsrb:ROOT, imagenet:ROOT, imagefolder:PATH or module:factory (default mnist5k)",
     )
-    p.add_argument("--split", choices=("test", "train"), default=None, help="embedded sets only")
+    p.add_argument(
+        "--data-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="keyword argument of a module:factory --dataset (repeat for more)",
+    )
+    p.add_argument(
+        "--split", choices=("test", "train"), default=None, help="data sets with splits only"
+    )
     p.add_argument(
         "--num-classes",
         type=_count("--num-classes", 2),
@@ -239,6 +300,89 @@ def _num_classes(args, num_classes: int | None) -> int:
     return num_classes
 
 
+def _output_width(model: Any, x: Any) -> int | None:
+    """How many logits a flat model returns, probed on the data set's first input."""
+    if len(x) == 0:
+        return None
+    first = x[0] if not isinstance(x, dict) else {k: v[0] for k, v in x.items()}
+    one = {k: v.unsqueeze(0) for k, v in first.items()} if isinstance(first, dict) else first
+    if isinstance(one, torch.Tensor):
+        one = one.unsqueeze(0)
+    device = next((p.device for p in getattr(model, "parameters", lambda: [])()), None)
+    if device is not None:
+        one = {k: v.to(device) for k, v in one.items()} if isinstance(one, dict) else one.to(device)
+    with torch.inference_mode():
+        out = model(one)
+    return int(out.shape[-1]) if isinstance(out, torch.Tensor) and out.dim() == 2 else None
+
+
+def _check_classes(args, model: Any, x: Any, data_classes: int | None) -> int | None:
+    """The model's label count, refused when it disagrees with the data or --num-classes."""
+    from hierclass import Hierarchy
+
+    width = model.num_labels if isinstance(model, Hierarchy) else _output_width(model, x)
+    what = "the hierarchy covers" if isinstance(model, Hierarchy) else "MODEL returns"
+    if width is not None and args.num_classes is not None and args.num_classes != width:
+        raise ValueError(f"--num-classes is {args.num_classes} but {what} {width} labels")
+    if width is not None and data_classes is not None and data_classes != width:
+        raise ValueError(
+            f"{what} {width} labels but --dataset {args.dataset} has {data_classes} classes: "
+            "its labels would not line up with the model's"
+        )
+    return width
+
+
+def _model_and_data(args, device: torch.device) -> tuple[Any, Any, torch.Tensor, int | None, Any]:
+    """MODEL (made a hierarchy by --partition), the data set, the label count, and what a
+    checkpoint file held (one line, or None)."""
+    from hierclass import Hierarchy
+
+    from ._factories import parse_factory_args
+
+    if args.router is not None and args.partition is None:
+        raise ValueError("--router applies with --partition (it routes the partition's classes)")
+    model_args = parse_factory_args(args.model_arg, "--model-arg")
+    data_args = parse_factory_args(args.data_arg, "--data-arg")
+    model, description = load_model_described(
+        args.model, device, arch=args.arch, normalization=args.normalization,
+        model_args=model_args,
+    )  # fmt: skip
+    x, y, data_classes = load_data(args.dataset, args.split, data_args=data_args)
+    num_classes = _check_classes(args, model, x, data_classes) or data_classes
+    if args.partition is not None:
+        if isinstance(model, Hierarchy):
+            raise ValueError(
+                f"--partition makes a hierarchy of a flat MODEL; {args.model} is a hierarchy "
+                "already"
+            )
+        from hierclass.data.partitions import load_partition
+
+        labels = num_classes if args.num_classes is None else args.num_classes
+        partition = load_partition(args.partition, num_labels=labels)
+        router: Any = "vote"
+        if args.router is not None:
+            router = load_model(args.router, device)
+        model = Hierarchy.from_flat_model(model, partition, router=router)
+    return model, x, y, num_classes, description
+
+
+def _settings(args, model: Any) -> dict[str, Any]:
+    """What OUTFILE's rows depend on (see :mod:`hierclass.commands._run_settings`)."""
+    return {
+        "sigma": args.sigma,
+        "N": args.N,
+        "N0": args.n0,
+        "alpha": args.alpha,
+        "seed": args.seed,
+        "method": args.method,
+        "radii": args.radii,
+        "dataset": args.dataset,
+        "split": args.split,
+        "partition": args.partition,
+        "model": model_fingerprint(model),
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``hierclass certify``; returns the exit status (errors are reported by the CLI)."""
     from hierclass import Hierarchy, Smooth
@@ -252,10 +396,12 @@ def run(args: argparse.Namespace) -> int:
     distributed = init_from_env()
     if distributed and device.type == "cuda":
         device = torch.device(f"cuda:{torch.cuda.current_device()}")
-    model = load_model(args.model, device)
-    x, y, num_classes = load_data(args.dataset, args.split)
+    model, x, y, num_classes, description = _model_and_data(args, device)
     indices = dataset_indices(len(y), skip=args.skip, max_count=args.max)
     rank, _ = rank_and_world()
+    check_run_settings(args.outfile, _settings(args, model), not args.no_resume, rank == 0)
+    if description and not args.quiet and rank == 0:
+        print(f"MODEL {args.model}: {description}", file=sys.stderr)
     verbose = False if args.quiet or rank else None
     common = dict(
         n0=args.n0,

@@ -67,14 +67,39 @@ def _node_detail(node: NodeCertificate) -> dict[str, Any]:
     return d
 
 
+def route_label_counts(hierarchy: Any, route: Any) -> list[int]:
+    """How many labels the class chosen at each level of ``route`` holds.
+
+    Stored in each row's ``detail`` (``level_labels``, with ``num_labels``) so that
+    ``hierclass analyze`` can compute the certified information gain from the file alone.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from hierclass import Hierarchy, LabelPartition
+    >>> h = Hierarchy.from_flat_model(nn.Linear(2, 5), LabelPartition([[0, 1, 2], [3, 4]]))
+    >>> route_label_counts(h, (1,)), route_label_counts(h, ())
+    ([2], [])
+    """
+    route = tuple(int(v) for v in route)
+    return [
+        len(hierarchy.node_at(route[:d]).partition.classes[route[d]]) for d in range(len(route))
+    ]
+
+
 def hierarchy_row(
     cert: HierarchyCertificate,
     label: int,
     true_route: Any,
     seconds: float,
     partition: Any = None,
+    level_labels: Any = None,
+    num_labels: int | None = None,
 ) -> dict[str, Any]:
     """The TSV row of one :class:`~hierclass.smoothing.path.HierarchyCertificate`.
+
+    ``level_labels`` (labels of the class chosen at each level, see
+    :func:`route_label_counts`) and ``num_labels`` go into ``detail`` when given.
 
     Examples
     --------
@@ -96,6 +121,8 @@ def hierarchy_row(
         "nodes": {path_name(n.path): _node_detail(n) for n in cert.nodes},
         "levels": [{"name": lv.name, "radius": lv.radius} for lv in cert.levels],
     }
+    if level_labels is not None:
+        detail.update(level_labels=[int(v) for v in level_labels], num_labels=num_labels)
     return {
         "idx": cert.index,
         "label": label,

@@ -9,7 +9,7 @@ sampling time (its share of the batches its draws rode in, never the batch-size 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,11 +34,20 @@ if TYPE_CHECKING:  # runtime imports are inside the functions: those modules imp
 __all__ = ["certify_dataset", "certify_hierarchy", "dataset_indices"]
 
 
+def _is_sequence(x: Any) -> bool:
+    """Inputs read one at a time (``len`` and ``x[i]``, e.g. ``hierclass.data.LazyInputs``)."""
+    return not isinstance(x, (torch.Tensor, Mapping)) and hasattr(x, "__getitem__")
+
+
 def check_dataset(x: Any, y: Any, num_labels: int) -> tuple[Any, torch.Tensor, int]:
-    """Validate a data set ``(x [N, ...] or dict, y [N])`` for certification."""
+    """Validate a data set ``(x [N, ...], dict of them, or a sequence of N inputs; y [N])``.
+
+    A sequence (such as :class:`hierclass.data.LazyInputs`) is not read here: each input is
+    read, and checked, when it is certified.
+    """
     from hierclass.batch import batch_size
 
-    n = batch_size(x)
+    n = len(x) if _is_sequence(x) else batch_size(x)
     y = torch.as_tensor(y)
     if y.dim() != 1 or y.shape[0] != n:
         raise ValueError(f"y must be a vector of {n} labels, got shape {list(y.shape)}")
@@ -83,9 +92,9 @@ def dataset_indices(
 
 
 def _row_of(x: Any, i: int) -> Any:
-    if isinstance(x, torch.Tensor):
-        return x[i]
-    return {k: v[i] for k, v in x.items()}
+    if isinstance(x, Mapping):
+        return {k: v[i] for k, v in x.items()}
+    return x[i]
 
 
 class _Output:
@@ -197,6 +206,7 @@ def certify_dataset(
         HierarchyResults,
         flat_baseline_row,
         hierarchy_row,
+        route_label_counts,
     )
     from hierclass.smoothing.smooth import Smooth
 
@@ -209,7 +219,8 @@ def certify_dataset(
     hierarchy = getattr(smooth, "hierarchy", None)
     num_labels = smooth.num_classes if hierarchy is None else hierarchy.num_labels
     x, y, size = check_dataset(x, y, num_labels)
-    check_dataset_inputs(x, input_range=smooth.input_range)
+    if not _is_sequence(x):
+        check_dataset_inputs(x, input_range=smooth.input_range)
     todo = dataset_indices(size, indices)
     bar_on = show_progress(verbose)  # checked before any output file is opened (or truncated)
     outputs: list[_Output] = []
@@ -228,7 +239,10 @@ def certify_dataset(
                     out,
                     HIERARCHY_COLUMNS,
                     resume,
-                    lambda c, lab, t: hierarchy_row(c, lab, hierarchy.path_of_label(lab), t, part),
+                    lambda c, lab, t: hierarchy_row(
+                        c, lab, hierarchy.path_of_label(lab), t, part,
+                        route_label_counts(hierarchy, c.route), hierarchy.num_labels,
+                    ),  # fmt: skip
                 )
             )
             if smooth.flat is not None:

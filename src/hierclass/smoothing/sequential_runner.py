@@ -43,6 +43,7 @@ from hierclass.smoothing.results import (
 )
 from hierclass.smoothing.runner import (
     _drive,
+    _is_sequence,
     _Output,
     _row_of,
     check_dataset,
@@ -167,9 +168,18 @@ def _subset_extra(res: RadiiResult) -> dict[str, Any]:
 
 
 def hierarchy_radii_row(
-    res: Any, label: int, true_route: Any, seconds: float, partition: Any = None
+    res: Any,
+    label: int,
+    true_route: Any,
+    seconds: float,
+    partition: Any = None,
+    level_labels: Any = None,
+    num_labels: int | None = None,
 ) -> dict[str, Any]:
     """The TSV row of a :class:`~hierclass.smoothing.sequential_path.PathRadiiResult`.
+
+    ``level_labels`` and ``num_labels`` go into ``detail`` as in
+    :func:`~hierclass.smoothing.hierarchy_results.hierarchy_row`.
 
     ``node_radii`` and ``level_radii`` hold each node's and each level's largest certified
     radius among the radii asked for (``inf`` for a node that reads nothing perturbed), so
@@ -225,6 +235,8 @@ def hierarchy_radii_row(
         },
         "node_p_lower": list(res.node_p_lower),
     }
+    if level_labels is not None:
+        detail.update(level_labels=[int(v) for v in level_labels], num_labels=num_labels)
     row = {
         "idx": res.index,
         "label": label,
@@ -345,7 +357,8 @@ def certify_radii_dataset(
     columns = sequential_columns(radii)
     subs = None if subsets is None else check_subsets(subsets, smooth.num_classes)
     x, y, size = check_dataset(x, y, smooth.num_classes)
-    check_dataset_inputs(x, input_range=smooth.input_range)
+    if not _is_sequence(x):
+        check_dataset_inputs(x, input_range=smooth.input_range)
     todo_all = dataset_indices(size, indices)
     bar_on = show_progress(verbose)  # checked before any output file is opened (or truncated)
     output = _Output(out, columns, resume, lambda r, lab, t: sequential_row(r, lab, t, partition))
@@ -450,7 +463,7 @@ def certify_hierarchy_radii_dataset(
     ([1, 1, 1], [1, 1, 1])
     """
     from hierclass.smoothing.hierarchical import HierarchicalSmooth
-    from hierclass.smoothing.hierarchy_results import HierarchyResults
+    from hierclass.smoothing.hierarchy_results import HierarchyResults, route_label_counts
     from hierclass.smoothing.sequential_path import certify_hierarchy_radii_many
 
     _check_smoother(hsmooth, "hsmooth", HierarchicalSmooth, "HierarchicalSmooth(tree, sigma)")
@@ -458,7 +471,8 @@ def certify_hierarchy_radii_dataset(
     part = hierarchy.partition
     columns = hierarchy_radii_columns(radii)
     x, y, size = check_dataset(x, y, hierarchy.num_labels)
-    check_dataset_inputs(x, input_range=hsmooth.input_range)
+    if not _is_sequence(x):
+        check_dataset_inputs(x, input_range=hsmooth.input_range)
     todo_all = dataset_indices(size, indices)
     bar_on = show_progress(verbose)  # checked before any output file is opened (or truncated)
     outputs = [
@@ -466,7 +480,10 @@ def certify_hierarchy_radii_dataset(
             out,
             columns,
             resume,
-            lambda r, lab, t: hierarchy_radii_row(r, lab, hierarchy.path_of_label(lab), t, part),
+            lambda r, lab, t: hierarchy_radii_row(
+                r, lab, hierarchy.path_of_label(lab), t, part,
+                route_label_counts(hierarchy, r.route), hierarchy.num_labels,
+            ),  # fmt: skip
         )
     ]
     if hsmooth.flat is not None:
