@@ -230,6 +230,8 @@ def rows_written(out: Path) -> int:
     """Complete rows in ``out`` and its shard files (what a resumed run will skip)."""
     total = 0
     for path in out.parent.glob(out.name + "*"):
+        if path.name.endswith(".settings.json"):  # the CLI's record of the run's settings
+            continue
         text = path.read_text()
         total += max(0, text.count("\n") - 1)
     return total

@@ -52,6 +52,8 @@ IMAGE_RANGE = (0.0, 1.0)
 
 
 def _check_pair(value: Any, what: str) -> tuple[float, float]:
+    if isinstance(value, (str, bytes)):  # "01" would otherwise read as the pair (0, 1)
+        raise ValueError(f"{what} must be a pair (low, high) of numbers, got the string {value!r}")
     try:
         lo, hi = (float(v) for v in value)
     except (TypeError, ValueError):
@@ -169,6 +171,14 @@ def check_inputs(
     if isinstance(input_range, (tuple, list)):
         input_range = _check_pair(input_range, "input_range")
     items = [(None, x)] if isinstance(x, torch.Tensor) else list(x.items())
+    if isinstance(input_range, Mapping) and not isinstance(x, torch.Tensor):
+        # a misspelt modality would silently leave the real one unchecked
+        unknown = sorted(str(k) for k in input_range if k is not None and k not in x)
+        if unknown:
+            raise ValueError(
+                f"input_range names modalities {unknown} that the {what} does not have; its "
+                f"modalities are {sorted(map(str, x))}"
+            )
     for key, t in items:
         if not isinstance(t, torch.Tensor) or not t.is_floating_point() or t.numel() == 0:
             continue

@@ -87,7 +87,8 @@ def test_a_finished_outfile_is_not_recomputed(tmp_path, model_file, monkeypatch)
     out = tmp_path / "flat.tsv"
     assert _run("certify", model_file, out, *FAST, "--max", "3", "--quiet")[0] == 0
     before = out.read_text()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["flat.pt", "flat.tsv"]  # no shards
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["flat.pt", "flat.tsv", "flat.tsv.settings.json"]  # no shards
     from hierclass.smoothing.smooth import Smooth
 
     seen = []
@@ -132,11 +133,15 @@ def test_bad_flags_are_one_line(tmp_path, model_file, flag, value, match):
     refuses("certify", model_file, tmp_path / "o.tsv", *args, flag, value, match=match)
 
 
-def test_split_is_only_for_embedded_sets(tmp_path, model_file):
+def test_split_is_only_for_sets_with_splits(tmp_path, model_file):
     (tmp_path / "imgs" / "a").mkdir(parents=True)
     refuses(
         "certify", model_file, tmp_path / "o.tsv", "--sigma", "0.25", "--dataset",
-        f"imagefolder:{tmp_path / 'imgs'}", "--split", "train", match="--split applies",
+        f"imagefolder:{tmp_path / 'imgs'}", "--split", "train", match="imagefolder: has no splits",
+    )  # fmt: skip
+    refuses(
+        "certify", model_file, tmp_path / "o.tsv", "--sigma", "0.25", "--dataset",
+        "torch.nn:Identity", "--split", "train", match="--split applies to data sets with splits",
     )  # fmt: skip
 
 
@@ -231,3 +236,30 @@ def test_analyze_refuses_bad_radii_directories_and_foreign_files(tmp_path):
     binary.write_bytes(b"\xff\xfe\x00garbage")
     refuses("analyze", binary, match=r"bin.tsv is not a text")
     refuses("analyze", match=r"give result files")
+
+
+def test_flat_out_on_a_flat_model_is_refused(tmp_path, model_file):
+    refuses("certify", model_file, tmp_path / "o.tsv", *FAST, "--flat-out", tmp_path / "f.tsv",
+            match=r"--flat-out names the flat baseline of a hierarchy run")  # fmt: skip
+    assert not (tmp_path / "o.tsv").exists()
+
+
+def test_a_factory_data_set_with_a_number_for_classes(tmp_path, model_file, monkeypatch):
+    (tmp_path / "five_classes_h24.py").write_text(
+        "import torch\n"
+        "from torch.utils.data import TensorDataset\n"
+        "def make():\n"
+        "    ds = TensorDataset(torch.rand(3, 1, 8, 8), torch.tensor([0, 1, 2]))\n"
+        "    ds.classes = 5\n"
+        "    return ds\n"
+    )
+    monkeypatch.chdir(tmp_path)  # the working directory is importable
+    refuses("certify", model_file, tmp_path / "o.tsv", "--dataset", "five_classes_h24:make",
+            "--sigma", "0.25", match=r"\.classes must be a sequence of .*, got int 5")  # fmt: skip
+
+
+def test_a_factory_that_fails_on_import_is_one_line(tmp_path, model_file, monkeypatch):
+    (tmp_path / "broken_h24.py").write_text("x = 1 / 0\n")
+    monkeypatch.chdir(tmp_path)
+    refuses("certify", "broken_h24:make", tmp_path / "o.tsv", *FAST,
+            match=r"importing 'broken_h24' raised ZeroDivisionError: division by zero")  # fmt: skip

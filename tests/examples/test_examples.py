@@ -268,3 +268,15 @@ def test_road_signs_quick_with_real_gtsrb_layout(tmp_path: Path, capsys) -> None
     text = run_quick("road_signs", tmp_path / "out", capsys, "--gtsrb-root", str(tmp_path / "data"))
     assert "Image leaves use real GTSRB images" in text
     assert [r[0] for r in table_rows(text, "## Table IV: circle")] == ["0.25"]
+
+
+def test_certify_pretrained_quick(tmp_path: Path, capsys) -> None:
+    text = run_quick("certify_pretrained", tmp_path, capsys)
+    assert (tmp_path / "checkpoint.pth.tar").is_file()
+    rows = table_rows(text, "## Certified accuracy\n")
+    assert [r[0] for r in rows] == ["flat", "hierarchy (label)"]
+    levels = table_rows(text, "## Certified accuracy per level")
+    assert [r[0] for r in levels] == ["0", "label"]
+    gain = table_rows(text, "## Certified information gain")
+    assert all(0.0 <= float(v) <= 1.0 for r in gain for v in r[1:])
+    assert "flat baseline equals the flat run (same draws): True" in text

@@ -121,7 +121,9 @@ def test_certify_an_image_folder(tmp_path):
     folder = datasets.ImageFolder(str(root), transform=transforms.ToTensor())
     assert t["idx"].tolist() == list(range(6))
     assert t["label"].tolist() == [folder[i][1] for i in range(6)] == [0, 0, 1, 1, 2, 2]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.tsv", "imgs", "m.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "folder.tsv", "folder.tsv.settings.json", "imgs", "m.pt"
+    ]  # fmt: skip
 
 
 def test_certify_a_dataset_factory(tmp_path, monkeypatch, capsys):
@@ -136,10 +138,11 @@ def test_certify_a_dataset_factory(tmp_path, monkeypatch, capsys):
     model = _save_linear(tmp_path, 64, 10)
     argv = ["certify", str(model), str(tmp_path / "o.tsv"), "--dataset", "my_data_h12:make"]
     argv += ["--sigma", "0.25", "--N0", "10", "--N", "50", "--batch", "64", "--quiet"]
-    assert main(argv) == 2  # a TensorDataset does not say how many classes it has
-    assert "--num-classes" in capsys.readouterr().err
-    assert main([*argv, "--num-classes", "10"]) == 0
+    # a TensorDataset does not say how many classes it has: the model's 10 logits do
+    assert main(argv) == 0
     assert read_results(tmp_path / "o.tsv")["label"].tolist() == [0, 1, 2, 3, 4]
+    assert main([*argv, "--num-classes", "7", "--no-resume"]) == 2
+    assert "--num-classes is 7 but MODEL returns 10 labels" in capsys.readouterr().err
 
 
 def test_time_column_does_not_charge_the_probe_to_the_first_input(tmp_path, monkeypatch):

@@ -234,7 +234,8 @@ def test_cli_hierarchy_radii_end_to_end(saved_tree, tmp_path, capsys):
     assert t["idx"].tolist() == f["idx"].tolist() == [0, 1, 2, 3, 4]
     assert {"route", "level_radii", "n_samples", "certified@0.25"} <= set(t.columns)
     assert {"p_upper", "n_samples", "certified@0.5"} <= set(f.columns)
-    assert sorted(os.listdir(tmp_path)) == ["seq.flat.tsv", "seq.tsv", "tree"]  # no shards
+    files = sorted(os.listdir(tmp_path))
+    assert files == ["seq.flat.tsv", "seq.tsv", "seq.tsv.settings.json", "tree"]  # no shards
     assert main(argv) == 0  # a finished run is found done: the same rows
     _same(read_results(out), t)
     capsys.readouterr()

@@ -93,7 +93,7 @@ def _load_file(
             "whose spec names its model"
         )
     ckpt = model_from_blob(blob, path, arch=arch, normalization=normalization, map_location=device)
-    return ckpt.model, ckpt.describe()
+    return ckpt.model, (None if ckpt.format == "hierclass" else ckpt.describe())
 
 
 def load_model(spec: str, device: str | torch.device = "cpu", **kwargs: Any) -> Any:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -363,6 +362,11 @@ def _model_and_data(args, device: torch.device) -> tuple[Any, Any, torch.Tensor,
         if args.router is not None:
             router = load_model(args.router, device)
         model = Hierarchy.from_flat_model(model, partition, router=router)
+    if args.flat_out is not None and not isinstance(model, Hierarchy):
+        raise ValueError(
+            "--flat-out names the flat baseline of a hierarchy run; MODEL is a flat model, "
+            "whose certificate is OUTFILE itself (add --partition to certify it as a hierarchy)"
+        )
     return model, x, y, num_classes, description
 
 
@@ -400,8 +404,6 @@ def run(args: argparse.Namespace) -> int:
     indices = dataset_indices(len(y), skip=args.skip, max_count=args.max)
     rank, _ = rank_and_world()
     check_run_settings(args.outfile, _settings(args, model), not args.no_resume, rank == 0)
-    if description and not args.quiet and rank == 0:
-        print(f"MODEL {args.model}: {description}", file=sys.stderr)
     verbose = False if args.quiet or rank else None
     common = dict(
         n0=args.n0,
@@ -457,4 +459,6 @@ def run(args: argparse.Namespace) -> int:
             f"certified {len(table)} inputs -> {args.outfile} (certified accuracy at r=0: "
             f"{acc:.2%})"
         )
+        if description:
+            print(f"MODEL was a {description}")
     return 0

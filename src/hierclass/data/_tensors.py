@@ -110,6 +110,13 @@ def as_tensors(data: Any, *, allow_shuffle: bool = False) -> tuple[Any, torch.Te
                 "positions would not name samples; pass its dataset, or a DataLoader with "
                 "shuffle=False"
             )
+        if data.drop_last:
+            # the last partial batch would vanish: rows for fewer inputs than the data set has
+            raise ValueError(
+                "the DataLoader drops its last partial batch (drop_last=True), so some samples "
+                "would silently be left out; pass its dataset, or a DataLoader with "
+                "drop_last=False"
+            )
         batches = [_pair(b, f"batch {k} of the DataLoader") for k, b in enumerate(data)]
         if not batches:
             raise ValueError("the DataLoader yielded no batches")

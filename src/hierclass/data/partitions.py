@@ -10,6 +10,8 @@ Each entry is a fact about a data set's label ids, with its source:
   "Robustness may be at odds with accuracy"), inclusive ranges of ImageNet-1k ids, plus the
   797 other labels as a tenth class so that the partition covers all 1000.
 * ``gtsrb-shapes``: GTSRB's 43 signs by shape (see :mod:`hierclass.data.gtsrb`).
+* ``mnist-round``: MNIST's digits {0, 2, 3, 5, 6, 8} and {1, 4, 7, 9}, the two clusters the
+  paper finds in a network's embeddings (§V); ``hierclass demo`` uses it.
 
 :func:`load_partition` reads a name or a JSON file.
 """
@@ -82,6 +84,10 @@ def _restricted_imagenet() -> LabelPartition:
     return LabelPartition(classes, num_labels=1000)
 
 
+def _mnist_round() -> LabelPartition:
+    return LabelPartition({"round": [0, 2, 3, 5, 6, 8], "straight": [1, 4, 7, 9]}, num_labels=10)
+
+
 def _gtsrb_shapes() -> LabelPartition:
     from .gtsrb import gtsrb_shape_partition
 
@@ -94,6 +100,7 @@ PARTITIONS: dict[str, Callable[[], LabelPartition]] = {
     "cifar100-superclasses": _cifar100_superclasses,
     "restricted-imagenet": _restricted_imagenet,
     "gtsrb-shapes": _gtsrb_shapes,
+    "mnist-round": _mnist_round,
 }
 
 

@@ -1,7 +1,8 @@
 """Models used by hierclass: the paper's small CNN, CIFAR ResNets, PreAct-ResNet-18, PointNet.
 
 The architectures of the smoothing literature's checkpoints (Cohen et al., SmoothAdv, MACER)
-are in :mod:`~hierclass.models.smoothing_archs`, and :func:`read_checkpoint` reads their files.
+are in ``hierclass.models.smoothing_archs``, and :func:`read_checkpoint` reads their files
+(``hierclass.models.checkpoints``).
 
 Every model maps inputs in [0, 1] to logits (normalisation lives inside the model) and exposes
 ``model.layer_one`` and ``model.rest`` with ``model(x) == model.rest(model.layer_one(x))``.

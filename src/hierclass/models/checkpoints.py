@@ -49,6 +49,13 @@ class Checkpoint:
         Outputs of the model's head.
     epoch : int or None
         The epoch the file records, if any.
+
+    Examples
+    --------
+    >>> from hierclass.models import smoothing_arch
+    >>> Checkpoint(smoothing_arch("cifar_resnet20"), "state_dict", "cifar_resnet20", "cifar10",
+    ...            10).describe()
+    'state_dict checkpoint: cifar_resnet20, 10 classes, normalization cifar10'
     """
 
     model: nn.Module
@@ -59,9 +66,16 @@ class Checkpoint:
     epoch: int | None = None
 
     def describe(self) -> str:
-        """One line for a log: format, architecture, classes, normalisation."""
+        """One line for a log: format, architecture, classes, normalisation.
+
+        Examples
+        --------
+        >>> from torch import nn
+        >>> Checkpoint(nn.Linear(2, 2), "macer", "cifar_resnet110", "none", 10, 440).describe()
+        'macer checkpoint: cifar_resnet110, 10 classes, normalization none, epoch 440'
+        """
         if self.format == "hierclass":
-            return f"hierclass model file ({type(self.model).__name__})"
+            return f"hierclass model file ({type(self.model).__name__})"  # nothing to explain
         epoch = f", epoch {self.epoch}" if self.epoch is not None else ""
         return (
             f"{self.format} checkpoint: {self.arch}, {self.num_classes} classes, "
@@ -159,7 +173,17 @@ def model_from_blob(
     normalization: str | None = None,
     map_location: Any = "cpu",
 ) -> Checkpoint:
-    """The :class:`Checkpoint` in an already-read file ``blob`` (see :func:`read_checkpoint`)."""
+    """The :class:`Checkpoint` in an already-read file ``blob`` (see :func:`read_checkpoint`).
+
+    ``path`` only names the file in errors; the CLI reads a file once and dispatches on it.
+
+    Examples
+    --------
+    >>> from hierclass.models import smoothing_arch
+    >>> state = smoothing_arch("cifar_resnet20")[1].state_dict()
+    >>> model_from_blob({"net": state, "epoch": 1}, "macer.pth").arch
+    'cifar_resnet20'
+    """
     try:
         fmt = _format_of(blob)
     except ValueError as err:

@@ -138,8 +138,16 @@ class SmoothingNet(nn.Sequential):
     ----------
     net : nn.Module
         The network proper, fed normalised inputs.
-    mean, std : sequence of float or None
-        Per-channel normalisation applied to inputs in [0, 1]; ``None`` for none.
+    mean : sequence of float or None
+        Per-channel means subtracted from inputs in [0, 1]; ``None`` for no normalisation.
+    std : sequence of float or None
+        Per-channel divisors applied after the mean (``None`` with ``mean=None``).
+
+    Examples
+    --------
+    >>> model = SmoothingNet(torch.nn.Linear(3, 2), [0.5, 0.5, 0.5], [0.25, 0.25, 0.25])
+    >>> list(model.state_dict())  # the normalisation's buffers are not saved
+    ['1.weight', '1.bias']
     """
 
     def __init__(
@@ -151,7 +159,13 @@ class SmoothingNet(nn.Sequential):
         super().__init__(norm, net)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Penultimate features ``[B, D]`` (the input of the head ``fc``)."""
+        """Penultimate features ``[B, D]`` (the input of the head ``fc``).
+
+        Examples
+        --------
+        >>> smoothing_arch("cifar_resnet20").embed(torch.rand(2, 3, 32, 32)).shape
+        torch.Size([2, 64])
+        """
         features: list[torch.Tensor] = []
         handle = self[1].fc.register_forward_hook(lambda m, i, o: features.append(i[0]))
         try:

@@ -133,6 +133,23 @@ def _stale_shards(out: Path, world: int) -> list[Path]:
     return found
 
 
+def _refuse_links(outputs: Sequence[Path], world: int) -> None:
+    """Refuse symbolic links among every file a run reads or writes next to its outputs.
+
+    A link planted at ``OUTFILE.shard0of1`` (or ``.resumed``, or OUTFILE) would have the run
+    write through it, or read and delete whatever it points to.
+    """
+    for p in outputs:
+        candidates = [p, resumed_path(p), *(shard_path(p, r, world) for r in range(world))]
+        candidates += sorted(p.parent.glob(f"{p.name}.shard*of*"))
+        for q in candidates:
+            if q.is_symlink():
+                raise ValueError(
+                    f"{q} is a symbolic link; refusing to read, write or delete through it "
+                    "(remove it, or pick another output file)"
+                )
+
+
 def _header(path: Path) -> str | None:
     """The first line of ``path`` (``None`` when it does not exist or is empty)."""
     if path.is_dir():
@@ -151,9 +168,10 @@ def _check_owned(path: Path, columns: Sequence[str] | None, resume: bool) -> Non
         return
     fields = head.split("\t")
     if tuple(fields[: len(COHEN_COLUMNS)]) != COHEN_COLUMNS:
+        # what the file holds is not echoed: it may be anyone's (a planted file, a secret)
         raise ValueError(
-            f"{path} exists and is not a results file (its first line is {head[:120]!r}); "
-            "refusing to touch it: pick another output file"
+            f"{path} exists and is not a results file (its first line is not the header "
+            f"{chr(9).join(COHEN_COLUMNS)!r}...); refusing to touch it: pick another output file"
         )
     if resume and columns is not None and tuple(fields) != tuple(columns):
         raise ValueError(
@@ -254,6 +272,7 @@ def run_sharded(
     outputs = [Path(out), *map(Path, extra_outputs)]
     if columns is not None and len(columns) != len(outputs):
         raise ValueError(f"columns must give one header per output ({len(outputs)})")
+    _refuse_links(outputs, world)
     if rank == 0:
         for k, p in enumerate(outputs):
             _check_owned(p, None if columns is None else columns[k], resume)

@@ -197,10 +197,17 @@ class ResultWriter:
             return
         if first_nl < 0 or data[: first_nl + 1] != header.encode("utf-8"):
             got = data[: first_nl if first_nl >= 0 else 200].decode("utf-8", "replace")
+            fields = got.split("\t")
+            # a results header is shown (it names columns); anything else is not echoed
+            shown = (
+                f"has the columns {fields}"
+                if tuple(fields[: len(COHEN_COLUMNS)]) == COHEN_COLUMNS
+                else "does not start with a results header"
+            )
             raise ValueError(
-                f"{self.path} is not a results file of this run: its first line is "
-                f"{got[:200]!r}, this run writes the header {list(self.columns)}; pick another "
-                "file, or pass resume=False (CLI: --no-resume) to replace it"
+                f"{self.path} is not a results file of this run: it {shown}, this run writes "
+                f"the header {list(self.columns)}; pick another file, or pass resume=False "
+                "(CLI: --no-resume) to replace it"
             )
         end = data.rfind(b"\n") + 1  # everything after the last newline is a cut-off row
         lines = data[first_nl + 1 : end].decode("utf-8", "replace").splitlines()
@@ -389,9 +396,10 @@ def _read_lines(path: PathLike) -> list[str]:
                 stacklevel=3,
             )
     if tuple(lines[0].split("\t")[: len(COHEN_COLUMNS)]) != COHEN_COLUMNS:
+        # the line itself is not echoed: the file may be anyone's (a planted link's target)
         raise ValueError(
-            f"{path} is not a results file: its header is {lines[0][:200]!r}, expected one "
-            f"starting with {chr(9).join(COHEN_COLUMNS)!r} (Cohen et al.'s columns)"
+            f"{path} is not a results file: its first line does not start with "
+            f"{chr(9).join(COHEN_COLUMNS)!r} (Cohen et al.'s columns)"
         )
     return lines
 

@@ -78,6 +78,12 @@ def evaluate_accuracy(
             if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or len(logits) != len(xb):
                 got = list(logits.shape) if isinstance(logits, torch.Tensor) else type(logits)
                 raise ValueError(f"model must return logits of shape [{len(xb)}, K], got {got}")
+            if start == 0 and len(labels) and int(labels.max()) >= logits.shape[1]:
+                # as fit refuses them: such a label can never be predicted, so no accuracy
+                raise ValueError(
+                    f"y has label {int(labels.max())} but the model outputs {logits.shape[1]} "
+                    f"logits (labels must be in 0..{logits.shape[1] - 1})"
+                )
             correct += (logits.argmax(dim=1) == yb).sum()
     return int(correct) / xs.shape[0]
 
