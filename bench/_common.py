@@ -94,6 +94,25 @@ def parser(doc: str, threads: int | None = 1) -> argparse.ArgumentParser:
 
 
 def set_threads(n: int) -> None:
-    """``torch.set_num_threads(n)``; 0 keeps torch's default."""
+    """``torch.set_num_threads(n)`` (0 keeps torch's default), then print :func:`machine`:
+    every bench calls this before its first figure."""
     if n:
         torch.set_num_threads(n)
+    print(machine())
+
+
+def machine() -> str:
+    """One line on what produced the figures: torch, CPU instructions, bf16 support, threads.
+
+    Printed at the top of every bench: the same script gives other ratios on another CPU
+    (bfloat16 is emulated, several times slower, without AVX512_BF16/AMX).
+    """
+    from hierclass.smoothing.precision import cpu_capability, cpu_has_native_bf16
+
+    native = {True: "yes", False: "no", None: "unknown"}[cpu_has_native_bf16()]
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    return (
+        f"# machine: torch {torch.__version__}, CPU {cpu_capability()} (native bf16: {native}), "
+        f"{torch.get_num_threads()} threads, GPU {gpu}"
+    )
+

@@ -26,7 +26,7 @@ import subprocess
 import sys
 
 import torch
-from _common import art_smoother, mnist, parser, print, small_cnn, timed
+from _common import art_smoother, machine, mnist, parser, print, small_cnn, timed
 
 
 def _model():
@@ -255,6 +255,7 @@ def main() -> None:
     reps = args.reps
     n_mem = 20_000 if args.quick else 100_000
     print(f"# bench_smoothing (n={n}, inputs={m}, torch threads={torch.get_num_threads()})")
+    print(machine())
 
     if "throughput" in only:
         print("\n## 1. certify sampling throughput vs bare forward (SmallCNN, 28x28)")

@@ -173,7 +173,9 @@ def check_inputs(
     items = [(None, x)] if isinstance(x, torch.Tensor) else list(x.items())
     if isinstance(input_range, Mapping) and not isinstance(x, torch.Tensor):
         # a misspelt modality would silently leave the real one unchecked
-        unknown = sorted(str(k) for k in input_range if k is not None and k not in x)
+        unknown = sorted(
+            str(k) for k, v in input_range.items() if k is not None and v is not None and k not in x
+        )
         if unknown:
             raise ValueError(
                 f"input_range names modalities {unknown} that the {what} does not have; its "

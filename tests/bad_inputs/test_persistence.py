@@ -529,3 +529,17 @@ def test_weights_path_is_a_directory(saved):
     (saved / "weights.pt").mkdir()
     with refused(FileNotFoundError, "no weights.pt in"):
         Hierarchy.load(saved)
+
+
+def test_a_model_index_edited_to_another_saved_model_is_refused_at_load(saved):
+    spec = spec_of(saved)
+    roots = {e["model"] for e in [spec["tree"]["root"]]}
+    flat_index = spec["tree"]["children"][1]["model"]
+    assert flat_index not in roots
+
+    def point_root_at_flat(s):
+        s["tree"]["root"]["model"] = flat_index
+
+    tamper(saved, point_root_at_flat)
+    with refused(ValueError, "hierarchy.json", "tree.root", "5 outputs", "needs 3 outputs"):
+        Hierarchy.load(saved)

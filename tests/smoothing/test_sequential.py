@@ -128,7 +128,7 @@ def test_bad_arguments(linear):
         smooth.certify_radii(x, [])
     with pytest.raises(TypeError, match="sequence of floats"):
         check_radii("0.5")
-    with pytest.raises(ValueError, match="max_n must be >= 1"):
+    with pytest.raises(ValueError, match="max_n must be an int >= 1"):
         smooth.certify_radii(x, [0.5], max_n=0)
     with pytest.raises(ValueError, match="ratio must be"):
         geometric_looks(100, ratio=1.0)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from hierclass.nodes import Leaf, Node, Router, RuleRouter, SingletonLeaf
 from hierclass.partition import LabelPartition
 from hierclass.persistence._format import (
@@ -74,8 +76,35 @@ class Builder:
                 )
         else:
             node = library_class(kind, base, self.spec_path, where)(model, what, key)
+        self.check_width(node, entry, where)
         self.restore(node, entry, where)
         return node
+
+    def check_width(self, node: Node, entry: dict[str, Any], where: str) -> None:
+        """Refuse a node whose model's recorded class count cannot serve it.
+
+        The spec names each node's model by index; an index edited to another saved model
+        would otherwise load and fail (or mislead) only at the first prediction. Models built
+        from the registry record ``num_classes``, which is checked against what the node needs.
+        """
+        from hierclass.models._base import read_spec
+
+        spec = read_spec(node.model) if isinstance(node.model, torch.nn.Module) else None
+        width = (spec or {}).get("kwargs", {}).get("num_classes")
+        if not isinstance(width, int):
+            return
+        if hasattr(node, "from_flat_logits"):  # reads a flat model's logits over all labels
+            ok, need = width > max(node.labels), f"more than {max(node.labels)} outputs"
+        else:
+            need_n = node.partition.num_classes if isinstance(node, Router) else len(node.labels)
+            ok, need = width == need_n, f"{need_n} outputs"
+        if not ok:
+            raise fail(
+                self.spec_path,
+                f"{where}: its model (index {entry['model']}) has {width} outputs but a "
+                f"{type(node).__name__} over labels {short(list(node.labels))} needs {need}; "
+                "was the model index edited?",
+            )
 
     def user_class(self, entry: dict[str, Any], where: str, base: type) -> Any:
         """The caller's ``node_classes`` entry for a custom node (by qualified or short name)."""

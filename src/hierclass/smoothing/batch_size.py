@@ -71,13 +71,17 @@ class Plan:
     compiled: bool = False
     reason: str = field(default="", compare=False)
     forward: Callable[[Any], Any] | None = field(default=None, repr=False, compare=False)
+    #: Wall seconds the probe took (0 for an explicit batch size or a cached plan).
+    probe_seconds: float = field(default=0.0, repr=False, compare=False)
 
     def describe(self) -> str:
-        """One line: what the probe picked, and why it did or did not compile."""
+        """One line: what the probe picked, what probing cost, and why it did or did not
+        compile."""
         layout = "channels-last" if self.channels_last else "contiguous"
         mode = "torch.compile" if self.compiled else "eager"
         why = f" ({self.reason})" if self.reason else ""
-        return f"batch_size={self.batch_size}, layout {layout}, {mode}{why}"
+        cost = f", probed in {self.probe_seconds:.1f} s" if self.probe_seconds else ""
+        return f"batch_size={self.batch_size}, layout {layout}, {mode}{why}{cost}"
 
 
 _cache: dict[tuple, tuple[Any, Plan]] = {}
@@ -153,8 +157,19 @@ def probe_batch_size(
             raise ValueError(f"candidate batch sizes must be >= 1, got {bs}")
         if device.type == "cpu" and bs * numel > CPU_MAX_BATCH_BYTES and best is not None:
             break
+        if best is not None:
+            # a warm-up and three passes at this size, at the best rate so far: a probe of a
+            # large model must not spend many times its budget on one candidate
+            predicted = 4 * bs / best_rate
+            if time.perf_counter() - start + predicted > time_budget:
+                break
         try:
             rate = draws_per_second(forward, example, bs, sigma=sigma, min_time=min_time)
+            if best is not None and rate < (1 - TIE_TOLERANCE) * best_rate:
+                # Looks slower: time it once more before believing it. Another process's burst
+                # of load rarely spans both timings, and two "slower" sizes end the sweep.
+                rate = max(rate, draws_per_second(forward, example, bs, sigma=sigma,
+                                                  min_time=min_time))  # fmt: skip
         except RuntimeError as err:
             if _is_oom(err) and best is not None:
                 if device.type == "cuda":
@@ -408,10 +423,13 @@ def resolve_plan(
         if hit is not None and hit[0]() is model:
             plan, probed = hit[1], False
         else:
+            tic = time.perf_counter()
             bs = probe_batch_size(forward or model, example, sigma=sigma)
             plan, probed = Plan(bs), True
             if channels_last is not None:
                 plan = _compare_layouts(forward or model, channels_last, example, sigma, plan)
+            plan = Plan(plan.batch_size, plan.channels_last,
+                        probe_seconds=time.perf_counter() - tic)  # fmt: skip
             try:  # a weak reference: the cache must not keep a model alive
                 ref = weakref.ref(model)
             except TypeError:
@@ -429,7 +447,8 @@ def resolve_plan(
                 sigma=sigma,
             )  # fmt: skip
             run = None if compiled is None else with_eager_fallback(compiled, chosen)
-            plan = Plan(plan.batch_size, plan.channels_last, compiled is not None, reason, run)
+            plan = Plan(plan.batch_size, plan.channels_last, compiled is not None, reason, run,
+                        plan.probe_seconds if probed else 0.0)  # fmt: skip
         if probed or expected_draws is not None:
             _report(plan, verbose)
         return plan

@@ -48,7 +48,7 @@ from hierclass.smoothing.path import (
     NodeCertificate,
     certify_path,
 )
-from hierclass.smoothing.precision import check_amp_dtype
+from hierclass.smoothing.precision import check_amp_dtype, warn_slow_amp
 from hierclass.smoothing.prepare import (
     BatchSize,
     check_budget,
@@ -200,6 +200,7 @@ class HierarchicalSmooth:
         )
         if input_range is None:
             input_range = getattr(hierarchy, "input_range", None)
+        warn_slow_amp(self.amp_dtype, self.device)
         self.input_range = check_input_range(input_range)
         # the learned models inside the nodes (node wrappers themselves hold no layers)
         warn_training_mode(*[getattr(node, "model", None) for _, node in hierarchy.nodes()], flat)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hierclass._utils.checks import positive_int
 from hierclass.inputs import InputRange, check_inputs
 from hierclass.smoothing.bounds import check_alpha
 
@@ -40,22 +41,20 @@ BatchSize = int | str
 
 
 def check_count(name: str, value: Any) -> int:
-    """Validate a number of Monte-Carlo draws: an int >= 1.
+    """Validate a number of Monte-Carlo draws: an int >= 1 (one rule with every other count:
+    :func:`hierclass._utils.checks.positive_int`, so ``n=1.5`` and ``epochs=1.5`` get the same
+    error).
 
     Examples
     --------
     >>> check_count("n", 500)
     500
-    >>> check_count("n", 0)
+    >>> check_count("n", 2.5)
     Traceback (most recent call last):
     ...
-    ValueError: n must be >= 1, got 0
+    ValueError: n must be an int >= 1, got 2.5
     """
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int >= 1, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
+    return positive_int(value, name)
 
 
 def check_budget(n0: Any, n: Any, alpha: Any) -> tuple[int, int, float]:

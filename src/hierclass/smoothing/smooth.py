@@ -21,7 +21,7 @@ from hierclass.smoothing.bounds import check_alpha, check_sigma, top_two_pvalue
 from hierclass.smoothing.certificates import ABSTAIN, METHODS
 from hierclass.smoothing.flat_engine import flat_engine
 from hierclass.smoothing.flat_result import SmoothResult, smooth_result
-from hierclass.smoothing.precision import check_amp_dtype
+from hierclass.smoothing.precision import check_amp_dtype, warn_slow_amp
 from hierclass.smoothing.prepare import (  # noqa: F401 - BatchSize and check_count re-exported
     BatchSize,
     check_budget,
@@ -138,6 +138,7 @@ class Smooth:
         self.perturbed_keys = None if perturbed_keys is None else tuple(perturbed_keys)
         self.amp_dtype = check_amp_dtype(amp_dtype)
         self.channels_last = check_channels_last(channels_last, base_classifier)
+        warn_slow_amp(self.amp_dtype, self.device)
         self.input_range = check_input_range(input_range)
         warn_training_mode(base_classifier)
 
