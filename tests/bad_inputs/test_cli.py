@@ -263,3 +263,16 @@ def test_a_factory_that_fails_on_import_is_one_line(tmp_path, model_file, monkey
     monkeypatch.chdir(tmp_path)
     refuses("certify", "broken_h24:make", tmp_path / "o.tsv", *FAST,
             match=r"importing 'broken_h24' raised ZeroDivisionError: division by zero")  # fmt: skip
+
+
+def test_a_model_that_cannot_take_the_inputs_says_so_before_certifying(tmp_path, model_file):
+    refuses("certify", model_file, tmp_path / "o.tsv", "--dataset", "mnist5k", "--sigma", "0.25",
+            match=r"MODEL cannot run on .* inputs \(one input: \[1, 28, 28\]\)")  # fmt: skip
+    assert not (tmp_path / "o.tsv").exists()
+
+
+def test_a_text_file_as_model_names_the_file(tmp_path):
+    script = tmp_path / "model.py"
+    script.write_text("import torch\n")
+    refuses("certify", script, tmp_path / "o.tsv", *FAST,
+            match=r"model.py cannot be read as a weights-only checkpoint")  # fmt: skip

@@ -299,27 +299,35 @@ def _num_classes(args, num_classes: int | None) -> int:
     return num_classes
 
 
-def _output_width(model: Any, x: Any) -> int | None:
+def _output_width(model: Any, x: Any, n: int) -> int | None:
     """How many logits a flat model returns, probed on the data set's first input."""
-    if len(x) == 0:
+    if n == 0:
         return None
-    first = x[0] if not isinstance(x, dict) else {k: v[0] for k, v in x.items()}
-    one = {k: v.unsqueeze(0) for k, v in first.items()} if isinstance(first, dict) else first
-    if isinstance(one, torch.Tensor):
-        one = one.unsqueeze(0)
+    if isinstance(x, dict):
+        one: Any = {k: v[0].unsqueeze(0) for k, v in x.items()}
+    else:
+        one = x[0].unsqueeze(0)
     device = next((p.device for p in getattr(model, "parameters", lambda: [])()), None)
     if device is not None:
         one = {k: v.to(device) for k, v in one.items()} if isinstance(one, dict) else one.to(device)
-    with torch.inference_mode():
-        out = model(one)
+    try:
+        with torch.inference_mode():
+            out = model(one)
+    except RuntimeError as err:  # a shape or dtype the model cannot take
+        shape = {k: list(v.shape[1:]) for k, v in one.items()} if isinstance(one, dict) else (
+            list(one.shape[1:]))  # fmt: skip
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            f"MODEL cannot run on the --dataset's inputs (one input: {shape}): {first}"
+        ) from None
     return int(out.shape[-1]) if isinstance(out, torch.Tensor) and out.dim() == 2 else None
 
 
-def _check_classes(args, model: Any, x: Any, data_classes: int | None) -> int | None:
+def _check_classes(args, model: Any, x: Any, y: Any, data_classes: int | None) -> int | None:
     """The model's label count, refused when it disagrees with the data or --num-classes."""
     from hierclass import Hierarchy
 
-    width = model.num_labels if isinstance(model, Hierarchy) else _output_width(model, x)
+    width = model.num_labels if isinstance(model, Hierarchy) else _output_width(model, x, len(y))
     what = "the hierarchy covers" if isinstance(model, Hierarchy) else "MODEL returns"
     if width is not None and args.num_classes is not None and args.num_classes != width:
         raise ValueError(f"--num-classes is {args.num_classes} but {what} {width} labels")
@@ -347,7 +355,7 @@ def _model_and_data(args, device: torch.device) -> tuple[Any, Any, torch.Tensor,
         model_args=model_args,
     )  # fmt: skip
     x, y, data_classes = load_data(args.dataset, args.split, data_args=data_args)
-    num_classes = _check_classes(args, model, x, data_classes) or data_classes
+    num_classes = _check_classes(args, model, x, y, data_classes) or data_classes
     if args.partition is not None:
         if isinstance(model, Hierarchy):
             raise ValueError(

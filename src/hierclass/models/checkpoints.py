@@ -84,8 +84,11 @@ class Checkpoint:
 
 
 def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
+    """The first line of ``err`` that does not advise ``weights_only=False`` (which would run
+    the file's code: never passed on)."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    lines = [ln for ln in lines if "weights_only" not in ln]
+    return lines[0] if lines else type(err).__name__
 
 
 def read_weights_only(path: str | Path, map_location: Any = "cpu") -> Any:
@@ -105,7 +108,8 @@ def read_weights_only(path: str | Path, map_location: Any = "cpu") -> Any:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch fails in many ways on a damaged file
         raise ValueError(
-            f"{path} cannot be read as a weights-only checkpoint ({_first_line(err)})"
+            f"{path} cannot be read as a weights-only checkpoint: not a complete torch.save "
+            f"file, or one that needs code to unpickle (torch.load: {_first_line(err)})"
         ) from None
 
 
