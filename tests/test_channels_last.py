@@ -174,7 +174,8 @@ def test_pgd_auto_falls_back_for_view_models_and_rejects_bad_settings():
 
 
 def test_smooth_channels_last_setting_overrides_the_probe(monkeypatch):
-    from hierclass.smoothing.engine import flat_engine as smooth_mod  # where Smooth builds its forward
+    # flat_engine is where Smooth builds its forward
+    from hierclass.smoothing.engine import flat_engine as smooth_mod
 
     calls = []
 

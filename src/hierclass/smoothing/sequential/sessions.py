@@ -32,8 +32,8 @@ With probability ``>= 1 - 0.8 alpha`` (over the estimation noise), ``L_n < pA`` 
 martingale at the true ``pA``; Ville's inequality bounds the chance it ever reaches
 ``1 / alpha``; :mod:`~hierclass.smoothing.certificates.confidence_sequences` has
 the proof). The final bound fails with probability ``<= 0.2 alpha`` (it is evaluated at the
-fixed ``n = max_n``, and only used if sampling gets there). By Boole's inequality both hold with probability
-``>= 1 - alpha``, and on that event every radius reported certified satisfies
+fixed ``n = max_n``, and only used if sampling gets there). By Boole's inequality both hold
+with probability ``>= 1 - alpha``, and on that event every radius reported certified satisfies
 ``pA > Phi(r / sigma)``, so the smoothed classifier returns ``c_A`` everywhere in the L2 ball
 of radius ``r`` (Cohen et al., Theorem 1 with ``pB = 1 - pA``): simultaneously over all
 radii, and whatever rule stopped the sampling, because the event does not depend on when
