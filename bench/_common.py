@@ -107,7 +107,7 @@ def machine() -> str:
     Printed at the top of every bench: the same script gives other ratios on another CPU
     (bfloat16 is emulated, several times slower, without AVX512_BF16/AMX).
     """
-    from hierclass.smoothing.precision import cpu_capability, cpu_has_native_bf16
+    from hierclass.smoothing.engine.precision import cpu_capability, cpu_has_native_bf16
 
     native = {True: "yes", False: "no", None: "unknown"}[cpu_has_native_bf16()]
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"

@@ -5,7 +5,7 @@ five points of certified accuracy, and whether a given run certifies it is close
 flip for *any* method. Taking each image's ``pA`` as its fixed-n estimate (``count / n``,
 recovered from the recorded radius), this computes what each method certifies on average:
 fixed-n exactly (a binomial tail), sequential exactly (dynamic programming over the count,
-:func:`hierclass.smoothing.sequential_exact.certify_probability`, with the library's own
+:func:`hierclass.smoothing.sequential.exact.certify_probability`, with the library's own
 rule), and the sequential draws by simulating the library's rule on 400 count paths per
 image. It is a plug-in estimate (the true ``pA`` is not known), reported beside, never
 instead of, the measured numbers.
@@ -22,14 +22,14 @@ from scipy.stats import norm
 def _estimated_pa(radius: float, sigma: float, n: int, alpha: float) -> float:
     """The fixed-n estimate ``k / n`` behind a recorded radius ``sigma Phi^-1(p_lower)``: the
     smallest count whose bound reaches the recorded one (the radius is stored rounded down)."""
-    from hierclass.smoothing.sequential_exact import fixed_n_certify_count
+    from hierclass.smoothing.sequential.exact import fixed_n_certify_count
 
     return min(fixed_n_certify_count(n, alpha, norm.cdf(radius / sigma) - 1e-12), n) / n
 
 
 def _simulated_draws(p: float, rows: Any, looks: np.ndarray, thresholds, rng, paths: int):
     """Mean estimation draws of the library's rule (every radius decided, or max_n)."""
-    from hierclass.smoothing.sequential import UNDECIDED, decide, update_decisions
+    from hierclass.smoothing.sequential.sessions import UNDECIDED, decide, update_decisions
 
     succ = np.zeros(paths, np.int64)
     status = np.zeros((paths, len(thresholds)), np.int8)
@@ -55,11 +55,11 @@ def expected_under_estimates(
     recs: list[dict[str, Any]], sigma: float, radii, n0: int, n: int, alpha: float
 ) -> dict[str, Any]:
     """Expected certified accuracy of both methods and the sequential passes ratio."""
-    from hierclass.smoothing.sequential import sequential_setup
-    from hierclass.smoothing.sequential_exact import (
+    from hierclass.smoothing.sequential.exact import (
         certify_probability,
         fixed_n_certify_probability,
     )
+    from hierclass.smoothing.sequential.sessions import sequential_setup
 
     setup = sequential_setup(sigma, radii, n0, n, alpha)
     rows = setup.decisions(1)

@@ -19,7 +19,7 @@ import torch
 from _common import parser, print, set_threads, small_cnn, timed
 
 from hierclass.channels_last import ChannelsLastForward
-from hierclass.smoothing.precision import with_autocast
+from hierclass.smoothing.engine.precision import with_autocast
 
 
 def _rate(forward, batch: torch.Tensor, seconds: float = 0.4) -> float:

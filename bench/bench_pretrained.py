@@ -40,7 +40,7 @@ class RowClock:
     """Time spent in the hierarchy row builder (patched around it for one run)."""
 
     def __init__(self) -> None:
-        import hierclass.smoothing.hierarchy_results as hr
+        import hierclass.smoothing.analysis.hierarchy_results as hr
 
         self.module, self.real, self.seconds = hr, hr.hierarchy_row, 0.0
 
@@ -105,10 +105,10 @@ def main() -> int:
 
 
 def report(flat_out: Path, hier_out: Path) -> None:
-    from hierclass.smoothing.analysis import average_certified_radius, certified_accuracy
-    from hierclass.smoothing.hierarchy_results import levels_table
-    from hierclass.smoothing.information_gain import certified_information_gain
-    from hierclass.smoothing.results import read_results
+    from hierclass.smoothing.analysis.hierarchy_results import levels_table
+    from hierclass.smoothing.analysis.information_gain import certified_information_gain
+    from hierclass.smoothing.analysis.tables import average_certified_radius, certified_accuracy
+    from hierclass.smoothing.records.tsv import read_results
 
     flat, hier = read_results(flat_out), read_results(hier_out)
     base = read_results(hier_out.with_suffix(".flat.tsv"))

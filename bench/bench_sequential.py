@@ -57,8 +57,9 @@ def train(sigma: float, epochs: int) -> torch.nn.Module:
 
 def one_image(i: int, smooth, art, x, y, radii, n: int, batch, iss: bool) -> dict[str, Any]:
     """Certify test image ``i`` every way; the methods' order alternates with ``i``."""
-    from hierclass.smoothing.runner import certify_dataset
-    from hierclass.smoothing.sequential_runner import certified_column, certify_radii_dataset
+    from hierclass.smoothing.records.rows import certified_column
+    from hierclass.smoothing.runs.fixed_n import certify_dataset
+    from hierclass.smoothing.runs.sequential import certify_radii_dataset
 
     def fixed():
         (row,) = certify_dataset(
@@ -134,7 +135,7 @@ def one_image(i: int, smooth, art, x, y, radii, n: int, batch, iss: bool) -> dic
 
 def summarise(recs: list[dict[str, Any]], radii, n: int) -> dict[str, Any]:
     """Counts, certified accuracies, wall-time ratios and ISS figures over ``recs``."""
-    from hierclass.smoothing.analysis import certified_accuracy
+    from hierclass.smoothing.analysis.tables import certified_accuracy
 
     def col(method: str, key: str, rs=recs) -> np.ndarray:
         return np.array([r[method][key] for r in rs])

@@ -75,7 +75,7 @@ def worker(kind: str, n0: int, n: int, m: int, batch: str, sigma: float) -> dict
         amp = torch.bfloat16 if kind == "hierclass-bf16" else None
         smooth = Smooth(model, 10, sigma, seed=0, amp_dtype=amp)
         smooth.certify(x[0], n0, min(n, 256), 0.001, bs)  # warm-up (and the auto probe)
-        from hierclass.smoothing.batch_size import _cache
+        from hierclass.smoothing.engine.batch_size import _cache
 
         used = str(bs)
         if bs == "auto":  # this fresh process probed exactly one plan
@@ -123,7 +123,7 @@ class _Free(torch.nn.Module):
 def bench_throughput(n: int, reps: int, sigma: float) -> list[dict]:
     from hierclass import Smooth
     from hierclass.channels_last import ChannelsLastForward
-    from hierclass.smoothing.batch_size import resolve_plan
+    from hierclass.smoothing.engine.batch_size import resolve_plan
 
     model = _model()
     fast = ChannelsLastForward(model)
@@ -189,8 +189,8 @@ def bench_throughput(n: int, reps: int, sigma: float) -> list[dict]:
 def bench_hierarchy_and_subsets(n: int, m: int, reps: int, sigma: float) -> dict:
     from hierclass import Hierarchy, LabelPartition, RenormalizedLeaf, Router, RuleRouter, Smooth
     from hierclass.models import SmallCNN
-    from hierclass.smoothing.hierarchical import HierarchicalSmooth
-    from hierclass.smoothing.subsets import subsets_of_size
+    from hierclass.smoothing.certificates.subsets import subsets_of_size
+    from hierclass.smoothing.hierarchy.smooth import HierarchicalSmooth
 
     flat = _model()
     x, _ = _inputs(m)

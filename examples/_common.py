@@ -23,8 +23,8 @@ matplotlib.use("Agg")  # examples write PNGs; never open a window
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from hierclass.smoothing.analysis import class_summary  # noqa: E402
-from hierclass.smoothing.results import ResultTable  # noqa: E402
+from hierclass.smoothing.analysis.tables import class_summary  # noqa: E402
+from hierclass.smoothing.records.tsv import ResultTable  # noqa: E402
 
 # Size options several examples share: ``--<name>`` overrides the script's default (full or
 # ``--quick``) only when given, so each is declared with ``default=None``.

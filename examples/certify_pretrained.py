@@ -33,13 +33,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
 from hierclass.cli import main as hierclass_cli  # noqa: E402
-from hierclass.smoothing.analysis import certified_accuracy, summary_table  # noqa: E402
-from hierclass.smoothing.hierarchy_results import (  # noqa: E402
+from hierclass.smoothing.analysis.hierarchy_results import (  # noqa: E402
     level_certified_accuracy,
     levels_table,
 )
-from hierclass.smoothing.information_gain import information_gain_table  # noqa: E402
-from hierclass.smoothing.results import read_results  # noqa: E402
+from hierclass.smoothing.analysis.information_gain import information_gain_table  # noqa: E402
+from hierclass.smoothing.analysis.tables import certified_accuracy, summary_table  # noqa: E402
+from hierclass.smoothing.records.tsv import read_results  # noqa: E402
 
 RADII = (0.0, 0.25, 0.5)
 

@@ -1,11 +1,11 @@
 """Certified radius versus label-set size (Fig. 4), all subsets certified from one set of samples.
 
-A flat classifier is trained with Gaussian noise and smoothed (Cohen et al.). For every test
-input, one set of ``n0 + n`` noisy samples gives the votes of ``argmax_{c in L} logits_c`` for
-*every* label subset ``L`` at once; each subset's certificate is Cohen's bound on that restricted
-base classifier (sound on its own; see :mod:`hierclass.smoothing.certificates`). For each size
-``k`` the script collects the radius of every subset of size ``k`` that contains the input's
-true label (0 if the restricted prediction is wrong or abstains) and draws a box plot.
+A flat classifier is trained with Gaussian noise and smoothed (Cohen et al.). For every test input,
+one set of ``n0 + n`` noisy samples gives the votes of ``argmax_{c in L} logits_c`` for *every*
+label subset ``L`` at once; each subset's certificate is Cohen's bound on that restricted base
+classifier (sound on its own; see :mod:`hierclass.smoothing.certificates.counts`). For each size
+``k`` the script collects the radius of every subset of size ``k`` that contains the input's true
+label (0 if the restricted prediction is wrong or abstains) and draws a box plot.
 
 Data: the embedded MNIST subset by default (``--dataset digits`` for scikit-learn's 8x8 digits;
 ``--dataset cifar10 --data-root DIR`` for the paper's CIFAR-10 setting).

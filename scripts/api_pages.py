@@ -53,7 +53,21 @@ def page(package: str) -> str:
     if package == "commands":
         lines += ["::: hierclass.cli", ""]
     for name in public_submodules(SRC / package):
-        lines += [f"::: hierclass.{package}.{name}", ""]
+        sub = SRC / package / name
+        if not (sub / "__init__.py").is_file():
+            lines += [f"::: hierclass.{package}.{name}", ""]
+            continue
+        # a subpackage (smoothing's layers): its docstring as a section, then its modules
+        lines += [
+            f"## `hierclass.{package}.{name}`",
+            "",
+            f"::: hierclass.{package}.{name}",
+            "    options:",
+            "      members: false",
+            "      show_root_heading: false",
+            "",
+        ]
+        lines += [f"::: hierclass.{package}.{name}.{mod}" + "\n" for mod in public_submodules(sub)]
     return "\n".join(lines)
 
 

@@ -33,7 +33,7 @@ def _seeds(text: str) -> list[int]:
 def measure(seed: int, out: Path, num_certify: int) -> dict:
     """One seed of the demo: accuracies, ACRs and per-input comparisons against the flat CNN."""
     from hierclass.commands.demo import run_demo
-    from hierclass.smoothing.analysis import average_certified_radius, certified_accuracy
+    from hierclass.smoothing.analysis.tables import average_certified_radius, certified_accuracy
 
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):  # the demo's own tables: not needed here

@@ -12,8 +12,8 @@ from hierclass import LabelPartition, Router, Smooth
 from hierclass.attacks import PGD
 from hierclass.channels_last import ChannelsLastForward, call_with_fallback, has_4d_weights
 from hierclass.models import SmallCNN
-from hierclass.smoothing import batch_size as bs_mod
-from hierclass.smoothing.batch_size import Plan, resolve_plan
+from hierclass.smoothing.engine import batch_size as bs_mod
+from hierclass.smoothing.engine.batch_size import Plan, resolve_plan
 
 
 def _rgb_net() -> nn.Module:
@@ -134,7 +134,8 @@ def test_smooth_counts_do_not_depend_on_the_layout(monkeypatch):
     smooth = Smooth(model, 10, sigma=0.25, seed=3)
     plain = smooth.certify_detailed(x, 16, 600, 0.01, 64, index=0).counts
     monkeypatch.setattr(
-        "hierclass.smoothing.flat_engine.resolve_plan", lambda *a, **k: Plan(64, channels_last=True)
+        "hierclass.smoothing.engine.flat_engine.resolve_plan",
+        lambda *a, **k: Plan(64, channels_last=True),
     )
     fast = smooth.certify_detailed(x, 16, 600, 0.01, "auto", index=0).counts
     # same noise, same model: only float summation order differs, which can flip a vote only
@@ -173,7 +174,8 @@ def test_pgd_auto_falls_back_for_view_models_and_rejects_bad_settings():
 
 
 def test_smooth_channels_last_setting_overrides_the_probe(monkeypatch):
-    from hierclass.smoothing import flat_engine as smooth_mod  # where Smooth builds its forward
+    # flat_engine is where Smooth builds its forward
+    from hierclass.smoothing.engine import flat_engine as smooth_mod
 
     calls = []
 
@@ -205,7 +207,7 @@ def test_smooth_channels_last_setting_overrides_the_probe(monkeypatch):
 
 def test_hierarchical_smooth_channels_last_true_with_an_int_batch_size():
     from hierclass import Hierarchy, RenormalizedLeaf
-    from hierclass.smoothing.hierarchical import HierarchicalSmooth
+    from hierclass.smoothing.hierarchy.smooth import HierarchicalSmooth
 
     torch.manual_seed(0)
     p = LabelPartition({"a": [0, 1, 2], "b": [3, 4]}, num_labels=5)

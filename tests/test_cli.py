@@ -41,8 +41,8 @@ def test_demo_quick_runs_end_to_end(tmp_path, capsys):
 def test_demo_numbers_come_from_the_library(tmp_path):
     """The demo's summary agrees with the library's analysis of the TSVs it wrote."""
     from hierclass.commands.demo import radius_cap, run_demo
-    from hierclass.smoothing.analysis import compare_radii
-    from hierclass.smoothing.results import read_results
+    from hierclass.smoothing.analysis.tables import compare_radii
+    from hierclass.smoothing.records.tsv import read_results
 
     s = run_demo(tmp_path, epochs=1, num_certify=10, n=200, verbose=False)
     flat = read_results(tmp_path / "flat.tsv")

@@ -8,7 +8,7 @@ from torch import nn
 
 from hierclass import FlatVoteRouter, Hierarchy, LabelPartition, RenormalizedLeaf, Router
 from hierclass.partition import NestedPartition
-from hierclass.smoothing.hierarchical import HierarchicalSmooth
+from hierclass.smoothing.hierarchy.smooth import HierarchicalSmooth
 
 PARTITION = LabelPartition({"a": [0, 3], "b": [1, 2, 4], "c": [5]})
 

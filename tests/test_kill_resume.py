@@ -194,7 +194,7 @@ class _Linear(nn.Module):
 
 def _certify(out: Path, count: int):
     from hierclass import Smooth
-    from hierclass.smoothing.runner import certify_dataset
+    from hierclass.smoothing.runs.fixed_n import certify_dataset
 
     g = torch.Generator().manual_seed(2)
     x, y = torch.rand(count, 4, generator=g), torch.randint(0, 3, (count,), generator=g)
@@ -208,7 +208,7 @@ def _tear_row(nth: int, cut: float) -> Callable[[], None]:
     """Hook: at the ``nth`` result row, leave only part of its line on disk, then SIGKILL."""
 
     def arm() -> None:
-        from hierclass.smoothing import results
+        from hierclass.smoothing.records import tsv as results
 
         real, seen = results.ResultWriter.write, [0]
 

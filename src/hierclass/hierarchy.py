@@ -11,9 +11,19 @@ from torch import nn
 
 from hierclass._utils.deferred import check_batch_or_defer
 from hierclass.batch import Batch, batch_device, batch_size, check_batch, index_batch
+from hierclass.data.partitions import get_partition
 from hierclass.inputs import InputRange, check_input_range
-from hierclass.nodes import Leaf, Node, Root, Router, SingletonLeaf
+from hierclass.nodes import (
+    FlatVoteRouter,
+    Leaf,
+    Node,
+    RenormalizedLeaf,
+    Root,
+    Router,
+    SingletonLeaf,
+)
 from hierclass.partition import LabelPartition
+from hierclass.persistence import load_tree, save_hierarchy
 
 NodePath = tuple[int, ...]
 Child = Union[Leaf, "Hierarchy", None]
@@ -190,11 +200,8 @@ class Hierarchy:
         >>> bool((h.predict(x) == flat(x).argmax(1)).all())  # the vote router keeps the flat argmax
         True
         """
-        from hierclass.nodes import FlatVoteRouter, RenormalizedLeaf
 
         if isinstance(partition, str):
-            from hierclass.data.partitions import get_partition
-
             partition = get_partition(partition)
         if not isinstance(partition, LabelPartition):
             raise TypeError(
@@ -505,8 +512,6 @@ class Hierarchy:
         by a ``model_factory``; rules by the ``rules`` mapping, custom node classes by
         ``node_classes``. Nothing pickled is executed.
         """
-        from hierclass.persistence import save_hierarchy
-
         return save_hierarchy(self, path)
 
     @classmethod
@@ -545,10 +550,9 @@ class Hierarchy:
             A corrupt, tampered or inconsistent file (the message names the file and the
             problem), a missing rule, model factory or node class.
         """
-        from hierclass.persistence import load_hierarchy
-
-        return load_hierarchy(
+        return load_tree(
             path,
+            cls,
             model_factory=model_factory,
             rules=rules,
             map_location=map_location,

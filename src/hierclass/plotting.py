@@ -37,7 +37,7 @@ def plot_certified_accuracy(
     Parameters
     ----------
     runs : mapping
-        Name -> :class:`~hierclass.smoothing.results.ResultTable` (or ``(radius, correct)``).
+        Name -> :class:`~hierclass.smoothing.records.tsv.ResultTable` (or ``(radius, correct)``).
     path : path, optional
         Where to write the PNG (parent folders are created).
     max_radius : float, optional
@@ -57,7 +57,7 @@ def plot_certified_accuracy(
     >>> fig.axes[0].get_xlabel()
     'radius (L2)'
     """
-    from hierclass.smoothing.analysis import certified_accuracy_curve
+    from hierclass.smoothing.analysis.tables import certified_accuracy_curve
 
     plt = _pyplot()
     curves = {}

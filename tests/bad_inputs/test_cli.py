@@ -16,7 +16,7 @@ from torch import nn
 from hierclass import Hierarchy, LabelPartition, RenormalizedLeaf, Router
 from hierclass.commands.certify import save_model_file
 from hierclass.models import build, register_model
-from hierclass.smoothing.results import COHEN_COLUMNS, FLAT_COLUMNS
+from hierclass.smoothing.records.tsv import COHEN_COLUMNS, FLAT_COLUMNS
 
 FAST = ["--dataset", "digits", "--sigma", "0.25", "--n0", "10", "--N", "50", "--batch", "64"]
 
@@ -89,7 +89,7 @@ def test_a_finished_outfile_is_not_recomputed(tmp_path, model_file, monkeypatch)
     before = out.read_text()
     files = sorted(p.name for p in tmp_path.iterdir())
     assert files == ["flat.pt", "flat.tsv", "flat.tsv.settings.json"]  # no shards
-    from hierclass.smoothing.smooth import Smooth
+    from hierclass.smoothing.flat.smooth import Smooth
 
     seen = []
     real = Smooth.certify_many

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hierclass.smoothing.distributed import run_sharded
-from hierclass.smoothing.results import COHEN_COLUMNS, ResultWriter
+from hierclass.smoothing.records.tsv import COHEN_COLUMNS, ResultWriter
+from hierclass.smoothing.runs.distributed import run_sharded
 
 SECRET = "SECRET-TOKEN-4242\tdo not print\n"
 

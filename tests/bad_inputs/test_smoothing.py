@@ -9,8 +9,8 @@ from torch import nn
 
 from hierclass import Hierarchy, LabelPartition, RenormalizedLeaf, Router, Smooth
 from hierclass.smoothing import certify_hierarchy
-from hierclass.smoothing.hierarchical import HierarchicalSmooth
-from hierclass.smoothing.runner import certify_dataset
+from hierclass.smoothing.hierarchy.smooth import HierarchicalSmooth
+from hierclass.smoothing.runs.fixed_n import certify_dataset
 
 
 class _Conv(nn.Module):

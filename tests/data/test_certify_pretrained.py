@@ -19,8 +19,8 @@ import torch
 from hierclass.cli import main
 from hierclass.commands._loading import load_data, load_model
 from hierclass.models import smoothing_arch
-from hierclass.smoothing.analysis import certified_accuracy
-from hierclass.smoothing.results import read_results
+from hierclass.smoothing.analysis.tables import certified_accuracy
+from hierclass.smoothing.records.tsv import read_results
 
 FAST = ["--sigma", "0.25", "--N0", "8", "--N", "40", "--batch", "48"]
 

@@ -30,7 +30,7 @@ def raw_roles(page_html: str) -> list[str]:
 
 def test_raw_role_detector_finds_what_an_unrewritten_docstring_renders():
     # What mkdocstrings printed before the hook existed; guards the check below.
-    rendered = "<p>See <code>:mod:</code><code>~hierclass.smoothing.certificates</code>.</p>"
+    rendered = "<p>See <code>:mod:</code><code>~hierclass.smoothing.certificates.counts</code>.</p>"
     assert len(raw_roles(rendered)) == 1
     assert raw_roles("<p>:func:`fit`</p>") and raw_roles("<p>:py:class:`X`</p>")
     # Links and code that merely look similar are not reported.
@@ -71,7 +71,7 @@ def test_roles_become_links_to_the_documented_object(site):
         r"\s*<code>Hierarchy\.load</code>",
         nodes,
     ), "the explicit-title :meth: role in Leaf's docstring is not a link to Hierarchy.load"
-    # hierclass.smoothing's docstring: :mod:`~hierclass.smoothing.certificates`.
+    # hierclass.smoothing's docstring: :mod:`~hierclass.smoothing.certificates.counts`.
     assert re.search(
         r'href="#hierclass\.smoothing\.certificates"[^>]*>\s*<code>certificates</code>',
         site.page("api/smoothing.md"),
@@ -138,13 +138,14 @@ def test_parameter_tables_match_the_signatures(site):
     """Each name's type and default as the signature has them (a grouped ``n0, n : int`` entry
     gave ``n`` the default 100 and ``alpha`` the type int)."""
     assert site.returncode == 0, site.log[-6000:]
-    from hierclass.smoothing import Smooth, runner
+    from hierclass.smoothing import Smooth
+    from hierclass.smoothing.runs import fixed_n as runner
 
     page = site.page("api/smoothing.md")
     objects = {
-        "hierclass.smoothing.smooth.Smooth.certify": Smooth.certify,
-        "hierclass.smoothing.smooth.Smooth.certify_detailed": Smooth.certify_detailed,
-        "hierclass.smoothing.runner.certify_hierarchy": runner.certify_hierarchy,
+        "hierclass.smoothing.flat.smooth.Smooth.certify": Smooth.certify,
+        "hierclass.smoothing.flat.smooth.Smooth.certify_detailed": Smooth.certify_detailed,
+        "hierclass.smoothing.runs.fixed_n.certify_hierarchy": runner.certify_hierarchy,
     }
     for anchor, obj in objects.items():
         table = parameter_table(page, anchor)
@@ -153,5 +154,5 @@ def test_parameter_tables_match_the_signatures(site):
                 continue
             assert name in table, (anchor, name, sorted(table))
             assert table[name][1] == repr(p.default), (anchor, name, table[name])
-    certify = parameter_table(page, "hierclass.smoothing.smooth.Smooth.certify")
+    certify = parameter_table(page, "hierclass.smoothing.flat.smooth.Smooth.certify")
     assert certify["n"] == ("int", "100000") and certify["alpha"] == ("float", "0.001")

@@ -206,7 +206,7 @@ def load_common() -> ModuleType:
 
 
 def test_summary_counts_only_certified_correct_samples() -> None:
-    from hierclass.smoothing.results import ResultTable
+    from hierclass.smoothing.records.tsv import ResultTable
 
     common = load_common()
     table = ResultTable({"radius": np.array([1.0, 9.0, 2.0, 3.0, np.inf, 0.0]),

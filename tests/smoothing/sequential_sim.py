@@ -3,12 +3,12 @@
 Where the property under test is the statistics, the base classifier's votes are simulated
 from their exact distribution: the estimation draws of look ``k`` add a
 ``Binomial(n_k - n_{k-1}, pA)`` count, and the library's own decision rule
-(:func:`~hierclass.smoothing.sequential.decide` on a confidence sequence) is applied to it.
+(:func:`~hierclass.smoothing.sequential.sessions.decide` on a confidence sequence) is applied to it.
 A two-class linear base classifier
 ``f(x) = sign(w . x + b)`` at distance ``d`` from its boundary has ``pA = Phi(d / sigma)`` and
 smoothed radius exactly ``d``, so a trial at distance ``d`` is a draw with that ``pA``.
 
-:func:`hierclass.smoothing.sequential_exact.certify_probability` computes by dynamic
+:func:`hierclass.smoothing.sequential.exact.certify_probability` computes by dynamic
 programming over the success count the exact probability that the rule certifies a
 threshold, for comparison with simulated counts.
 """
@@ -18,15 +18,15 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import betaincinv
 
-from hierclass.smoothing.bounds import clopper_pearson_lower
-from hierclass.smoothing.sequential import CERTIFIED, UNDECIDED, decide, update_decisions
+from hierclass.smoothing.certificates.bounds import clopper_pearson_lower
+from hierclass.smoothing.sequential.sessions import CERTIFIED, UNDECIDED, decide, update_decisions
 
 
 class NaivePeeking:
     """The classic mistake, for control tests: a fixed-``n`` one-sided Clopper-Pearson bound
     at level ``alpha`` read at every look as if it were a confidence sequence.
 
-    Same ``passes`` interface as :class:`~hierclass.smoothing.confidence_sequences.
+    Same ``passes`` interface as :class:`~hierclass.smoothing.certificates.confidence_sequences.
     MixtureSequence`, so the library's :func:`decide` runs on it unchanged.
     """
 

@@ -7,7 +7,7 @@ import warnings
 import pytest
 import torch
 
-import hierclass.smoothing.precision as precision
+import hierclass.smoothing.engine.precision as precision
 from hierclass import Smooth
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from hierclass.smoothing.analysis import (
+from hierclass.smoothing.analysis.tables import (
     average_certified_radius,
     certified_accuracy,
     certified_accuracy_curve,
@@ -9,7 +9,7 @@ from hierclass.smoothing.analysis import (
     comparison_table,
     summary_table,
 )
-from hierclass.smoothing.results import ResultTable
+from hierclass.smoothing.records.tsv import ResultTable
 
 
 def _table(radius, correct, classes):
@@ -58,7 +58,7 @@ def test_bad_inputs():
 
 def test_bad_tables_are_refused_with_what_arrived():
     """Old code: ACR -1.25 for a negative radius, duplicates counted twice, correct=7 correct."""
-    from hierclass.smoothing.analysis import check_results
+    from hierclass.smoothing.analysis.tables import check_results
 
     with pytest.raises(ValueError, match=r"radius is >= 0.*-1.25"):
         average_certified_radius(_table([-1.25, 1.0], [1, 1], list("ab")))

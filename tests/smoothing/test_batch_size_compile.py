@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hierclass.smoothing import batch_size as bs_mod
-from hierclass.smoothing.batch_size import Plan, consider_compile, resolve_plan
+from hierclass.smoothing.engine import batch_size as bs_mod
+from hierclass.smoothing.engine.batch_size import Plan, consider_compile, resolve_plan
 
 
 class FakeClock:
@@ -215,7 +215,7 @@ def test_the_cache_keeps_no_compiled_model_alive(monkeypatch):
 
 
 def test_a_compiled_forward_that_fails_mid_run_falls_back_to_eager():
-    from hierclass.smoothing.batch_size import with_eager_fallback
+    from hierclass.smoothing.engine.batch_size import with_eager_fallback
 
     calls = []
 

@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from hierclass.smoothing.batch_size import clear_cache, probe_batch_size, resolve_plan
+from hierclass.smoothing.engine.batch_size import clear_cache, probe_batch_size, resolve_plan
 
 
 class Timed:

@@ -5,14 +5,14 @@ import pytest
 from scipy.stats import norm
 from statsmodels.stats.proportion import proportion_confint
 
-from hierclass.smoothing.bounds import (
+from hierclass.smoothing.certificates.bounds import (
     clopper_pearson_lower,
     clopper_pearson_upper,
     cohen_radius,
     margin_radius,
     top_two_pvalue,
 )
-from hierclass.smoothing.certificates import ABSTAIN, certify_counts
+from hierclass.smoothing.certificates.counts import ABSTAIN, certify_counts
 
 
 @pytest.mark.parametrize("alpha", [0.001, 0.01, 0.2])

@@ -6,7 +6,7 @@ from hierclass import Hierarchy, LabelPartition, RenormalizedLeaf, Router
 from hierclass.cli import main
 from hierclass.commands.certify import save_model_file
 from hierclass.models import build, register_model
-from hierclass.smoothing.results import read_results
+from hierclass.smoothing.records.tsv import read_results
 
 
 def _linear(k: int) -> nn.Module:
@@ -64,7 +64,7 @@ def test_certify_and_analyze_flat_and_hierarchy(tmp_path, capsys):
     assert rc == 0 and png.stat().st_size > 0
     assert "| flat |" in text and "| round |" in text and "baseline CR" in text
     # the hierarchy's file also gets hierarchical metrics, computed by the library
-    from hierclass.smoothing.hierarchy_metrics import hierarchy_report
+    from hierclass.smoothing.analysis.hierarchy_metrics import hierarchy_report
 
     assert "## Hierarchy metrics: hierarchy" in text
     assert hierarchy_report(read_results(hout), [0.0, 0.25, 0.5, 0.75, 1.0]) in text
@@ -149,7 +149,8 @@ def test_time_column_does_not_charge_the_probe_to_the_first_input(tmp_path, monk
     """Old code: idx 0's time held the batch-size probe (47.6 s measured, the rest ~0.005 s)."""
     import time
 
-    from hierclass.smoothing.hierarchical import HierarchicalSmooth, certify_hierarchy
+    from hierclass.smoothing.hierarchy.smooth import HierarchicalSmooth
+    from hierclass.smoothing.runs.fixed_n import certify_hierarchy
 
     real = HierarchicalSmooth._engine
 

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
-from hierclass.smoothing.confidence_sequences import MixtureSequence, geometric_looks
-from hierclass.smoothing.sequential_exact import certify_probability
+from hierclass.smoothing.certificates.confidence_sequences import MixtureSequence, geometric_looks
+from hierclass.smoothing.sequential.exact import certify_probability
 
 from .sequential_sim import NaivePeeking
 

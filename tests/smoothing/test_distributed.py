@@ -12,16 +12,16 @@ import torch
 from torch import nn
 
 from hierclass import Smooth
-from hierclass.smoothing.distributed import shard, shard_path
-from hierclass.smoothing.runner import certify_dataset
+from hierclass.smoothing.runs.distributed import shard, shard_path
+from hierclass.smoothing.runs.fixed_n import certify_dataset
 
 SCRIPT = textwrap.dedent(
     """
     import sys, torch
     from torch import nn
     from hierclass import Smooth
-    from hierclass.smoothing.distributed import init_from_env, run_sharded
-    from hierclass.smoothing.runner import certify_dataset
+    from hierclass.smoothing.runs.distributed import init_from_env, run_sharded
+    from hierclass.smoothing.runs.fixed_n import certify_dataset
 
     assert init_from_env()
     torch.manual_seed(0)
@@ -90,7 +90,7 @@ def test_two_processes_equal_one(tmp_path):
         batch_size=128,
         verbose=False,
     )
-    from hierclass.smoothing.results import read_results
+    from hierclass.smoothing.records.tsv import read_results
 
     merged = read_results(out)
     assert merged["idx"].tolist() == list(range(9))
@@ -118,7 +118,7 @@ def _job(calls):
 
 
 def test_resume_with_another_world_size_loses_and_repeats_nothing(tmp_path):
-    from hierclass.smoothing.distributed import run_sharded
+    from hierclass.smoothing.runs.distributed import run_sharded
 
     out = tmp_path / "flat.tsv"
     indices = list(range(9))
@@ -151,7 +151,7 @@ def test_resume_with_another_world_size_loses_and_repeats_nothing(tmp_path):
 
 def test_a_finished_outfile_is_resumed_and_extended_not_recomputed(tmp_path):
     """Old code: with the shard files gone, a complete OUTFILE was recomputed from scratch."""
-    from hierclass.smoothing.distributed import run_sharded
+    from hierclass.smoothing.runs.distributed import run_sharded
 
     out, calls = tmp_path / "flat.tsv", []
     job = _job(calls)
@@ -169,8 +169,8 @@ def test_a_finished_outfile_is_resumed_and_extended_not_recomputed(tmp_path):
 
 def test_an_outfile_that_is_not_ours_is_refused_before_any_work(tmp_path):
     """Old code: the CLI replaced a file with another header (rc=0)."""
-    from hierclass.smoothing.distributed import run_sharded
-    from hierclass.smoothing.results import COHEN_COLUMNS, FLAT_COLUMNS
+    from hierclass.smoothing.records.tsv import COHEN_COLUMNS, FLAT_COLUMNS
+    from hierclass.smoothing.runs.distributed import run_sharded
 
     calls: list = []
     job = _job(calls)
@@ -193,8 +193,8 @@ def test_an_outfile_that_is_not_ours_is_refused_before_any_work(tmp_path):
 def test_a_kill_anywhere_in_the_fold_leaves_a_resumable_run(tmp_path, monkeypatch, kill_after):
     """Old code: killed after `.resumed` was written and before the stale shards were deleted,
     the run could never resume ("index ... appears in more than one shard")."""
-    from hierclass.smoothing import distributed
-    from hierclass.smoothing.distributed import run_sharded
+    from hierclass.smoothing.runs import distributed
+    from hierclass.smoothing.runs.distributed import run_sharded
 
     out, indices = tmp_path / "flat.tsv", list(range(9))
     job = _job([])
@@ -232,8 +232,8 @@ def test_a_kill_anywhere_in_the_fold_leaves_a_resumable_run(tmp_path, monkeypatc
 
 
 def test_folding_keeps_a_further_output_in_step_with_the_first(tmp_path):
-    from hierclass.smoothing.distributed import _fold_stale_shards, resumed_path
-    from hierclass.smoothing.results import COHEN_COLUMNS, ResultWriter, read_results
+    from hierclass.smoothing.records.tsv import COHEN_COLUMNS, ResultWriter, read_results
+    from hierclass.smoothing.runs.distributed import _fold_stale_shards, resumed_path
 
     main, flat = tmp_path / "h.tsv", tmp_path / "flat.tsv"
     rows = {main: [0, 2], flat: [0, 2, 4]}  # killed between index 4's flat and main rows
@@ -247,7 +247,7 @@ def test_folding_keeps_a_further_output_in_step_with_the_first(tmp_path):
 
 
 def test_no_resume_discards_earlier_shards(tmp_path):
-    from hierclass.smoothing.distributed import resumed_path, run_sharded
+    from hierclass.smoothing.runs.distributed import resumed_path, run_sharded
 
     out, indices, calls = tmp_path / "flat.tsv", list(range(9)), []
     job = _job(calls)

@@ -9,9 +9,9 @@ from torch import nn
 
 from hierclass import Hierarchy, LabelPartition, RenormalizedLeaf, Router, Smooth
 from hierclass.smoothing import certify_hierarchy
-from hierclass.smoothing.hierarchical import HierarchicalSmooth
-from hierclass.smoothing.results import read_results
-from hierclass.smoothing.runner import certify_dataset
+from hierclass.smoothing.hierarchy.smooth import HierarchicalSmooth
+from hierclass.smoothing.records.tsv import read_results
+from hierclass.smoothing.runs.fixed_n import certify_dataset
 
 SIGMA = 0.5
 
@@ -101,8 +101,8 @@ def test_table_without_a_flat_baseline(tmp_path):
 
 
 def test_one_acr_definition():
-    from hierclass.smoothing.analysis import average_certified_radius, class_summary
-    from hierclass.smoothing.results import ResultTable
+    from hierclass.smoothing.analysis.tables import average_certified_radius, class_summary
+    from hierclass.smoothing.records.tsv import ResultTable
 
     r, c = np.array([0.5, np.inf, 2.0]), np.array([1, 1, 0])
     assert average_certified_radius(r, c) == np.inf  # an infinite radius counts as infinite
@@ -114,8 +114,8 @@ def test_one_acr_definition():
 def test_a_bad_verbose_is_refused_before_an_existing_file_is_touched(tmp_path):
     """``verbose`` is checked before any output opens: ``resume=False`` would otherwise cut a
     finished file down to its header and then fail."""
-    from hierclass.smoothing.runner import certify_dataset
-    from hierclass.smoothing.sequential_runner import certify_radii_dataset
+    from hierclass.smoothing.runs.fixed_n import certify_dataset
+    from hierclass.smoothing.runs.sequential import certify_radii_dataset
 
     f = lambda b: torch.stack([b[:, 0], -b[:, 0]], 1)  # noqa: E731
     smooth = Smooth(f, 2, sigma=0.5)
@@ -135,8 +135,8 @@ def test_a_bad_verbose_is_refused_before_an_existing_file_is_touched(tmp_path):
 
 def test_drivers_name_the_smoother_they_need():
     """Passing the tree or the bare model (not its smoothed wrapper) is one clear TypeError."""
-    from hierclass.smoothing.runner import certify_dataset
-    from hierclass.smoothing.sequential_runner import (
+    from hierclass.smoothing.runs.fixed_n import certify_dataset
+    from hierclass.smoothing.runs.sequential import (
         certify_hierarchy_radii_dataset,
         certify_radii_dataset,
     )

@@ -14,7 +14,7 @@ import pytest
 from scipy.stats import norm
 
 from hierclass import Smooth
-from hierclass.smoothing.bounds import clopper_pearson_lower, clopper_pearson_upper
+from hierclass.smoothing.certificates.bounds import clopper_pearson_lower, clopper_pearson_upper
 
 from .helpers import ProjectedLinear
 

@@ -9,9 +9,9 @@ import torch
 from hierclass import Hierarchy, LabelPartition, RenormalizedLeaf, Router, Smooth
 from hierclass.cli import main
 from hierclass.smoothing import HierarchicalSmooth, certified_accuracy
-from hierclass.smoothing.hierarchy_results import level_certified_accuracy
-from hierclass.smoothing.results import read_results
-from hierclass.smoothing.sequential_runner import (
+from hierclass.smoothing.analysis.hierarchy_results import level_certified_accuracy
+from hierclass.smoothing.records.tsv import read_results
+from hierclass.smoothing.runs.sequential import (
     certify_hierarchy_radii_dataset,
     certify_radii_dataset,
 )

@@ -6,9 +6,10 @@ import torch
 from torch import nn
 
 from hierclass import Hierarchy, LabelPartition, RenormalizedLeaf, Router, RuleRouter, Smooth
-from hierclass.smoothing.certificates import certify_counts
-from hierclass.smoothing.hierarchical import HierarchicalSmooth, certify_hierarchy
-from hierclass.smoothing.results import read_results
+from hierclass.smoothing.certificates.counts import certify_counts
+from hierclass.smoothing.hierarchy.smooth import HierarchicalSmooth
+from hierclass.smoothing.records.tsv import read_results
+from hierclass.smoothing.runs.fixed_n import certify_hierarchy
 
 from .helpers import ProjectedLinear
 
@@ -146,7 +147,7 @@ def test_bad_hierarchy_arguments():
 def test_auto_batch_size_probes_the_modality_the_model_reads():
     # the router reads "depth" (3-d), the flat model and its leaves read "image" (6-d); the
     # probe must time the flat model on "image", though "depth" sorts first
-    from hierclass.smoothing import batch_size as bs_mod
+    from hierclass.smoothing.engine import batch_size as bs_mod
 
     torch.manual_seed(0)
     p = LabelPartition({"low": [0, 1, 2], "high": [3, 4]}, num_labels=5)

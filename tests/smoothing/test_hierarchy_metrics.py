@@ -11,7 +11,7 @@ from hierclass.smoothing import (
     path_certified_accuracy,
     paths_from_results,
 )
-from hierclass.smoothing.results import ResultTable
+from hierclass.smoothing.records.tsv import ResultTable
 
 # A two-level tree: class 0 holds labels {0, 2}, class 1 holds {1, 3}. Paths are (class, label).
 TRUE = [(0, 0), (0, 2), (1, 1), (1, 3), (0, 0)]
@@ -110,7 +110,7 @@ def test_one_level_computation_behind_the_table_and_the_paths_by_hand():
     C: true (1, 7), predicted (0, 1): class wrong (0.9)
     Level 0 at r=0 and r=0.4: A and B, 2/3. Label at r=0: A, 1/3; at r=0.4: none.
     """
-    from hierclass.smoothing.hierarchy_results import level_certified_accuracy
+    from hierclass.smoothing.analysis.hierarchy_results import level_certified_accuracy
 
     true, pred = [(0, 2), (0, 3), (1, 7)], [(0, 2), (0, 5), (0, 1)]
     level_radii = [[0.8, 0.3], [0.5, 0.5], [0.9, 0.9]]

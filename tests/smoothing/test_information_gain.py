@@ -12,9 +12,9 @@ from torch import nn
 
 from hierclass import Hierarchy, LabelPartition
 from hierclass.smoothing import certify_hierarchy
-from hierclass.smoothing.analysis import certified_accuracy
-from hierclass.smoothing.information_gain import certified_information_gain
-from hierclass.smoothing.results import ResultTable
+from hierclass.smoothing.analysis.information_gain import certified_information_gain
+from hierclass.smoothing.analysis.tables import certified_accuracy
+from hierclass.smoothing.records.tsv import ResultTable
 
 
 def _table(rows):

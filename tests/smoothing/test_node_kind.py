@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hierclass.smoothing.hierarchy_plan import NodePlan
-from hierclass.smoothing.path import NODE_KINDS
+from hierclass.smoothing.certificates.path import NODE_KINDS
+from hierclass.smoothing.hierarchy.plan import NodePlan
 
 
 def test_the_kinds_are_the_three_certification_routes():

@@ -17,10 +17,10 @@ from scipy.stats import binom, norm
 from hierclass import Hierarchy, LabelPartition, Leaf, Router
 from hierclass.nodes import SingletonLeaf
 from hierclass.smoothing import certify_hierarchy
-from hierclass.smoothing.bounds import clopper_pearson_lower
-from hierclass.smoothing.certificates import ABSTAIN
-from hierclass.smoothing.hierarchical import HierarchicalSmooth
-from hierclass.smoothing.hierarchy_results import level_certified_accuracy
+from hierclass.smoothing.analysis.hierarchy_results import level_certified_accuracy
+from hierclass.smoothing.certificates.bounds import clopper_pearson_lower
+from hierclass.smoothing.certificates.counts import ABSTAIN
+from hierclass.smoothing.hierarchy.smooth import HierarchicalSmooth
 
 SIGMA, T0, S0 = 1.0, 0.6, 0.4
 

@@ -7,7 +7,7 @@ import torch
 
 from hierclass import Smooth
 from hierclass.models import SmallCNN
-from hierclass.smoothing import batch_size as bs_mod
+from hierclass.smoothing.engine import batch_size as bs_mod
 
 
 def _model():
@@ -74,7 +74,7 @@ class _Autocast(torch.nn.Module):
 
 def test_hierarchy_amp_counts_equal_those_of_autocast_nodes():
     from hierclass import Hierarchy, LabelPartition, RenormalizedLeaf, Router
-    from hierclass.smoothing.hierarchical import HierarchicalSmooth
+    from hierclass.smoothing.hierarchy.smooth import HierarchicalSmooth
 
     torch.manual_seed(0)
     p = LabelPartition({"low": [0, 1, 2], "high": [3, 4]}, num_labels=5)

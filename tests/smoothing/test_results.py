@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from hierclass import Smooth
-from hierclass.smoothing.results import (
+from hierclass.smoothing.records.tsv import (
     COHEN_COLUMNS,
     FLAT_COLUMNS,
     ResultWriter,
@@ -13,7 +13,7 @@ from hierclass.smoothing.results import (
     parse_time,
     read_results,
 )
-from hierclass.smoothing.runner import certify_dataset
+from hierclass.smoothing.runs.fixed_n import certify_dataset
 
 
 def _row(i):
@@ -143,7 +143,7 @@ def test_hierclass_output_reads_with_cohen_conventions(tmp_path):
     df = pd.read_csv(path, delimiter="\t")
     assert list(df.columns[:6]) == list(COHEN_COLUMNS)
     at = {r: float((df["correct"] & (df["radius"] >= r)).mean()) for r in (0.0, 0.15)}
-    from hierclass.smoothing.analysis import certified_accuracy
+    from hierclass.smoothing.analysis.tables import certified_accuracy
 
     assert at[0.0] == pytest.approx(certified_accuracy(read_results(path), 0.0)) == 2 / 3
     assert at[0.15] == pytest.approx(certified_accuracy(read_results(path), 0.15)) == 1 / 3
@@ -185,7 +185,7 @@ def test_certify_dataset_rejects_bad_labels_and_indices():
 def test_subset_counts_are_stored_for_offline_recomputation(tmp_path):
     import json
 
-    from hierclass.smoothing.certificates import certify_counts
+    from hierclass.smoothing.certificates.counts import certify_counts
 
     s, x, y = _setup()
     t = certify_dataset(

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from hierclass.smoothing.results import COHEN_COLUMNS, ResultWriter, read_results
+from hierclass.smoothing.records.tsv import COHEN_COLUMNS, ResultWriter, read_results
 
 
 def test_stored_radii_never_exceed_the_computed_ones(tmp_path):
@@ -26,9 +26,9 @@ def test_stored_upper_bounds_never_fall_below_the_computed_ones(tmp_path):
     import torch
 
     from hierclass import Smooth
-    from hierclass.smoothing.results import upper_bound_field
-    from hierclass.smoothing.sequential import certify_radii_many
-    from hierclass.smoothing.sequential_runner import certify_radii_dataset
+    from hierclass.smoothing.records.tsv import upper_bound_field
+    from hierclass.smoothing.runs.sequential import certify_radii_dataset
+    from hierclass.smoothing.sequential.sessions import certify_radii_many
 
     rng = np.random.default_rng(1)
     values = np.concatenate([[0.84134479, 0.5000001, 1e-9], rng.random(300)])

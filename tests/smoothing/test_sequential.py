@@ -13,13 +13,14 @@ import pytest
 import torch
 
 from hierclass import Smooth
-from hierclass.smoothing.analysis import certified_accuracy
-from hierclass.smoothing.confidence_sequences import geometric_looks
-from hierclass.smoothing.distributed import shard
-from hierclass.smoothing.iss import plan_size
-from hierclass.smoothing.results import merge_results, read_results
-from hierclass.smoothing.sequential import check_radii, radius_thresholds, sequential_setup
-from hierclass.smoothing.sequential_runner import certified_column, certify_radii_dataset
+from hierclass.smoothing.analysis.tables import certified_accuracy
+from hierclass.smoothing.certificates.confidence_sequences import geometric_looks
+from hierclass.smoothing.flat.iss import plan_size
+from hierclass.smoothing.records.rows import certified_column
+from hierclass.smoothing.records.tsv import merge_results, read_results
+from hierclass.smoothing.runs.distributed import shard
+from hierclass.smoothing.runs.sequential import certify_radii_dataset
+from hierclass.smoothing.sequential.sessions import check_radii, radius_thresholds, sequential_setup
 
 from .helpers import ProjectedLinear
 
@@ -170,8 +171,8 @@ def test_the_last_look_adds_one_fixed_n_bound_at_a_fifth_of_alpha():
     sequence (at 0.8 alpha) alone would not; nowhere else."""
     from scipy.stats import norm
 
-    from hierclass.smoothing.bounds import clopper_pearson_lower
-    from hierclass.smoothing.sequential import FINAL_SHARE, sequential_setup
+    from hierclass.smoothing.certificates.bounds import clopper_pearson_lower
+    from hierclass.smoothing.sequential.sessions import FINAL_SHARE, sequential_setup
 
     setup = sequential_setup(0.25, [0.0, 0.75], 100, 100_000, 1e-3)
     t = norm.cdf(3.0)

@@ -6,7 +6,7 @@ from torch import nn
 from hierclass.cli import main
 from hierclass.commands.certify import save_model_file
 from hierclass.models import build, register_model
-from hierclass.smoothing.results import read_results
+from hierclass.smoothing.records.tsv import read_results
 
 
 def _linear(k: int) -> nn.Module:

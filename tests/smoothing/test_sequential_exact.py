@@ -8,13 +8,13 @@ from math import comb
 import numpy as np
 import pytest
 
-from hierclass.smoothing.bounds import clopper_pearson_lower
-from hierclass.smoothing.confidence_sequences import MixtureSequence
-from hierclass.smoothing.sequential import CERTIFIED, REFUTED, UNDECIDED, decide
-from hierclass.smoothing.sequential_exact import (
+from hierclass.smoothing.certificates.bounds import clopper_pearson_lower
+from hierclass.smoothing.certificates.confidence_sequences import MixtureSequence
+from hierclass.smoothing.sequential.exact import (
     certify_probability,
     fixed_n_certify_probability,
 )
+from hierclass.smoothing.sequential.sessions import CERTIFIED, REFUTED, UNDECIDED, decide
 
 
 def _brute_force(p, sequence, looks, t, refute, final_alpha):

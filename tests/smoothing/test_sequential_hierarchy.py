@@ -20,18 +20,18 @@ from torch import nn
 
 from hierclass import Hierarchy, LabelPartition, RenormalizedLeaf, Router, Smooth
 from hierclass.cli import main
-from hierclass.smoothing.analysis import certified_accuracy
-from hierclass.smoothing.distributed import shard
-from hierclass.smoothing.hierarchical import HierarchicalSmooth
-from hierclass.smoothing.hierarchy_metrics import (
+from hierclass.smoothing.analysis.hierarchy_metrics import (
     hierarchy_report,
     path_certified_accuracy,
     paths_from_results,
 )
-from hierclass.smoothing.hierarchy_results import level_certified_accuracy
-from hierclass.smoothing.results import merge_results, read_results
-from hierclass.smoothing.sequential_runner import (
-    certified_column,
+from hierclass.smoothing.analysis.hierarchy_results import level_certified_accuracy
+from hierclass.smoothing.analysis.tables import certified_accuracy
+from hierclass.smoothing.hierarchy.smooth import HierarchicalSmooth
+from hierclass.smoothing.records.rows import certified_column
+from hierclass.smoothing.records.tsv import merge_results, read_results
+from hierclass.smoothing.runs.distributed import shard
+from hierclass.smoothing.runs.sequential import (
     certify_hierarchy_radii_dataset,
     certify_radii_dataset,
 )
@@ -131,7 +131,7 @@ def test_flat_baseline_equals_a_flat_run_on_the_same_draws(tree, tmp_path):
 
 def _kill_after_write(nth: int):
     """In a child: tear the ``nth`` row written (half a line on disk), then SIGKILL itself."""
-    from hierclass.smoothing import results
+    from hierclass.smoothing.records import tsv as results
 
     real, seen = results.ResultWriter.write, [0]
 

@@ -12,8 +12,10 @@ computed exactly, and bounds the expected count.
 import numpy as np
 from scipy.stats import binom, norm
 
-from hierclass.smoothing.confidence_sequences import MixtureSequence, geometric_looks
-from hierclass.smoothing.sequential import (
+from hierclass.smoothing.certificates.confidence_sequences import MixtureSequence, geometric_looks
+from hierclass.smoothing.hierarchy.sequential import combine_path, node_alpha
+from hierclass.smoothing.sequential.exact import certify_probability
+from hierclass.smoothing.sequential.sessions import (
     CERTIFIED,
     FINAL_SHARE,
     UNDECIDED,
@@ -21,8 +23,6 @@ from hierclass.smoothing.sequential import (
     radius_thresholds,
     update_decisions,
 )
-from hierclass.smoothing.sequential_exact import certify_probability
-from hierclass.smoothing.sequential_path import combine_path, node_alpha
 
 SIGMA = 0.5
 ALPHA = 0.2
@@ -106,8 +106,8 @@ def test_hierarchy_sampler_against_exact_radius():
     import torch
 
     from hierclass import Hierarchy, LabelPartition, Leaf, Router
-    from hierclass.smoothing.hierarchical import HierarchicalSmooth
-    from hierclass.smoothing.sequential_path import certify_hierarchy_radii_many
+    from hierclass.smoothing.hierarchy.sequential import certify_hierarchy_radii_many
+    from hierclass.smoothing.hierarchy.smooth import HierarchicalSmooth
 
     p = LabelPartition([[0, 1], [2, 3]], num_labels=4)
     h = Hierarchy(

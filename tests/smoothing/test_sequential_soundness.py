@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 from scipy.stats import binom, norm
 
-from hierclass.smoothing.confidence_sequences import MixtureSequence, geometric_looks
-from hierclass.smoothing.sequential import FINAL_SHARE, radius_thresholds
-from hierclass.smoothing.sequential_exact import certify_probability
+from hierclass.smoothing.certificates.confidence_sequences import MixtureSequence, geometric_looks
+from hierclass.smoothing.sequential.exact import certify_probability
+from hierclass.smoothing.sequential.sessions import FINAL_SHARE, radius_thresholds
 
 from .sequential_sim import NaivePeeking, simulate, violations
 

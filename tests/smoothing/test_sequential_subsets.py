@@ -8,7 +8,7 @@ real sampler with a large ``alpha`` (0.2) so that violations (a radius beyond th
 certified, or any radius for a wrongly selected label) happen; per subset, their count must
 stay under the ``1 - 1e-6`` quantile of ``Binomial(trials, alpha)`` and within 5 standard
 deviations of the exact expectation (selection and the look-by-look crossing computed
-exactly, :func:`~hierclass.smoothing.sequential_exact.certify_probability`).
+exactly, :func:`~hierclass.smoothing.sequential.exact.certify_probability`).
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ import torch
 from scipy.stats import binom, norm
 
 from hierclass import Smooth
-from hierclass.smoothing.sequential import (
+from hierclass.smoothing.sequential.exact import certify_probability
+from hierclass.smoothing.sequential.sessions import (
     ABSTAIN,
     certify_radii,
     certify_radii_many,
     radius_thresholds,
     sequential_setup,
 )
-from hierclass.smoothing.sequential_exact import certify_probability
 
 from .helpers import ProjectedLinear
 
@@ -158,7 +158,7 @@ def test_dataset_rows_carry_the_subset_results(model, tmp_path):
     """certify_radii_dataset(subsets=...) writes, per row, what certify_radii_many decides."""
     import json
 
-    from hierclass.smoothing.sequential_runner import certify_radii_dataset
+    from hierclass.smoothing.runs.sequential import certify_radii_dataset
 
     ts = [-1.0, 0.15, 0.8, 1.6]
     x = torch.stack([model.point(t) for t in ts]).float()

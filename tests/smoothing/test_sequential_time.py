@@ -9,15 +9,15 @@ import pytest
 import torch
 
 from hierclass import Hierarchy, LabelPartition, RenormalizedLeaf, Router, Smooth
-from hierclass.smoothing import sampling
-from hierclass.smoothing.hierarchical import HierarchicalSmooth
+from hierclass.smoothing.engine import sampling
+from hierclass.smoothing.hierarchy.smooth import HierarchicalSmooth
 
 from .test_time_column import BATCH, DT, N0, FakeClock, _model
 
 
 def test_sequential_inputs_are_charged_their_own_draws(monkeypatch):
     """Each input pays for its selection and the looks it drew, however they were packed."""
-    from hierclass.smoothing.sequential_runner import certify_radii_dataset
+    from hierclass.smoothing.runs.sequential import certify_radii_dataset
 
     fake = FakeClock()
     monkeypatch.setattr(sampling, "_now", fake)
@@ -37,7 +37,7 @@ def test_sequential_inputs_are_charged_their_own_draws(monkeypatch):
 
 
 def test_sequential_hierarchy_times_sum_to_the_sampling_time(monkeypatch):
-    from hierclass.smoothing.sequential_runner import certify_hierarchy_radii_dataset
+    from hierclass.smoothing.runs.sequential import certify_hierarchy_radii_dataset
 
     fake = FakeClock()
     monkeypatch.setattr(sampling, "_now", fake)

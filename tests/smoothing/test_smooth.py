@@ -4,10 +4,10 @@ import torch
 from torch import nn
 
 from hierclass import Smooth
-from hierclass.smoothing import batch_size as bs_mod
-from hierclass.smoothing.certificates import certify_counts
-from hierclass.smoothing.sampling import STREAM_ESTIMATE
-from hierclass.smoothing.subsets import subsets_of_size
+from hierclass.smoothing.certificates.counts import certify_counts
+from hierclass.smoothing.certificates.subsets import subsets_of_size
+from hierclass.smoothing.engine import batch_size as bs_mod
+from hierclass.smoothing.engine.sampling import STREAM_ESTIMATE
 
 
 def _linear(d=6, k=5, seed=0):

@@ -17,9 +17,9 @@ from torch import nn
 
 from hierclass import Hierarchy, LabelPartition, Leaf, RenormalizedLeaf, Router, RuleRouter, Smooth
 from hierclass.nodes import SingletonLeaf
-from hierclass.smoothing.bounds import clopper_pearson_lower
-from hierclass.smoothing.hierarchical import HierarchicalSmooth
-from hierclass.smoothing.sampling import STREAM_ESTIMATE, NoiseStream, block_seed
+from hierclass.smoothing.certificates.bounds import clopper_pearson_lower
+from hierclass.smoothing.engine.sampling import STREAM_ESTIMATE, NoiseStream, block_seed
+from hierclass.smoothing.hierarchy.smooth import HierarchicalSmooth
 
 SIGMA = 0.25
 
@@ -166,7 +166,7 @@ def test_one_label_leaf_takes_no_share_of_alpha():
 
 
 def test_cpu_blocks_with_torch_sampler_and_numpy_fallback(monkeypatch):
-    from hierclass.smoothing import noise
+    from hierclass.smoothing.engine import noise
 
     assert noise._MT_TEMPLATE is not None  # this torch's generator layout is the known one
     for template in (noise._MT_TEMPLATE, None):

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from hierclass import Hierarchy, LabelPartition, RenormalizedLeaf, Router, Smooth
-from hierclass.smoothing import sampling
-from hierclass.smoothing.hierarchical import HierarchicalSmooth
-from hierclass.smoothing.runner import certify_dataset
-from hierclass.smoothing.sampling import RowClock, Task
+from hierclass.smoothing.engine import sampling
+from hierclass.smoothing.engine.sampling import RowClock, Task
+from hierclass.smoothing.hierarchy.smooth import HierarchicalSmooth
+from hierclass.smoothing.runs.fixed_n import certify_dataset
 
 N0, N, BATCH, INPUTS = 10, 140, 100, 4  # 150 draws per input: inputs straddle batches
 DT = 0.001  # seconds per evaluated row

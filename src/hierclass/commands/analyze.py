@@ -87,9 +87,9 @@ def _short(path: Path, depth: int) -> str:
 
 def _read(path: Path, notes: list[str]) -> Any:
     """Read and check one file; what a user should know about it goes to ``notes``."""
-    from hierclass.smoothing.analysis import check_results
-    from hierclass.smoothing.record_checks import missing_indices
-    from hierclass.smoothing.results import read_results
+    from hierclass.smoothing.analysis.tables import check_results
+    from hierclass.smoothing.records.checks import missing_indices
+    from hierclass.smoothing.records.tsv import read_results
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -109,9 +109,9 @@ def _read(path: Path, notes: list[str]) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``hierclass analyze``; returns the exit status (errors are reported by the CLI)."""
-    from hierclass.smoothing.analysis import comparison_table, summary_table
-    from hierclass.smoothing.hierarchy_metrics import hierarchy_report
-    from hierclass.smoothing.information_gain import information_gain_table
+    from hierclass.smoothing.analysis.hierarchy_metrics import hierarchy_report
+    from hierclass.smoothing.analysis.information_gain import information_gain_table
+    from hierclass.smoothing.analysis.tables import comparison_table, summary_table
 
     named = _named(args.results)
     notes: list[str] = []

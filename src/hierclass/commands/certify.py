@@ -2,7 +2,7 @@
 
 The flags follow Cohen et al.'s ``certify.py`` (``--N0 --N --batch --skip --max``) so their
 scripts carry over; the output TSV starts with their columns (see
-:mod:`hierclass.smoothing.results`).
+:mod:`hierclass.smoothing.records.tsv`).
 """
 
 from __future__ import annotations
@@ -245,13 +245,12 @@ def _radii(text: str) -> list[float]:
 def _run_sequential(args, model, x, y, num_classes, indices, common) -> Any:
     """``--radii``: sequential certification of a flat model or a hierarchy (issue 14)."""
     from hierclass import Hierarchy, Smooth
-    from hierclass.smoothing.distributed import run_sharded
-    from hierclass.smoothing.hierarchical import HierarchicalSmooth
-    from hierclass.smoothing.sequential_runner import (
+    from hierclass.smoothing.hierarchy.smooth import HierarchicalSmooth
+    from hierclass.smoothing.records.rows import hierarchy_radii_columns, sequential_columns
+    from hierclass.smoothing.runs.distributed import run_sharded
+    from hierclass.smoothing.runs.sequential import (
         certify_hierarchy_radii_dataset,
         certify_radii_dataset,
-        hierarchy_radii_columns,
-        sequential_columns,
     )
 
     radii = _radii(args.radii)
@@ -398,10 +397,10 @@ def _settings(args, model: Any) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """Run ``hierclass certify``; returns the exit status (errors are reported by the CLI)."""
     from hierclass import Hierarchy, Smooth
-    from hierclass.smoothing.distributed import init_from_env, rank_and_world, run_sharded
-    from hierclass.smoothing.hierarchical import HIERARCHY_COLUMNS, certify_hierarchy
-    from hierclass.smoothing.results import FLAT_COLUMNS
-    from hierclass.smoothing.runner import certify_dataset, dataset_indices
+    from hierclass.smoothing.records.rows import HIERARCHY_COLUMNS
+    from hierclass.smoothing.records.tsv import FLAT_COLUMNS
+    from hierclass.smoothing.runs.distributed import init_from_env, rank_and_world, run_sharded
+    from hierclass.smoothing.runs.fixed_n import certify_dataset, certify_hierarchy, dataset_indices
 
     batch = _batch(args.batch)
     device = check_device(args.device)

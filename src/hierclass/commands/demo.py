@@ -86,7 +86,7 @@ def _train_models(
 ) -> tuple[torch.nn.Module, torch.nn.Module]:
     """The demo's flat CNN and root CNN, trained with Gaussian noise of ``sigma``."""
     from hierclass.models import SmallCNN
-    from hierclass.smoothing.runner import show_progress
+    from hierclass.smoothing.runs.fixed_n import show_progress
     from hierclass.training import fit
 
     torch.manual_seed(seed)
@@ -232,7 +232,7 @@ def radius_cap(n0: int, n: int, alpha: float, sigma: float, num_labels: int = 10
     >>> round(radius_cap(100, 1000, 0.001, 0.5), 3)
     1.231
     """
-    from hierclass.smoothing.certificates import certify_counts
+    from hierclass.smoothing.certificates.counts import certify_counts
 
     sel, est = np.zeros(num_labels, np.int64), np.zeros(num_labels, np.int64)
     sel[0], est[0] = n0, n
@@ -245,12 +245,12 @@ def _certify_section(
     """Certify flat vs each hierarchy on a class-balanced test slice, from shared draws."""
     from hierclass.plotting import plot_certified_accuracy
     from hierclass.smoothing import certify_hierarchy
-    from hierclass.smoothing.analysis import compare_radii, summary_table
-    from hierclass.smoothing.hierarchy_metrics import (
+    from hierclass.smoothing.analysis.hierarchy_metrics import (
         hierarchy_report,
         path_certified_accuracy,
         paths_from_results,
     )
+    from hierclass.smoothing.analysis.tables import compare_radii, summary_table
 
     # The first num_certify // 10 test images of each digit: balanced across labels and classes.
     order = torch.argsort(y_test, stable=True)

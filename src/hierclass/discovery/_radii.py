@@ -12,7 +12,7 @@ import torch
 
 from hierclass._utils.progress import progress
 from hierclass.partition import LabelPartition
-from hierclass.smoothing.analysis import average_certified_radius
+from hierclass.smoothing.analysis.tables import average_certified_radius
 
 # A leaf is certified as the base classifier restricted to its class (base renormalisation),
 # which the smoothing room calls by this method name.
@@ -54,7 +54,7 @@ def certify_once(
     constant one-label leaf can be counted at it and a mean stays finite.
     """
     from hierclass.smoothing import Smooth
-    from hierclass.smoothing.bounds import clopper_pearson_lower, cohen_radius
+    from hierclass.smoothing.certificates.bounds import clopper_pearson_lower, cohen_radius
 
     smooth = Smooth(flat_model, num_labels, sigma, seed=seed)
     cap = float(cohen_radius(float(clopper_pearson_lower(n, n, alpha)), sigma))

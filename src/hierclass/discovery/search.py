@@ -9,7 +9,7 @@ accuracy, from a user-given scorer or
 :class:`~hierclass.discovery.root_probe.LinearProbeRootScorer`).
 
 Each leaf certificate is Cohen's bound on the base classifier restricted to the class
-(base renormalisation, sound on its own, see :mod:`hierclass.smoothing.certificates`). The
+(base renormalisation, sound on its own, see :mod:`hierclass.smoothing.certificates.counts`). The
 score assumes correct routing: it measures what the leaves gain; the root's part is its
 accuracy constraint, and a full hierarchy should then be certified with the hierarchical
 certifier.

@@ -18,7 +18,7 @@ One job per module: ``_format`` (file names, format tags, the node types a spec 
 from __future__ import annotations
 
 from hierclass.persistence._format import FORMAT, READABLE_FORMATS, SPEC_FILE, WEIGHTS_FILE
-from hierclass.persistence._load import load_hierarchy
+from hierclass.persistence._load import load_tree
 from hierclass.persistence._save import save_hierarchy
 from hierclass.persistence._weights import describe_load_error
 
@@ -28,6 +28,6 @@ __all__ = [
     "SPEC_FILE",
     "WEIGHTS_FILE",
     "describe_load_error",
-    "load_hierarchy",
+    "load_tree",
     "save_hierarchy",
 ]

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from hierclass.models._base import read_spec
 from hierclass.nodes import Leaf, Node, Router, RuleRouter, SingletonLeaf
 from hierclass.partition import LabelPartition
 from hierclass.persistence._format import (
@@ -22,18 +23,19 @@ from hierclass.persistence._models import state_mismatch
 class Builder:
     """Builds the nodes and hierarchies of a checked spec."""
 
-    def __init__(self, spec_path, weights_path, models, node_states, rules, node_classes):
+    def __init__(
+        self, spec_path, weights_path, models, node_states, rules, node_classes, make_tree
+    ):
         self.spec_path = spec_path
         self.weights_path = weights_path
         self.models = models
         self.node_states = node_states
         self.rules = rules
         self.node_classes = node_classes
+        self.make_tree = make_tree  # the Hierarchy class: hierarchy.py imports this package
         self.used: set[int] = set()
 
     def tree(self, node: dict[str, Any], where: str = "tree") -> Any:
-        from hierclass.hierarchy import Hierarchy
-
         root = node["root"]
         try:
             partition = LabelPartition.from_dict(root["partition"])
@@ -50,7 +52,8 @@ class Builder:
             else:
                 children.append(self.leaf(child, at))
         try:
-            return Hierarchy(router, children, input_range=decode_range(node.get("input_range")))
+            input_range = decode_range(node.get("input_range"))
+            return self.make_tree(router, children, input_range=input_range)
         except (TypeError, ValueError) as exc:
             raise fail(self.spec_path, f"{where}: {exc}") from None
 
@@ -87,7 +90,6 @@ class Builder:
         would otherwise load and fail (or mislead) only at the first prediction. Models built
         from the registry record ``num_classes``, which is checked against what the node needs.
         """
-        from hierclass.models._base import read_spec
 
         spec = read_spec(node.model) if isinstance(node.model, torch.nn.Module) else None
         width = (spec or {}).get("kwargs", {}).get("num_classes")

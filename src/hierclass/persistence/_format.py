@@ -11,7 +11,7 @@ from hierclass.inputs import check_input_range
 from hierclass.nodes import RuleRouter, SingletonLeaf
 
 FORMAT = "hierclass.hierarchy/2"
-#: Formats :func:`~hierclass.persistence.load_hierarchy` reads (``/1`` stored no node state).
+#: Formats :func:`~hierclass.persistence.load_tree` reads (``/1`` stored no node state).
 READABLE_FORMATS = ("hierclass.hierarchy/1", FORMAT)
 SPEC_FILE = "hierarchy.json"
 WEIGHTS_FILE = "weights.pt"

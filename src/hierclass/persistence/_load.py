@@ -15,15 +15,19 @@ from hierclass.persistence._spec import read_spec
 from hierclass.persistence._weights import read_weights, split_weights
 
 
-def load_hierarchy(
+def load_tree(
     path: str | Path,
+    make_tree: Any,
     model_factory: Any = None,
     rules: Mapping[str, Any] | None = None,
     map_location: str | torch.device = "cpu",
     node_classes: Mapping[str, Any] | None = None,
 ) -> Any:
-    """Rebuild a hierarchy written by :func:`~hierclass.persistence.save_hierarchy` (see
-    :meth:`Hierarchy.load <hierclass.Hierarchy.load>`).
+    """Rebuild a hierarchy written by :func:`~hierclass.persistence.save_hierarchy`; users call
+    :meth:`Hierarchy.load <hierclass.Hierarchy.load>`, which passes itself as ``make_tree``.
+
+    ``make_tree(router, children, input_range=...)`` builds each (sub)tree, so this package
+    needs nothing from :mod:`hierclass.hierarchy`, which imports it.
 
     Tensors are read with ``torch.load(weights_only=True)``; models are rebuilt by name from
     ``hierclass.models`` or, for models that have no name there, by ``model_factory``; rules
@@ -48,7 +52,7 @@ def load_hierarchy(
     >>> from hierclass.persistence import save_hierarchy
     >>> h = Hierarchy(Router(nn.Linear(3, 2), LabelPartition([[0], [1]])), [None, None])
     >>> folder = save_hierarchy(h, tempfile.mkdtemp())
-    >>> loaded = load_hierarchy(folder, model_factory=lambda entry: nn.Linear(3, 2))
+    >>> loaded = load_tree(folder, Hierarchy, model_factory=lambda entry: nn.Linear(3, 2))
     >>> x = torch.rand(4, 3)
     >>> torch.equal(loaded.predict(x), h.predict(x))
     True
@@ -79,7 +83,9 @@ def load_hierarchy(
     for model in models:
         model.to(map_location)
         model.eval()
-    builder = Builder(spec_path, weights_path, models, node_states, rules, node_classes)
+    builder = Builder(
+        spec_path, weights_path, models, node_states, rules, node_classes, make_tree
+    )
     hierarchy = builder.tree(spec["tree"])
     stray = sorted(set(node_states) - builder.used)
     if stray:

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hierclass.models import available_models, build
 from hierclass.persistence._format import SPEC_FILE, fail, is_int, short
 
 
@@ -79,7 +80,6 @@ def _build_named(
     spec: dict[str, Any], state: dict[str, torch.Tensor], where: str, weights_path: Path
 ) -> nn.Module:
     """Build a ``hierclass.models`` model, after checking on ``meta`` that it fits the file."""
-    from hierclass.models import available_models, build
 
     name, kwargs = spec["name"], spec.get("kwargs", {})
     if name not in available_models():

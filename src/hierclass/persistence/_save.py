@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hierclass.models import model_spec
 from hierclass.nodes import Node, RuleRouter, SingletonLeaf
 from hierclass.persistence._format import (
     FORMAT,
@@ -32,7 +33,6 @@ def save_hierarchy(hierarchy: Any, path: str | Path) -> Path:
     >>> import tempfile
     >>> from hierclass import Hierarchy, LabelPartition, Router, RenormalizedLeaf
     >>> from hierclass.models import SmallCNN
-    >>> from hierclass.persistence import load_hierarchy
     >>> flat = SmallCNN(4, image_size=8).eval()
     >>> p = LabelPartition([[0, 1], [2, 3]])
     >>> h = Hierarchy(Router(SmallCNN(2, image_size=8).eval(), p),
@@ -41,7 +41,7 @@ def save_hierarchy(hierarchy: Any, path: str | Path) -> Path:
     >>> sorted(f.name for f in folder.iterdir())
     ['hierarchy.json', 'weights.pt']
     >>> x = torch.rand(3, 1, 8, 8)
-    >>> torch.equal(load_hierarchy(folder).predict(x), h.predict(x))
+    >>> torch.equal(Hierarchy.load(folder).predict(x), h.predict(x))
     True
     """
     path = Path(path)
@@ -138,7 +138,6 @@ def _model_entry(index: int, model: nn.Module) -> dict[str, Any]:
         "class": f"{type(model).__module__}.{type(model).__qualname__}",
         "spec": None,
     }
-    from hierclass.models import model_spec
 
     try:
         entry["spec"] = model_spec(model)

@@ -1,7 +1,7 @@
 """Monte-Carlo check of the Tsipras-setting closed forms, with an exact confidence interval.
 
-The interval is Clopper-Pearson from :mod:`hierclass.smoothing.bounds` (the one home of the
-library's binomial bounds): two one-sided ``alpha / 2`` bounds make a two-sided ``1 - alpha``
+The interval is Clopper-Pearson from :mod:`hierclass.smoothing.certificates.bounds` (the one home of
+the library's binomial bounds): two one-sided ``alpha / 2`` bounds make a two-sided ``1 - alpha``
 interval.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hierclass.smoothing.bounds import clopper_pearson_lower, clopper_pearson_upper
+from hierclass.smoothing.certificates.bounds import clopper_pearson_lower, clopper_pearson_upper
 
 from .tsipras import LinearRule, TsiprasDistribution, restricted_linf_attack
 

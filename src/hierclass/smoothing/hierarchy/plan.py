@@ -3,7 +3,7 @@
 A :class:`SamplingPlan` groups the hierarchy's models so that each runs once per draw for
 every node it serves: all :class:`~hierclass.nodes.RenormalizedLeaf` nodes built on one flat
 model (and the flat baseline) share that model's forward pass and a
-:class:`~hierclass.smoothing.subsets.SubsetHead`. Each node gets a :class:`NodePlan`:
+:class:`~hierclass.smoothing.certificates.subsets.SubsetHead`. Each node gets a :class:`NodePlan`:
 
 * ``"constant"``: one output (a one-label leaf): infinite radius, no share of alpha;
 * ``"clean"``: reads only modalities outside the threat model: evaluated once on the clean
@@ -20,8 +20,9 @@ import numpy as np
 import torch
 
 from hierclass.channels_last import ChannelsLastForward, has_4d_weights
-from hierclass.smoothing.path import NODE_KINDS, NodeKind, NodePath, NodeVotes
-from hierclass.smoothing.subsets import SubsetHead
+from hierclass.nodes import FlatVoteRouter, RenormalizedLeaf
+from hierclass.smoothing.certificates.path import NODE_KINDS, NodeKind, NodePath, NodeVotes
+from hierclass.smoothing.certificates.subsets import SubsetHead
 
 __all__ = ["Group", "NodePlan", "SamplingPlan"]
 
@@ -144,7 +145,6 @@ class SamplingPlan:
         flat_input_key: str | None,
         device: torch.device,
     ) -> None:
-        from hierclass.nodes import FlatVoteRouter, RenormalizedLeaf
 
         self.perturbed_keys = perturbed_keys
         self.margin = margin
@@ -239,7 +239,7 @@ class SamplingPlan:
         return counts[self.head_slices[self.flat_group.gid][0]]
 
     def votes(self, plan: NodePlan, choice: int | None, sel: list, est: list) -> NodeVotes:
-        """The :class:`~hierclass.smoothing.path.NodeVotes` of one node on a path."""
+        """The :class:`~hierclass.smoothing.certificates.path.NodeVotes` of one node on a path."""
         node = plan.node
         if plan.is_leaf:
             outputs = tuple((int(v),) for v in node.labels)

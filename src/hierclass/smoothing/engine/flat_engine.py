@@ -1,7 +1,7 @@
 """How a flat classifier is sampled: its forward pass (layout, precision), batch size, heads.
 
 :func:`flat_engine` turns a :class:`~hierclass.Smooth` into the
-:class:`~hierclass.smoothing.sampling.CountEngine` that every flat certifier drives (Cohen's
+:class:`~hierclass.smoothing.engine.sampling.CountEngine` that every flat certifier drives (Cohen's
 ``certify``, label subsets, sequential and ISS certification): it picks the memory layout and
 batch size (``batch_size="auto"`` probes once), wraps the model in ``torch.autocast`` when asked,
 and checks the scores of every batch (shape here, non-finite values on the device).
@@ -15,10 +15,10 @@ from typing import Any
 import torch
 
 from hierclass.channels_last import ChannelsLastForward, has_4d_weights
-from hierclass.smoothing.batch_size import resolve_plan
-from hierclass.smoothing.precision import with_autocast
-from hierclass.smoothing.prepare import BatchSize
-from hierclass.smoothing.sampling import CountEngine
+from hierclass.smoothing.engine.batch_size import resolve_plan
+from hierclass.smoothing.engine.precision import with_autocast
+from hierclass.smoothing.engine.prepare import BatchSize
+from hierclass.smoothing.engine.sampling import CountEngine
 
 __all__ = ["flat_engine"]
 

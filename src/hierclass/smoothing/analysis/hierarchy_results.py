@@ -1,161 +1,25 @@
-"""Rows and tables of hierarchy certification: labels, routes and per-level certificates.
+"""Per-level tables of hierarchy certification, and the results object a run returns.
 
-A hierarchy row holds Cohen's six columns (the label's certificate), the route, every node's
-radius, and the per-level certificates: ``level_radii`` (the radius of the class certified at
-each level of the *true* route, ``0`` where it was not certified) and ``level_correct``
-(whether the class certified there is the true one). :func:`level_certified_accuracy` turns
-them into the certified accuracy at each level. Radii are written rounded down.
+A hierarchy row (:mod:`~hierclass.smoothing.records.rows`) holds Cohen's six columns (the
+label's certificate), the route, every node's radius, and the per-level certificates:
+``level_radii`` (the radius of the class certified at each level of the *true* route, ``0``
+where it was not certified) and ``level_correct`` (whether the class certified there is the
+true one). :func:`level_certified_accuracy` turns them into the certified accuracy at each
+level; :class:`HierarchyResults` holds a run's rows and its flat baseline.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from hierclass.smoothing.hierarchy_metrics import level_certified_fraction
-from hierclass.smoothing.path import HierarchyCertificate, NodeCertificate, path_name
-from hierclass.smoothing.results import COHEN_COLUMNS, ResultTable, decimal_down
-from hierclass.smoothing.runner import eqclass_name, flat_columns
+from hierclass.smoothing.analysis.hierarchy_metrics import level_certified_fraction
+from hierclass.smoothing.analysis.tables import class_summary, comparison_table
+from hierclass.smoothing.records.tsv import ResultTable
 
-__all__ = [
-    "HIERARCHY_COLUMNS",
-    "HierarchyResults",
-    "flat_baseline_row",
-    "hierarchy_row",
-    "level_certified_accuracy",
-    "levels_table",
-]
-
-#: Columns of a hierarchy certification run (Cohen's six first).
-HIERARCHY_COLUMNS = COHEN_COLUMNS + (
-    "eqclass",
-    "route",
-    "true_route",
-    "route_correct",
-    "node_radii",
-    "level_radii",
-    "level_correct",
-    "detail",
-)
-
-
-def radius_down(r: float) -> str:
-    """A radius as text that never reads back above the computed one (see
-    :func:`~hierclass.smoothing.results.decimal_down`: 0.7 stays ``0.7``).
-
-    Examples
-    --------
-    >>> radius_down(0.1234569), radius_down(0.7), radius_down(math.inf), radius_down(0.0)
-    ('0.123456', '0.7', 'inf', '0')
-    """
-    if math.isinf(r):
-        return "inf"
-    text = format(decimal_down(float(r)).normalize(), "f")
-    return "0" if text in ("0", "-0") else text
-
-
-def _node_detail(node: NodeCertificate) -> dict[str, Any]:
-    d: dict[str, Any] = {"kind": node.kind, "choice": node.choice, "radius": node.radius}
-    if node.certificate is not None:
-        d["p_lower"] = node.certificate.p_lower
-        d["counts_select"] = np.asarray(node.counts_select).tolist()
-        d["counts"] = np.asarray(node.counts).tolist()
-    return d
-
-
-def route_label_counts(hierarchy: Any, route: Any) -> list[int]:
-    """How many labels the class chosen at each level of ``route`` holds.
-
-    Stored in each row's ``detail`` (``level_labels``, with ``num_labels``) so that
-    ``hierclass analyze`` can compute the certified information gain from the file alone.
-
-    Examples
-    --------
-    >>> from torch import nn
-    >>> from hierclass import Hierarchy, LabelPartition
-    >>> h = Hierarchy.from_flat_model(nn.Linear(2, 5), LabelPartition([[0, 1, 2], [3, 4]]))
-    >>> route_label_counts(h, (1,)), route_label_counts(h, ())
-    ([2], [])
-    """
-    route = tuple(int(v) for v in route)
-    return [
-        len(hierarchy.node_at(route[:d]).partition.classes[route[d]]) for d in range(len(route))
-    ]
-
-
-def hierarchy_row(
-    cert: HierarchyCertificate,
-    label: int,
-    true_route: Any,
-    seconds: float,
-    partition: Any = None,
-    level_labels: Any = None,
-    num_labels: int | None = None,
-) -> dict[str, Any]:
-    """The TSV row of one :class:`~hierclass.smoothing.path.HierarchyCertificate`.
-
-    ``level_labels`` (labels of the class chosen at each level, see
-    :func:`route_label_counts`) and ``num_labels`` go into ``detail`` when given.
-
-    Examples
-    --------
-    >>> c = HierarchyCertificate(4, 3, 0.25, (1,), [], 0.01)
-    >>> r = hierarchy_row(c, 3, (1,), 0.5)
-    >>> r["correct"], r["route_correct"], r["level_radii"], r["level_correct"]
-    (1, 1, '0', '0')
-    """
-    true_route = tuple(int(v) for v in true_route)
-    route_ok = cert.route_correct(true_route)
-    level_radii, level_ok = [], []
-    for d in range(len(true_route)):
-        ok = d < len(cert.levels) and cert.levels[d].route == true_route[: d + 1]
-        level_ok.append(int(ok))
-        level_radii.append(radius_down(cert.level_radius(d)))
-    detail = {
-        "alpha_node": cert.alpha_node,
-        "num_smoothed": cert.num_smoothed,
-        "nodes": {path_name(n.path): _node_detail(n) for n in cert.nodes},
-        "levels": [{"name": lv.name, "radius": lv.radius} for lv in cert.levels],
-    }
-    if level_labels is not None:
-        detail.update(level_labels=[int(v) for v in level_labels], num_labels=num_labels)
-    return {
-        "idx": cert.index,
-        "label": label,
-        "predict": cert.label,
-        "radius": cert.radius,
-        "correct": int(cert.label == label and route_ok),
-        "time": round(seconds, 4),
-        "eqclass": eqclass_name(partition, label),
-        "route": ".".join(map(str, cert.route)),
-        "true_route": ".".join(map(str, true_route)),
-        "route_correct": int(route_ok),
-        "node_radii": ";".join(f"{path_name(n.path)}={radius_down(n.radius)}" for n in cert.nodes),
-        "level_radii": ";".join(level_radii),
-        "level_correct": ";".join(map(str, level_ok)),
-        "detail": json.dumps(detail, separators=(",", ":"), default=float),
-    }
-
-
-def flat_baseline_row(
-    cert: HierarchyCertificate, label: int, seconds: float, partition: Any = None
-) -> dict[str, Any]:
-    """The flat-baseline row (flat columns) of a certificate computed with ``flat=``.
-
-    Examples
-    --------
-    >>> from hierclass.smoothing.certificates import certify_counts
-    >>> c = HierarchyCertificate(0, 1, 0.3, (0,), [], 0.01)
-    >>> c.flat_counts = (np.array([1, 9]), np.array([5, 95]))
-    >>> c.flat = certify_counts(*c.flat_counts, alpha=0.01, sigma=0.5)
-    >>> flat_baseline_row(c, 1, 0.0)["correct"]
-    1
-    """
-    return flat_columns(cert.index, label, cert.flat, *cert.flat_counts, seconds, partition)
+__all__ = ["HierarchyResults", "level_certified_accuracy", "levels_table"]
 
 
 def _split(field: str) -> list[str]:
@@ -254,7 +118,7 @@ class HierarchyResults:
     Attributes
     ----------
     hierarchy : ResultTable
-        One row per input (columns :data:`HIERARCHY_COLUMNS`).
+        One row per input (columns :data:`~hierclass.smoothing.records.rows.HIERARCHY_COLUMNS`).
     flat : ResultTable or None
         The flat baseline on the same inputs and draws (columns of a flat run).
     certificates : list of HierarchyCertificate
@@ -286,8 +150,6 @@ class HierarchyResults:
 
         Without a flat baseline, the hierarchy's columns only.
         """
-        from hierclass.smoothing.analysis import class_summary, comparison_table
-
         if self.flat is not None:
             return comparison_table(self.flat, self.hierarchy, radius=radius)
         lines = ["| class | n | hierarchy CR | hierarchy CA |", "|---|---|---|---|"]

@@ -8,11 +8,12 @@ Procedure (per input)
 ---------------------
 1. ``n0`` selection draws pick the top label ``c_A`` (never reused for estimation).
 2. Fresh estimation draws are added look by look (sample sizes ``n_1 < ... < n_K = max_n``:
-   every 2% from :func:`~hierclass.smoothing.confidence_sequences.geometric_looks`, plus,
-   per radius, the fewest all-correct draws that certify it, where an input the noise never
+   every 2% from
+   :func:`~hierclass.smoothing.certificates.confidence_sequences.geometric_looks`, plus, per
+   radius, the fewest all-correct draws that certify it, where an input the noise never
    fools stops; the looks depend on the arguments only). After each look
-   the :class:`~hierclass.smoothing.confidence_sequences.MixtureSequence` of the ``S``
-   successes among the first ``n`` draws gives a lower bound ``L_n`` and an upper bound
+   the :class:`~hierclass.smoothing.certificates.confidence_sequences.MixtureSequence` of the
+   ``S`` successes among the first ``n`` draws gives a lower bound ``L_n`` and an upper bound
    ``U_n`` on ``pA = P(f(x + eps) = c_A)``.
 3. Radius ``r`` is *certified* at the first look where ``L_n >= Phi(r / sigma)``, and *not
    certifiable* at the first look where ``U_n < Phi(r / sigma)`` (whichever comes first; a
@@ -24,15 +25,15 @@ Procedure (per input)
 
 Guarantee
 ---------
-``alpha`` is split (:data:`~hierclass.smoothing.sequential_decisions.FINAL_SHARE`): the
+``alpha`` is split (:data:`~hierclass.smoothing.sequential.decisions.FINAL_SHARE`): the
 sequence runs at ``0.8 alpha`` and the Clopper-Pearson bound at ``max_n`` at ``0.2 alpha``.
 With probability ``>= 1 - 0.8 alpha`` (over the estimation noise), ``L_n < pA`` at every
 ``n`` simultaneously: ``L_n`` is a confidence sequence (a mixture of likelihood ratios is a
 martingale at the true ``pA``; Ville's inequality bounds the chance it ever reaches
-``1 / alpha``; :mod:`~hierclass.smoothing.confidence_sequences` has the proof). The final bound
-fails with probability ``<= 0.2 alpha`` (it is evaluated at the fixed ``n = max_n``, and only
-used if sampling gets there). By Boole's inequality both hold with probability
-``>= 1 - alpha``, and on that event every radius reported certified satisfies
+``1 / alpha``; :mod:`~hierclass.smoothing.certificates.confidence_sequences` has
+the proof). The final bound fails with probability ``<= 0.2 alpha`` (it is evaluated at the
+fixed ``n = max_n``, and only used if sampling gets there). By Boole's inequality both hold
+with probability ``>= 1 - alpha``, and on that event every radius reported certified satisfies
 ``pA > Phi(r / sigma)``, so the smoothed classifier returns ``c_A`` everywhere in the L2 ball
 of radius ``r`` (Cohen et al., Theorem 1 with ``pB = 1 - pA``): simultaneously over all
 radii, and whatever rule stopped the sampling, because the event does not depend on when
@@ -54,11 +55,12 @@ from typing import Any
 import numpy as np
 from scipy.stats import norm
 
-from hierclass.smoothing.certificates import ABSTAIN
-from hierclass.smoothing.confidence_sequences import DEFAULT_LOOK_RATIO
-from hierclass.smoothing.prepare import indexed_stream
-from hierclass.smoothing.sampling import STREAM_SELECT, CountEngine, Request, Task
-from hierclass.smoothing.sequential_decisions import (  # re-exported: the sequential API
+from hierclass.smoothing.certificates.confidence_sequences import DEFAULT_LOOK_RATIO
+from hierclass.smoothing.certificates.counts import ABSTAIN
+from hierclass.smoothing.certificates.subsets import SubsetHead, check_subsets
+from hierclass.smoothing.engine.prepare import indexed_stream, noise_index
+from hierclass.smoothing.engine.sampling import STREAM_SELECT, CountEngine, Request, Task
+from hierclass.smoothing.sequential.decisions import (  # re-exported: the sequential API
     CERTIFIED,
     FINAL_SHARE,
     REFUTED,
@@ -189,7 +191,7 @@ class RadiiResult:
     subset_certified : ndarray of bool [S, R]
         Per subset and radius: the restricted smoothed classifier is certified (each
         subset's certificate holds with probability ``>= 1 - alpha`` on its own, like
-        :meth:`Smooth.certify_many <hierclass.smoothing.smooth.Smooth.certify_many>`'s).
+        :meth:`Smooth.certify_many <hierclass.smoothing.flat.smooth.Smooth.certify_many>`'s).
     subset_p_lower : ndarray of float [S]
         Each subset's lower bound when sampling stopped.
     seconds : float
@@ -296,7 +298,7 @@ def certify_radii_many(
     fresh random indices, so independent calls draw independent noise.
     Many undecided inputs are sampled together, so batches stay full. See the module
     docstring for the procedure and its guarantee, and :meth:`Smooth.certify_radii
-    <hierclass.smoothing.smooth.Smooth.certify_radii>` for the parameters.
+    <hierclass.smoothing.flat.smooth.Smooth.certify_radii>` for the parameters.
 
     ``subsets`` also certifies, from the same draws, the base classifier restricted to each
     label subset ``L`` (``argmax_{c in L}``, base renormalisation: an ordinary classifier, so
@@ -304,7 +306,7 @@ def certify_radii_many(
     with its own selection (``argmax`` of its selection votes) and its own final decisions;
     an input samples until the flat classifier and every subset are decided. Each
     certificate is valid on its own, like the subset certificates of :meth:`Smooth.certify_many
-    <hierclass.smoothing.smooth.Smooth.certify_many>` (a union over subsets would need
+    <hierclass.smoothing.flat.smooth.Smooth.certify_many>` (a union over subsets would need
     ``alpha / S`` each). The restricted *margin* certificate is not offered: it bounds every
     competing label's probability from above as well, which this one-proportion sequence
     does not.
@@ -320,7 +322,6 @@ def certify_radii_many(
     >>> sorted((r.index, r.label, bool(r.certified[0])) for r, _ in out)
     [(0, 0, True), (1, 1, True)]
     """
-    from hierclass.smoothing.subsets import SubsetHead, check_subsets
 
     setup = sequential_setup(smooth.sigma, radii, n0, max_n, alpha, first, ratio)
     subs = () if subsets is None else check_subsets(subsets, smooth.num_classes)
@@ -399,7 +400,6 @@ def certify_radii(
     >>> certify_radii(s, torch.tensor([1.0]), [0.5], alpha=0.01, index=0).certified.tolist()
     [True]
     """
-    from hierclass.smoothing.prepare import noise_index
 
     ((res, _),) = list(
         certify_radii_many(

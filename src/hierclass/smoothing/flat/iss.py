@@ -37,14 +37,15 @@ from typing import Any
 import numpy as np
 from scipy.stats import norm
 
-from hierclass.smoothing.bounds import (
+from hierclass.smoothing.certificates.bounds import (
     check_alpha,
     clopper_pearson_lower,
     clopper_pearson_upper,
 )
-from hierclass.smoothing.certificates import ABSTAIN
-from hierclass.smoothing.sampling import STREAM_SELECT, Request, Task
-from hierclass.smoothing.sequential import run_flat
+from hierclass.smoothing.certificates.counts import ABSTAIN
+from hierclass.smoothing.engine.prepare import check_count
+from hierclass.smoothing.engine.sampling import STREAM_SELECT, Request, Task
+from hierclass.smoothing.sequential.sessions import run_flat
 
 __all__ = ["ISSResult", "STREAM_ISS_FINAL", "STREAM_ISS_PILOT", "certify_iss_many", "plan_size"]
 
@@ -180,7 +181,7 @@ def certify_iss_many(
 ) -> Iterator[ISSResult]:
     """ISS certification of a stream of inputs; yields results as inputs finish.
 
-    See :meth:`Smooth.certify_iss <hierclass.smoothing.smooth.Smooth.certify_iss>`.
+    See :meth:`Smooth.certify_iss <hierclass.smoothing.flat.smooth.Smooth.certify_iss>`.
 
     Examples
     --------
@@ -193,7 +194,6 @@ def certify_iss_many(
     >>> r.label, r.radius <= 1.0
     (0, True)
     """
-    from hierclass.smoothing.prepare import check_count
 
     loss = _check_loss(radius_loss)
     n0 = check_count("n0", n0)

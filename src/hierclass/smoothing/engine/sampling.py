@@ -3,8 +3,8 @@
 Sampling is the whole cost of certification, so this module keeps everything else out of the
 way of the model's forward pass:
 
-* noise comes from :mod:`hierclass.smoothing.noise` (per-sample streams on the model's device,
-  independent of batch size, batch composition and sharding);
+* noise comes from :mod:`hierclass.smoothing.engine.noise` (per-sample streams on the model's
+  device, independent of batch size, batch composition and sharding);
 * noisy inputs are written straight into a reused batch buffer (``x + sigma * noise`` in one
   kernel), memory stays O(batch) whatever ``n`` is;
 * several samples' draws are packed into one forward pass when ``n`` is small next to the
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hierclass.smoothing.noise import (  # noqa: F401 - re-exported: the names users import
+from hierclass.smoothing.engine.noise import (  # noqa: F401 - re-exported: the names users import
     NOISE_BLOCK_ELEMENTS,
     STREAM_ESTIMATE,
     STREAM_PREDICT,

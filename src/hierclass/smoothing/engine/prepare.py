@@ -1,5 +1,5 @@
 """One input preparation for :class:`~hierclass.Smooth` and
-:class:`~hierclass.smoothing.hierarchical.HierarchicalSmooth`: same checks, same errors.
+:class:`~hierclass.smoothing.hierarchy.smooth.HierarchicalSmooth`: same checks, same errors.
 
 The arguments every certifier shares are checked here too: draw counts (:func:`check_count`)
 and noise indices (:func:`noise_index`).
@@ -23,7 +23,7 @@ import torch
 
 from hierclass._utils.checks import positive_int
 from hierclass.inputs import InputRange, check_inputs
-from hierclass.smoothing.bounds import check_alpha
+from hierclass.smoothing.certificates.bounds import check_alpha
 
 __all__ = [
     "BatchSize",

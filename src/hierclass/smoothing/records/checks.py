@@ -1,6 +1,6 @@
 """Consistency of a results table's rows with each other: what a number on screen relies on.
 
-:func:`~hierclass.smoothing.analysis.check_results` calls these before anything is counted.
+:func:`~hierclass.smoothing.analysis.tables.check_results` calls these before anything is counted.
 Each check names the file and line of the first offending row, so a user can open it:
 
 * ``correct`` agrees with ``predict``/``label`` (and ``route_correct`` in a hierarchy's file):
@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from hierclass.smoothing.results import ResultTable
+from hierclass.smoothing.records.tsv import ResultTable
 
 __all__ = ["check_hierarchy_columns", "check_correct_column", "missing_indices"]
 

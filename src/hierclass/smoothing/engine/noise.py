@@ -5,7 +5,7 @@ index, stream, modality, block)``. A sample's noise therefore never depends on t
 on which other samples share its batches, or on how a data set is sharded. No two blocks of a
 run coincide: on the CPU (whose torch generator keeps only 32 bits of a seed) blocks are
 disjoint counter ranges of a Philox stream with a 128-bit key. The engine that packs these
-draws into batches and counts votes is :mod:`hierclass.smoothing.sampling`.
+draws into batches and counts votes is :mod:`hierclass.smoothing.engine.sampling`.
 """
 
 from __future__ import annotations

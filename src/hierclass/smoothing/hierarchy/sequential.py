@@ -1,17 +1,17 @@
 """Sequential decisions for a hierarchy's path: alpha split over the smoothed nodes, min radius.
 
-A hierarchy's output at ``x`` is constant within the minimum of the radii of the nodes on
-``x``'s path (§IV-C; :mod:`hierclass.smoothing.path`). For sequential certification at radii
-``r_1 < ... < r_R`` each of the ``k`` *smoothed* nodes on the path runs its own confidence
-sequence (:class:`~hierclass.smoothing.confidence_sequences.MixtureSequence`) and final
-fixed-``n`` bound at level ``alpha / k`` on its own votes (split between them as for a flat
-input, :mod:`hierclass.smoothing.sequential`); clean and constant nodes take no share (their
-radius is infinite). Each node's bounds hold at every sample size with probability
-``>= 1 - alpha / k``, so by the union bound over the nodes all of them hold at once with
-probability ``>= 1 - alpha``.
+A hierarchy's output at ``x`` is constant within the minimum of the radii of the nodes on ``x``'s
+path (§IV-C; :mod:`hierclass.smoothing.certificates.path`). For sequential certification at radii
+``r_1 < ... < r_R`` each of the ``k`` *smoothed* nodes on the path runs its own confidence sequence
+(:class:`~hierclass.smoothing.certificates.confidence_sequences.MixtureSequence`) and final
+fixed-``n`` bound at level ``alpha / k`` on its own votes (split between them as for a flat input,
+:mod:`hierclass.smoothing.sequential.sessions`); clean and constant nodes take no share (their
+radius is infinite). Each node's bounds hold at every sample size with probability ``>= 1 - alpha /
+k``, so by the union bound over the nodes all of them hold at once with probability ``>= 1 -
+alpha``.
 
 The path is certified at ``r`` once **every** smoothed node is certified at ``r`` (each
-node's decision is final, as in :mod:`hierclass.smoothing.sequential`), and is not
+node's decision is final, as in :mod:`hierclass.smoothing.sequential.sessions`), and is not
 certifiable at ``r`` once **any** node is not. Level ``d``'s class follows the same rule over
 the nodes at levels ``0..d`` only (a deeper node cannot change it), so a user gets "this
 class, to radius r" even when the label is certified only to a smaller radius. Sampling for
@@ -20,10 +20,10 @@ the input stops when the path and every level are decided at every radius (or at
 the hierarchy's output and each certified level do too: the certificates hold simultaneously
 over the radii and the levels, and whenever sampling stops.
 
-Flat baseline: when the :class:`~hierclass.smoothing.hierarchical.HierarchicalSmooth` has a
+Flat baseline: when the :class:`~hierclass.smoothing.hierarchy.smooth.HierarchicalSmooth` has a
 ``flat`` model, it is certified sequentially on the same draws at the full ``alpha`` (its
 own selection, its own sequence and stopping), exactly as
-:func:`~hierclass.smoothing.sequential.certify_radii_many` would certify it alone with the
+:func:`~hierclass.smoothing.sequential.sessions.certify_radii_many` would certify it alone with the
 same seed and indices. An input samples until both are decided; each side's result is
 frozen at the look where it was decided.
 """
@@ -37,11 +37,12 @@ from typing import Any
 
 import numpy as np
 
-from hierclass.smoothing.bounds import check_alpha
-from hierclass.smoothing.certificates import ABSTAIN
-from hierclass.smoothing.confidence_sequences import DEFAULT_LOOK_RATIO
-from hierclass.smoothing.sampling import STREAM_SELECT, Request, Task
-from hierclass.smoothing.sequential import (
+from hierclass.smoothing.certificates.bounds import check_alpha
+from hierclass.smoothing.certificates.confidence_sequences import DEFAULT_LOOK_RATIO
+from hierclass.smoothing.certificates.counts import ABSTAIN
+from hierclass.smoothing.engine.prepare import indexed_stream
+from hierclass.smoothing.engine.sampling import STREAM_SELECT, Request, Task
+from hierclass.smoothing.sequential.sessions import (
     CERTIFIED,
     REFUTED,
     UNDECIDED,
@@ -107,7 +108,7 @@ class PathRadiiResult:
     route : tuple of int
         The certified route: class ids the selection draws chose, root first, cut before
         the first router that abstains (as in
-        :class:`~hierclass.smoothing.path.HierarchyCertificate`).
+        :class:`~hierclass.smoothing.certificates.path.HierarchyCertificate`).
     num_smoothed : int
         ``k``: smoothed nodes on the path; each ran at ``alpha / k``.
     node_p_lower : tuple of float
@@ -244,7 +245,7 @@ def certify_hierarchy_radii_many(
     first: int = 128,
     ratio: float = DEFAULT_LOOK_RATIO,
 ) -> Iterator[PathRadiiResult]:
-    """Sequentially certify a :class:`~hierclass.smoothing.hierarchical.HierarchicalSmooth`.
+    """Sequentially certify a :class:`~hierclass.smoothing.hierarchy.smooth.HierarchicalSmooth`.
 
     The ``n0`` selection draws fix each input's path (through every smoothed model); the
     estimation draws then run, look by look, only the models on that path (and the flat
@@ -257,7 +258,7 @@ def certify_hierarchy_radii_many(
     --------
     >>> import torch
     >>> from hierclass import Hierarchy, LabelPartition, Leaf, Router
-    >>> from hierclass.smoothing.hierarchical import HierarchicalSmooth
+    >>> from hierclass.smoothing.hierarchy.smooth import HierarchicalSmooth
     >>> lin = lambda k: torch.nn.Linear(2, k).eval()
     >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
     <...>
@@ -269,7 +270,6 @@ def certify_hierarchy_radii_many(
     >>> r.num_smoothed, len(r.certified), r.n_samples <= 2000
     (2, 2, True)
     """
-    from hierclass.smoothing.prepare import indexed_stream
 
     setup = sequential_setup(hsmooth.sigma, radii, n0, max_n, alpha, first, ratio)
     if hsmooth.plan.margin:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hierclass.smoothing.bounds import (
+from hierclass.smoothing.certificates.bounds import (
     check_alpha,
     check_sigma,
     clopper_pearson_lower,

@@ -4,13 +4,14 @@ Each node on a sample's path is smoothed on its own; the hierarchy's certified r
 minimum over the path, because an adversary that changes the output must change the choice of
 at least one node on it. This module samples; the rest has one home each:
 
-* :mod:`~hierclass.smoothing.hierarchy_plan`: which node is smoothed, clean or constant, and
+* :mod:`~hierclass.smoothing.hierarchy.plan`: which node is smoothed, clean or constant, and
   which models run once per draw for several nodes;
-* :mod:`~hierclass.smoothing.path`: the pure function that turns a path's votes into the
-  certificate (alpha split, minimum radius, per-level classes, abstention);
-* :mod:`~hierclass.smoothing.hierarchy_results`: rows and per-level tables;
-* :mod:`~hierclass.smoothing.runner`: the one resumable data-set driver (and
-  :func:`~hierclass.smoothing.runner.certify_hierarchy`, re-exported here).
+* :mod:`~hierclass.smoothing.certificates.path`: the pure function that turns a path's
+  votes into the certificate (alpha split, minimum radius, per-level classes, abstention);
+* :mod:`~hierclass.smoothing.records.rows` and
+  :mod:`~hierclass.smoothing.analysis.hierarchy_results`: rows and per-level tables;
+* :mod:`~hierclass.smoothing.runs.fixed_n`: the one resumable data-set driver and
+  :func:`~hierclass.smoothing.runs.fixed_n.certify_hierarchy`.
 
 Sampling, step by step:
 
@@ -36,20 +37,17 @@ import torch
 
 from hierclass._utils.modules import model_device
 from hierclass.channels_last import check_channels_last
+from hierclass.hierarchy import Hierarchy
 from hierclass.inputs import InputRange, check_input_range
-from hierclass.smoothing.batch_size import resolve_plan
-from hierclass.smoothing.bounds import check_sigma
-from hierclass.smoothing.certificates import ABSTAIN, certify_counts
-from hierclass.smoothing.hierarchy_plan import Group, NodePlan, SamplingPlan, select_modality
-from hierclass.smoothing.hierarchy_results import HIERARCHY_COLUMNS, HierarchyResults
-from hierclass.smoothing.path import (
+from hierclass.smoothing.certificates.bounds import check_sigma
+from hierclass.smoothing.certificates.counts import ABSTAIN, certify_counts
+from hierclass.smoothing.certificates.path import (
     HierarchyCertificate,
-    LevelCertificate,
-    NodeCertificate,
     certify_path,
 )
-from hierclass.smoothing.precision import check_amp_dtype, warn_slow_amp
-from hierclass.smoothing.prepare import (
+from hierclass.smoothing.engine.batch_size import resolve_plan
+from hierclass.smoothing.engine.precision import check_amp_dtype, warn_slow_amp
+from hierclass.smoothing.engine.prepare import (
     BatchSize,
     check_budget,
     indexed_stream,
@@ -57,19 +55,16 @@ from hierclass.smoothing.prepare import (
     prepare_sample,
     warn_training_mode,
 )
-from hierclass.smoothing.runner import certify_hierarchy
-from hierclass.smoothing.sampling import STREAM_ESTIMATE, STREAM_SELECT, CountEngine, Request, Task
+from hierclass.smoothing.engine.sampling import (
+    STREAM_ESTIMATE,
+    STREAM_SELECT,
+    CountEngine,
+    Request,
+    Task,
+)
+from hierclass.smoothing.hierarchy.plan import Group, NodePlan, SamplingPlan, select_modality
 
-__all__ = [
-    "HIERARCHY_COLUMNS",
-    "HIERARCHY_METHODS",
-    "HierarchicalSmooth",
-    "HierarchyCertificate",
-    "HierarchyResults",
-    "LevelCertificate",
-    "NodeCertificate",
-    "certify_hierarchy",
-]
+__all__ = ["HIERARCHY_METHODS", "HierarchicalSmooth", "check_hierarchy_method"]
 
 #: Certificates of renormalised leaves: ``"renormalized"`` (base renormalisation: Cohen's
 #: bound on ``argmax_{c in L}`` of the flat logits) or ``"margin"`` (restricted margin on
@@ -105,7 +100,7 @@ class HierarchicalSmooth:
     reads nothing (a one-label leaf) or only unperturbed modalities; a rule
     (:class:`~hierclass.nodes.RuleRouter`) on an attacked modality is smoothed like any other
     node. The path's certificate, with the alpha accounting, is
-    :func:`hierclass.smoothing.path.certify_path`.
+    :func:`hierclass.smoothing.certificates.path.certify_path`.
 
     Parameters
     ----------
@@ -122,7 +117,7 @@ class HierarchicalSmooth:
     method : {"renormalized", "margin"}, default "renormalized"
         Certificate of a :class:`~hierclass.nodes.RenormalizedLeaf`: base renormalisation
         (Cohen's bound on ``argmax_{c in L}`` of the flat logits) or the restricted margin on
-        the flat model's votes (see :mod:`hierclass.smoothing.certificates`). Every other
+        the flat model's votes (see :mod:`hierclass.smoothing.certificates.counts`). Every other
         node gets Cohen's bound on its own argmax. ``"cohen"`` is the deprecated name of
         ``"renormalized"``.
     flat : callable, optional
@@ -177,8 +172,6 @@ class HierarchicalSmooth:
         channels_last: bool | None = None,
         input_range: InputRange = None,
     ) -> None:
-        from hierclass.hierarchy import Hierarchy
-
         if not isinstance(hierarchy, Hierarchy):
             raise TypeError(f"hierarchy must be a Hierarchy, got {type(hierarchy).__name__}")
         method = check_hierarchy_method(method)
@@ -221,7 +214,7 @@ class HierarchicalSmooth:
 
     @property
     def plans(self) -> dict:
-        """Each node's :class:`~hierclass.smoothing.hierarchy_plan.NodePlan`, by path."""
+        """Each node's :class:`~hierclass.smoothing.hierarchy.plan.NodePlan`, by path."""
         return self.plan.plans
 
     def _keys_read(self) -> list | None:

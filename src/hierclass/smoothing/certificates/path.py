@@ -40,8 +40,8 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from hierclass.smoothing.bounds import check_alpha, check_sigma
-from hierclass.smoothing.certificates import ABSTAIN, Certificate, certify_counts
+from hierclass.smoothing.certificates.bounds import check_alpha, check_sigma
+from hierclass.smoothing.certificates.counts import ABSTAIN, Certificate, certify_counts
 
 __all__ = [
     "HierarchyCertificate",
@@ -94,7 +94,7 @@ class NodeVotes:
     bins : tuple of int, optional
         For votes over global labels (a renormalised leaf): the bin of each output.
     method : {"cohen", "margin"}
-        Node certificate (see :func:`~hierclass.smoothing.certificates.certify_counts`).
+        Node certificate (see :func:`~hierclass.smoothing.certificates.counts.certify_counts`).
     choice : int, optional
         The output chosen (clean and constant nodes).
     names : tuple of str, optional

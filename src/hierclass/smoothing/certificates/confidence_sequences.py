@@ -35,7 +35,7 @@ noise: then ``lower_n >= (alpha w_inf)^(1/n)``, and certifying ``pA >= Phi(3)`` 
 replaced). The other half is spread evenly over 24 gaps from 0.01 to 8 in log-odds,
 geometrically spaced, for inputs that do err sometimes. The sequential certifiers run the
 sequence at ``0.8 alpha`` and keep the rest for one fixed look at ``max_n``
-(:mod:`hierclass.smoothing.sequential`).
+(:mod:`hierclass.smoothing.sequential.sessions`).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ import math
 
 import numpy as np
 
-from hierclass.smoothing.bounds import check_alpha
+from hierclass.smoothing.certificates.bounds import check_alpha
 
 __all__ = ["DEFAULT_LOOK_RATIO", "MixtureSequence", "geometric_looks"]
 

@@ -1,7 +1,7 @@
 """The one data-set driver: certify a data set (flat or hierarchy), writing resumable TSVs.
 
 :func:`certify_dataset` drives a :class:`~hierclass.Smooth` or a
-:class:`~hierclass.smoothing.hierarchical.HierarchicalSmooth`; :func:`certify_hierarchy` builds
+:class:`~hierclass.smoothing.hierarchy.smooth.HierarchicalSmooth`; :func:`certify_hierarchy` builds
 the latter from a hierarchy and its options and runs it. Each row's ``time`` is the input's own
 sampling time (its share of the batches its draws rode in, never the batch-size probe).
 """
@@ -10,16 +10,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from hierclass._utils.progress import show_progress  # the one progress-bar policy
+from hierclass.batch import batch_size as inputs_in  # `batch_size` is a parameter here
 from hierclass.inputs import InputRange
-from hierclass.smoothing.prepare import BatchSize, check_dataset_inputs
-from hierclass.smoothing.results import (
+from hierclass.smoothing.analysis.hierarchy_results import HierarchyResults
+from hierclass.smoothing.engine.prepare import BatchSize, check_dataset_inputs
+from hierclass.smoothing.flat.smooth import Smooth
+from hierclass.smoothing.hierarchy.smooth import HierarchicalSmooth
+from hierclass.smoothing.records.rows import (
+    HIERARCHY_COLUMNS,
+    flat_baseline_row,
+    flat_row,
+    hierarchy_row,
+    route_label_counts,
+)
+from hierclass.smoothing.records.tsv import (
     FLAT_COLUMNS,
     PathLike,
     ResultTable,
@@ -27,9 +38,6 @@ from hierclass.smoothing.results import (
     format_counts,
     read_results,
 )
-
-if TYPE_CHECKING:  # runtime imports are inside the functions: those modules import this one
-    from hierclass.smoothing.hierarchy_results import HierarchyResults
 
 __all__ = ["certify_dataset", "certify_hierarchy", "dataset_indices"]
 
@@ -45,9 +53,7 @@ def check_dataset(x: Any, y: Any, num_labels: int) -> tuple[Any, torch.Tensor, i
     A sequence (such as :class:`hierclass.data.LazyInputs`) is not read here: each input is
     read, and checked, when it is certified.
     """
-    from hierclass.batch import batch_size
-
-    n = len(x) if _is_sequence(x) else batch_size(x)
+    n = len(x) if _is_sequence(x) else inputs_in(x)
     y = torch.as_tensor(y)
     if y.dim() != 1 or y.shape[0] != n:
         raise ValueError(f"y must be a vector of {n} labels, got shape {list(y.shape)}")
@@ -147,7 +153,7 @@ def certify_dataset(
     """Certify the inputs ``x[indices]`` and record one row each (Cohen's ``certify.py``).
 
     The one resumable data-set driver, for a flat :class:`~hierclass.Smooth` and for a
-    :class:`~hierclass.smoothing.hierarchical.HierarchicalSmooth` alike.
+    :class:`~hierclass.smoothing.hierarchy.smooth.HierarchicalSmooth` alike.
 
     Parameters
     ----------
@@ -170,7 +176,7 @@ def certify_dataset(
         Positions to certify (default: all). A position is also the sample's noise index,
         so any subset or shard of a data set reproduces the one-process result.
     out : path, optional
-        TSV file written row by row (see :class:`~hierclass.smoothing.results.ResultWriter`).
+        TSV file written row by row (see :class:`~hierclass.smoothing.records.tsv.ResultWriter`).
     resume : bool, default True
         Skip positions already done (a killed run continues where it stopped). With several
         outputs (a hierarchy and its flat baseline) a position is done only when every
@@ -188,7 +194,7 @@ def certify_dataset(
     -------
     ResultTable or HierarchyResults
         Every row of ``out`` (resumed rows included), or of this run when ``out`` is None;
-        for a hierarchy, a :class:`~hierclass.smoothing.hierarchy_results.HierarchyResults`.
+        for a hierarchy, a :class:`~hierclass.smoothing.analysis.hierarchy_results.HierarchyResults`.
 
     Examples
     --------
@@ -200,16 +206,6 @@ def certify_dataset(
     >>> t["idx"].tolist(), t["radius"].shape
     ([0, 1, 2, 3, 4], (5,))
     """
-    from hierclass.smoothing.hierarchical import HierarchicalSmooth
-    from hierclass.smoothing.hierarchy_results import (
-        HIERARCHY_COLUMNS,
-        HierarchyResults,
-        flat_baseline_row,
-        hierarchy_row,
-        route_label_counts,
-    )
-    from hierclass.smoothing.smooth import Smooth
-
     if not isinstance(smooth, Smooth | HierarchicalSmooth):
         raise TypeError(
             "smooth must be a Smooth or a HierarchicalSmooth (wrap the model: Smooth(model, "
@@ -301,54 +297,6 @@ def _drive(
     return results
 
 
-def eqclass_name(partition: Any, label: int) -> str:
-    """Name of ``label``'s equivalence class, or ``""`` without a partition."""
-    if partition is None:
-        return ""
-    return str(partition.names[int(partition.class_of(int(label)))])
-
-
-def flat_row(res: Any, label: int, seconds: float, partition: Any = None) -> dict[str, Any]:
-    """The TSV row of a :class:`~hierclass.smoothing.flat_result.SmoothResult`."""
-    extra: dict[str, Any] = {}
-    if res.subsets:
-        extra["subsets"] = [list(s) for s in res.subsets]
-        extra["subset_counts_select"] = np.asarray(res.subset_counts_select).tolist()
-        extra["subset_counts"] = np.asarray(res.subset_counts).tolist()
-    return flat_columns(
-        res.index, label, res.certificate, res.counts_select, res.counts, seconds, partition, extra
-    )
-
-
-def flat_columns(
-    index: int,
-    label: int,
-    cert: Any,
-    counts_select: Any,
-    counts: Any,
-    seconds: float,
-    partition: Any = None,
-    extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """A row of the flat columns: Cohen's six, the class, the bound, the votes and ``extra``.
-
-    Shared by flat runs and by a hierarchy's flat baseline.
-    """
-    return {
-        "idx": index,
-        "label": label,
-        "predict": cert.label,
-        "radius": cert.radius,
-        "correct": int(cert.label == label),
-        "time": round(seconds, 4),
-        "eqclass": eqclass_name(partition, label),
-        "p_lower": cert.p_lower,
-        "counts_select": format_counts(counts_select),
-        "counts": format_counts(counts),
-        "extra": json.dumps(extra, separators=(",", ":")) if extra else "{}",
-    }
-
-
 def certify_hierarchy(
     hierarchy: Any,
     x: Any,
@@ -376,7 +324,7 @@ def certify_hierarchy(
 ) -> HierarchyResults:
     """Certify a hierarchy on a data set, optionally against a flat baseline on the same draws.
 
-    A thin wrapper: builds :class:`~hierclass.smoothing.hierarchical.HierarchicalSmooth` with
+    A thin wrapper: builds :class:`~hierclass.smoothing.hierarchy.smooth.HierarchicalSmooth` with
     every option and runs the one data-set driver, :func:`certify_dataset`.
 
     Parameters
@@ -406,21 +354,21 @@ def certify_hierarchy(
         As in :class:`~hierclass.Smooth`; ``alpha`` is split across each path's smoothed
         nodes. The flat baseline is certified at the full ``alpha``.
     perturbed_keys
-        As in :class:`~hierclass.smoothing.hierarchical.HierarchicalSmooth`.
+        As in :class:`~hierclass.smoothing.hierarchy.smooth.HierarchicalSmooth`.
     flat
-        As in :class:`~hierclass.smoothing.hierarchical.HierarchicalSmooth`.
+        As in :class:`~hierclass.smoothing.hierarchy.smooth.HierarchicalSmooth`.
     flat_input_key
-        As in :class:`~hierclass.smoothing.hierarchical.HierarchicalSmooth`.
+        As in :class:`~hierclass.smoothing.hierarchy.smooth.HierarchicalSmooth`.
     method
-        As in :class:`~hierclass.smoothing.hierarchical.HierarchicalSmooth`.
+        As in :class:`~hierclass.smoothing.hierarchy.smooth.HierarchicalSmooth`.
     device
-        As in :class:`~hierclass.smoothing.hierarchical.HierarchicalSmooth`.
+        As in :class:`~hierclass.smoothing.hierarchy.smooth.HierarchicalSmooth`.
     amp_dtype
-        As in :class:`~hierclass.smoothing.hierarchical.HierarchicalSmooth`.
+        As in :class:`~hierclass.smoothing.hierarchy.smooth.HierarchicalSmooth`.
     channels_last
-        As in :class:`~hierclass.smoothing.hierarchical.HierarchicalSmooth`.
+        As in :class:`~hierclass.smoothing.hierarchy.smooth.HierarchicalSmooth`.
     input_range
-        As in :class:`~hierclass.smoothing.hierarchical.HierarchicalSmooth`.
+        As in :class:`~hierclass.smoothing.hierarchy.smooth.HierarchicalSmooth`.
     indices : sequence of int, optional
         Positions of ``x`` to certify (default all); also the noise indices.
     out : path, optional
@@ -456,7 +404,6 @@ def certify_hierarchy(
     >>> print(res.table().splitlines()[0])  # doctest: +ELLIPSIS
     | class | n | baseline CR | hierarchy CR | baseline CA | hierarchy CA |
     """
-    from hierclass.smoothing.hierarchical import HierarchicalSmooth
 
     hs = HierarchicalSmooth(
         hierarchy,

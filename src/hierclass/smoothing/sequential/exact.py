@@ -18,8 +18,8 @@ import numpy as np
 from scipy.signal import fftconvolve
 from scipy.stats import binom
 
-from hierclass.smoothing.bounds import clopper_pearson_lower
-from hierclass.smoothing.sequential_decisions import CERTIFIED, REFUTED, decide
+from hierclass.smoothing.certificates.bounds import clopper_pearson_lower
+from hierclass.smoothing.sequential.decisions import CERTIFIED, REFUTED, decide
 
 __all__ = [
     "certify_probability",
@@ -61,7 +61,7 @@ def decision_counts(
 
     Examples
     --------
-    >>> from hierclass.smoothing.confidence_sequences import MixtureSequence
+    >>> from hierclass.smoothing.certificates.confidence_sequences import MixtureSequence
     >>> up, down = decision_counts(MixtureSequence(0.01), np.array([100, 200]), 0.5)
     >>> up.tolist(), down.tolist()
     ([70, 128], [30, 72])
@@ -107,7 +107,7 @@ def certify_probability(
 
     Examples
     --------
-    >>> from hierclass.smoothing.sequential import sequential_setup
+    >>> from hierclass.smoothing.sequential.sessions import sequential_setup
     >>> setup = sequential_setup(0.5, [0.5], n0=100, max_n=10_000, alpha=0.001)
     >>> rows = setup.decisions(1)
     >>> p = certify_probability(0.95, rows.sequence, setup.looks, setup.thresholds[0],

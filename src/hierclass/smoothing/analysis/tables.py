@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from hierclass.smoothing.record_checks import check_correct_column, check_hierarchy_columns
-from hierclass.smoothing.results import ResultTable
+from hierclass.smoothing.records.checks import check_correct_column, check_hierarchy_columns
+from hierclass.smoothing.records.tsv import ResultTable
 
 __all__ = [
     "average_certified_radius",
@@ -70,7 +70,7 @@ def check_results(
     Radii are ``>= 0`` and not NaN (``inf`` is allowed: a node nobody can perturb),
     ``correct`` is 0 or 1 and agrees with ``predict``/``label`` (and the route), no ``idx``
     repeats (an input counted twice would bias every number), and a hierarchy's routes and
-    node radii fit one tree (:mod:`hierclass.smoothing.record_checks`). ``what`` names the
+    node radii fit one tree (:mod:`hierclass.smoothing.records.checks`). ``what`` names the
     table in the error (e.g. its file); with ``first_line`` (the file line of row 0, 2 for a
     TSV with its header) errors name ``file:line``, otherwise the row.
 

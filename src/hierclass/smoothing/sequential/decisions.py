@@ -1,10 +1,10 @@
 """The decisions of sequential certification: radii, thresholds, and the running bounds.
 
 Pure bookkeeping shared by every sequential certifier (flat, label subsets, hierarchy paths;
-:mod:`hierclass.smoothing.sequential` and :mod:`hierclass.smoothing.sequential_path`): which
-radii are asked, the probability each needs (``Phi(r / sigma)``), and, look by look, which are
-certified, refuted or still open. Nothing here draws noise; the procedure and its guarantee
-are stated in :mod:`hierclass.smoothing.sequential`.
+:mod:`hierclass.smoothing.sequential.sessions` and :mod:`hierclass.smoothing.hierarchy.sequential`):
+which radii are asked, the probability each needs (``Phi(r / sigma)``), and, look by look, which are
+certified, refuted or still open. Nothing here draws noise; the procedure and its guarantee are
+stated in :mod:`hierclass.smoothing.sequential.sessions`.
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ from typing import Any
 import numpy as np
 from scipy.stats import norm
 
-from hierclass.smoothing.bounds import check_alpha, check_sigma, clopper_pearson_lower
-from hierclass.smoothing.confidence_sequences import (
+from hierclass.smoothing.certificates.bounds import check_alpha, check_sigma, clopper_pearson_lower
+from hierclass.smoothing.certificates.confidence_sequences import (
     DEFAULT_LOOK_RATIO,
     MixtureSequence,
     geometric_looks,
 )
-from hierclass.smoothing.sampling import Request
+from hierclass.smoothing.engine.prepare import check_count
+from hierclass.smoothing.engine.sampling import Request
 
 __all__ = [
     "CERTIFIED",
@@ -42,7 +43,8 @@ __all__ = [
 ]
 
 #: Look ``k``'s estimation draws come from noise stream ``STREAM_LOOK_BASE + k``: disjoint
-#: from the selection, estimation and predict streams of :mod:`~hierclass.smoothing.sampling`.
+#: from the selection, estimation and predict streams of
+#: :mod:`~hierclass.smoothing.engine.sampling`.
 STREAM_LOOK_BASE = 1 << 16
 
 #: Decision codes of :func:`decide`.
@@ -339,9 +341,9 @@ def sequential_setup(
     """Validate the arguments of a sequential certifier (at the boundary, once).
 
     The looks are the geometric grid
-    (:func:`~hierclass.smoothing.confidence_sequences.geometric_looks`) plus, for each
+    (:func:`~hierclass.smoothing.certificates.confidence_sequences.geometric_looks`) plus, for each
     radius, the fewest all-correct draws that certify it at ``alpha``
-    (:meth:`~hierclass.smoothing.confidence_sequences.MixtureSequence.all_correct_n`):
+    (:meth:`~hierclass.smoothing.certificates.confidence_sequences.MixtureSequence.all_correct_n`):
     inputs the noise never fools, most of a robust model's, stop exactly there. The looks
     depend on the arguments only, never on the draws.
 
@@ -355,7 +357,6 @@ def sequential_setup(
     >>> [int(n) for n in s.looks if 5500 < n < 6000]  # 5,658 all-correct draws certify 3 sigma
     [5591, 5658, 5703, 5818, 5935]
     """
-    from hierclass.smoothing.prepare import check_count
 
     n0 = check_count("n0", n0)
     max_n = check_count("max_n", max_n)

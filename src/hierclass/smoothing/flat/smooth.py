@@ -17,12 +17,12 @@ import torch
 from hierclass._utils.modules import model_device
 from hierclass.channels_last import check_channels_last
 from hierclass.inputs import InputRange, check_input_range
-from hierclass.smoothing.bounds import check_alpha, check_sigma, top_two_pvalue
-from hierclass.smoothing.certificates import ABSTAIN, METHODS
-from hierclass.smoothing.flat_engine import flat_engine
-from hierclass.smoothing.flat_result import SmoothResult, smooth_result
-from hierclass.smoothing.precision import check_amp_dtype, warn_slow_amp
-from hierclass.smoothing.prepare import (  # noqa: F401 - BatchSize and check_count re-exported
+from hierclass.smoothing.certificates.bounds import check_alpha, check_sigma, top_two_pvalue
+from hierclass.smoothing.certificates.counts import ABSTAIN, METHODS
+from hierclass.smoothing.certificates.subsets import SubsetHead, check_subsets
+from hierclass.smoothing.engine.flat_engine import flat_engine
+from hierclass.smoothing.engine.precision import check_amp_dtype, warn_slow_amp
+from hierclass.smoothing.engine.prepare import (  # noqa: F401 - BatchSize and check_count re-exported
     BatchSize,
     check_budget,
     check_count,
@@ -31,14 +31,16 @@ from hierclass.smoothing.prepare import (  # noqa: F401 - BatchSize and check_co
     prepare_sample,
     warn_training_mode,
 )
-from hierclass.smoothing.sampling import (
+from hierclass.smoothing.engine.sampling import (
     STREAM_ESTIMATE,
     STREAM_PREDICT,
     STREAM_SELECT,
     Request,
     Task,
 )
-from hierclass.smoothing.subsets import SubsetHead, check_subsets
+from hierclass.smoothing.flat.iss import certify_iss_many
+from hierclass.smoothing.flat.result import SmoothResult, smooth_result
+from hierclass.smoothing.sequential.sessions import certify_radii
 
 __all__ = ["Smooth", "SmoothResult"]
 
@@ -308,10 +310,10 @@ class Smooth:
             The noise index (``None``: a fresh one, see :meth:`certify`).
         subsets : iterable of sequences of int, optional
             Label subsets ``L`` to certify within (e.g. the classes of a partition, or
-            :func:`~hierclass.smoothing.subsets.subsets_of_size`).
+            :func:`~hierclass.smoothing.certificates.subsets.subsets_of_size`).
         methods : sequence of {"cohen", "margin"}
             Which subset certificates to compute (see
-            :mod:`hierclass.smoothing.certificates` for why each is sound).
+            :mod:`hierclass.smoothing.certificates.counts` for why each is sound).
 
         Returns
         -------
@@ -356,7 +358,7 @@ class Smooth:
         shards of a data set reproduce a one-process run. Default: fresh random indices, so
         that every call draws independent noise. With ``batch_size="auto"`` and a sized
         ``xs`` or ``indices``, a run whose draws would keep the eager model busy for over
-        :data:`~hierclass.smoothing.batch_size.COMPILE_MIN_SECONDS` also tries
+        :data:`~hierclass.smoothing.engine.batch_size.COMPILE_MIN_SECONDS` also tries
         ``torch.compile`` and keeps it only when it repays its compilation (the plan is printed).
         """
         n0, n, alpha = check_budget(n0, n, alpha)
@@ -404,7 +406,8 @@ class Smooth:
         (an anytime-valid confidence sequence for ``pA`` at ``0.8 alpha``, a mixture of
         likelihood ratios valid at every sample size by Ville's inequality, plus one
         Clopper-Pearson bound at ``0.2 alpha`` if sampling reaches ``max_n``; see
-        :mod:`hierclass.smoothing.sequential`). The ``n0`` selection draws are never reused.
+        :mod:`hierclass.smoothing.sequential.sessions`). The ``n0`` selection draws are never
+        reused.
 
         Parameters
         ----------
@@ -441,7 +444,6 @@ class Smooth:
         >>> r.label, r.certified.tolist(), r.n_samples < 20_000  # exact radius: 1.0
         (0, [True, True, False], True)
         """
-        from hierclass.smoothing.sequential import certify_radii
 
         return certify_radii(
             self, x, radii, n0, max_n, alpha, batch_size, index=noise_index(index), subsets=subsets
@@ -463,7 +465,7 @@ class Smooth:
         """Cohen's certificate with an input-specific sample size (ISS, Chen et al. 2022).
 
         A pilot of ``n_pilot`` draws picks the smallest ``n <= max_n`` whose expected radius
-        is within ``radius_loss`` of ``max_n`` draws' (see :mod:`hierclass.smoothing.iss`);
+        is within ``radius_loss`` of ``max_n`` draws' (see :mod:`hierclass.smoothing.flat.iss`);
         the certificate comes from ``n`` fresh draws: a ``1 - alpha`` Clopper-Pearson bound,
         exactly as in :meth:`certify` (the pilot only chooses ``n``).
 
@@ -480,7 +482,6 @@ class Smooth:
         >>> r.label, r.n_samples < 100_000, 0.8 < r.radius < 1.0, r.loss_bound <= 0.05
         (0, True, True, True)
         """
-        from hierclass.smoothing.iss import certify_iss_many
 
         (res,) = certify_iss_many(
             self,

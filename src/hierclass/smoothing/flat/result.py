@@ -3,7 +3,7 @@
 :func:`smooth_result` is the pure step after sampling in :meth:`hierclass.Smooth.certify_many`:
 Cohen's certificate from the selection and estimation counts, and, for each label subset, the
 base-renormalised (``"cohen"``) and restricted-margin (``"margin"``) certificates (see
-:mod:`hierclass.smoothing.certificates` for why each is sound).
+:mod:`hierclass.smoothing.certificates.counts` for why each is sound).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from hierclass.smoothing.certificates import Certificate, certify_counts
+from hierclass.smoothing.certificates.counts import Certificate, certify_counts
 
 __all__ = ["SmoothResult", "smooth_result"]
 
@@ -88,12 +88,12 @@ def smooth_result(
 ) -> SmoothResult:
     """The :class:`SmoothResult` of a sampled task (``task.counts``: selection, estimation).
 
-    ``head`` (a :class:`~hierclass.smoothing.subsets.SubsetHead`) decodes the restricted
-    votes when ``subsets`` are given.
+    ``head`` (a :class:`~hierclass.smoothing.certificates.subsets.SubsetHead`) decodes the
+    restricted votes when ``subsets`` are given.
 
     Examples
     --------
-    >>> from hierclass.smoothing.sampling import Task
+    >>> from hierclass.smoothing.engine.sampling import Task
     >>> t = Task(None, 3, [], counts=[[np.array([2, 98])], [np.array([10, 990])]])
     >>> r = smooth_result(t, alpha=0.001, sigma=0.5)
     >>> r.index, r.label, r.radius > 0

@@ -2,7 +2,7 @@
 
 Every rank certifies its round-robin share of the indices into its own shard file; rank 0
 then merges the shards in the order of ``indices``. Because a sample's noise depends only on
-the base seed and its index (see :mod:`hierclass.smoothing.sampling`), the merged file equals a
+the base seed and its index (see :mod:`hierclass.smoothing.engine.sampling`), the merged file equals a
 one-process run (apart from the ``time`` column).
 
 A killed run resumes with any number of processes, and a finished run's OUTFILE is itself
@@ -29,7 +29,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from hierclass.smoothing.results import (
+from hierclass.smoothing.records.tsv import (
     COHEN_COLUMNS,
     PathLike,
     ResultTable,
@@ -229,7 +229,7 @@ def run_sharded(
     ----------
     certify_shard : callable
         Certifies the given indices into the given file (e.g. a closure over
-        :func:`~hierclass.smoothing.runner.certify_dataset`). It receives, as keyword
+        :func:`~hierclass.smoothing.runs.fixed_n.certify_dataset`). It receives, as keyword
         ``extra=[...]``, the shard paths of ``extra_outputs`` when those are given.
     indices : sequence of int
         All positions to certify, in output order.
@@ -257,7 +257,7 @@ def run_sharded(
     Outside a process group this is a plain one-shard run:
 
     >>> import tempfile, os
-    >>> from hierclass.smoothing.results import ResultWriter, COHEN_COLUMNS
+    >>> from hierclass.smoothing.records.tsv import ResultWriter, COHEN_COLUMNS
     >>> def job(ids, path):
     ...     with ResultWriter(path, COHEN_COLUMNS) as w:
     ...         for i in ids:

@@ -15,7 +15,7 @@ A prediction's path may stop early (a node abstained); it then predicts only its
   adversary must flip one of them), so a sample's class can be certified to a larger radius
   than its label. One computation, :func:`level_certified_fraction`, serves both views: paths
   here (:func:`path_certified_accuracy`) and the rows of a hierarchy table
-  (:func:`hierclass.smoothing.hierarchy_results.level_certified_accuracy`);
+  (:func:`hierclass.smoothing.analysis.hierarchy_results.level_certified_accuracy`);
 * mistake severity: the tree distance (edges) between the true and the predicted label, with
   labels hanging below their leaf: 0 when right, 2 for a sibling label, 4 for a label of
   another top-level class in a two-level tree. Undefined (NaN) for a prediction that stopped
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from hierclass.smoothing.results import ResultTable
+from hierclass.smoothing.records.tsv import ResultTable
 
 __all__ = [
     "hierarchical_precision_recall_f1",

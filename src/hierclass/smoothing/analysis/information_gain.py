@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from hierclass.smoothing.analysis import certified_accuracy
-from hierclass.smoothing.results import ResultTable
+from hierclass.smoothing.analysis.tables import certified_accuracy
+from hierclass.smoothing.records.tsv import ResultTable
 
 __all__ = ["certified_information_gain", "information_gain_table"]
 
