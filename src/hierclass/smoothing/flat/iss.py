@@ -35,12 +35,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm
 
 from hierclass.smoothing.certificates.bounds import (
     check_alpha,
     clopper_pearson_lower,
     clopper_pearson_upper,
+    cohen_radius,
 )
 from hierclass.smoothing.certificates.counts import ABSTAIN
 from hierclass.smoothing.engine.prepare import check_count
@@ -60,10 +60,7 @@ _GRID_P = 33  # points of the pilot interval the loss is maximised over
 def _expected_radius(p: np.ndarray, m: np.ndarray, alpha: float, sigma: float) -> np.ndarray:
     """``R(m, p)``: the radius from ``m`` draws whose count is ``floor(p m)``."""
     k = np.floor(p * m).astype(np.int64)
-    lo = clopper_pearson_lower(k, m, alpha)
-    with np.errstate(divide="ignore"):
-        r = sigma * norm.ppf(np.clip(lo, 0.5, 1.0))
-    return np.where(lo >= 0.5, r, 0.0)
+    return cohen_radius(clopper_pearson_lower(k, m, alpha), sigma)
 
 
 def plan_size(
@@ -231,7 +228,7 @@ def certify_iss_many(
         n, c_a = state["n"], state["c_a"]
         p_lower = float(clopper_pearson_lower(int(counts[c_a]), n, alpha))
         label = c_a if p_lower >= 0.5 else ABSTAIN
-        radius = float(sigma * norm.ppf(p_lower)) if p_lower > 0.5 else 0.0
+        radius = cohen_radius(p_lower, sigma)
         return None, ISSResult(
             index=task.index,
             label=label,

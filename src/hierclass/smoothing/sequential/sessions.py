@@ -53,8 +53,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm
 
+from hierclass.smoothing.certificates.bounds import cohen_radius
 from hierclass.smoothing.certificates.confidence_sequences import DEFAULT_LOOK_RATIO
 from hierclass.smoothing.certificates.counts import ABSTAIN
 from hierclass.smoothing.certificates.subsets import SubsetHead, check_subsets
@@ -234,9 +234,9 @@ class RadiiResult:
     @property
     def radius_bound(self) -> float:
         """``sigma * Phi^-1(p_lower)``: also certified on the same event (>= :attr:`radius`)."""
-        if self.label == ABSTAIN or self.p_lower < 0.5:
+        if self.label == ABSTAIN:
             return 0.0
-        return float(self.sigma * norm.ppf(self.p_lower))
+        return cohen_radius(self.p_lower, self.sigma)
 
 
 class _Input:
