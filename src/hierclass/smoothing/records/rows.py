@@ -132,13 +132,18 @@ def _label_cells(
 
 
 def _route_cells(
-    route: Sequence[int], true_route: tuple, level_radii: list, level_ok: list, nodes: list
+    route: Sequence[int],
+    true_route: tuple,
+    route_ok: bool,
+    level_radii: list,
+    level_ok: list,
+    nodes: list,
 ) -> dict[str, Any]:
     """The route, per-node and per-level cells of a hierarchy row (radii already as text)."""
     return {
         "route": ".".join(map(str, route)),
         "true_route": ".".join(map(str, true_route)),
-        "route_correct": int(tuple(route) == true_route),
+        "route_correct": int(route_ok),
         "node_radii": ";".join(nodes),
         "level_radii": ";".join(level_radii),
         "level_correct": ";".join(map(str, level_ok)),
@@ -287,8 +292,7 @@ def hierarchy_row(
         cert.index, label, cert.label, cert.radius, cert.label == label and route_ok, seconds,
         partition,
     )  # fmt: skip
-    row.update(_route_cells(cert.route, true_route, level_radii, level_ok, nodes))
-    row["route_correct"] = int(route_ok)
+    row.update(_route_cells(cert.route, true_route, route_ok, level_radii, level_ok, nodes))
     row["detail"] = _detail(detail, level_labels, num_labels)
     return row
 
@@ -436,7 +440,7 @@ def hierarchy_radii_row(
         res.index, label, res.label, res.radius, res.label == label and route_ok, seconds,
         partition,
     )  # fmt: skip
-    row.update(_route_cells(res.route, true_route, level_radii, level_ok, nodes))
+    row.update(_route_cells(res.route, true_route, route_ok, level_radii, level_ok, nodes))
     row["n_samples"] = res.n_samples
     row["detail"] = _detail(detail, level_labels, num_labels)
     row.update(_certified_cells(res.radii, res.certified))
