@@ -92,7 +92,7 @@ def test_router_votes_sum_the_flat_votes_per_class():
     hs = HierarchicalSmooth(h, sigma=0.5, flat=flat)
     (cert,) = hs.certify_many([torch.randn(4)], n0=30, n=500, alpha=0.01, indices=[7])
     flat_est = cert.flat_counts[1]
-    root = hs.plans[()]
+    root = hs.roles[()]
     pooled = [sum(int(flat_est[v]) for v in c) for c in PARTITION.classes]
     # the flat group's argmax head comes first in the head layout: slot 0 holds its votes
     assert pooled == hs.plan.node_counts(root, [flat_est]).tolist()

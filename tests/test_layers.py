@@ -63,3 +63,31 @@ def test_persistence_does_not_import_the_hierarchy_that_imports_it():
     assert "hierclass.persistence" in hierarchy
     for path in (SRC / "persistence").glob("*.py"):
         assert not [m for m, _ in imports(path) if m == "hierclass.hierarchy"], path.name
+
+
+def private_reaches(path: Path) -> list[str]:
+    """``obj._name`` where ``obj`` is not ``self``/``cls``: another object's private state."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Attribute) or not node.attr.startswith("_"):
+            continue
+        if node.attr.startswith("__"):
+            continue
+        if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+            continue
+        found.append(f"line {node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+@pytest.mark.parametrize("path", smoothing_files(), ids=lambda p: str(p.relative_to(SMOOTHING)))
+def test_no_module_reaches_into_another_objects_private_state(path: Path):
+    """Certifiers use the smoothers' public protocol (prepare, engine, noise_seed), not
+    their private methods."""
+    assert private_reaches(path) == []
+
+
+def test_the_private_reach_check_can_fail(tmp_path: Path):
+    sample = tmp_path / "m.py"
+    sample.write_text("def f(s):\n    return s._prepare(1), self_ok()\n", encoding="utf-8")
+    assert private_reaches(sample) == ["line 2: s._prepare"]

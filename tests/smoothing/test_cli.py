@@ -152,13 +152,13 @@ def test_time_column_does_not_charge_the_probe_to_the_first_input(tmp_path, monk
     from hierclass.smoothing.hierarchy.smooth import HierarchicalSmooth
     from hierclass.smoothing.runs.fixed_n import certify_hierarchy
 
-    real = HierarchicalSmooth._engine
+    real = HierarchicalSmooth.engine
 
     def slow_probe(self, *a, **k):
         time.sleep(1.0)  # stands in for a long batch-size probe
         return real(self, *a, **k)
 
-    monkeypatch.setattr(HierarchicalSmooth, "_engine", slow_probe)
+    monkeypatch.setattr(HierarchicalSmooth, "engine", slow_probe)
     torch.manual_seed(0)
     flat = _linear(10).eval()
     p = LabelPartition({"round": [0, 2, 3, 5, 6, 8], "straight": [1, 4, 7, 9]})

@@ -158,7 +158,7 @@ def test_auto_batch_size_probes_the_modality_the_model_reads():
     )
     x = {"depth": torch.rand(3), "image": torch.rand(6)}
     hs = HierarchicalSmooth(h, SIGMA, seed=1, flat=flat)
-    assert hs._keys_read()[0] == "depth"  # the key the probe used to take
+    assert hs.plan.keys_read()[0] == "depth"  # the key the probe used to take
     bs_mod.clear_cache()
     auto = hs.certify(x, 20, 200, 0.01, "auto", index=0)
     fixed = hs.certify(x, 20, 200, 0.01, 50, index=0)

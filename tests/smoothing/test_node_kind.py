@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hierclass.smoothing.certificates.path import NODE_KINDS
-from hierclass.smoothing.hierarchy.plan import NodePlan
+from hierclass.smoothing.hierarchy.plan import NodeRole
 
 
 def test_the_kinds_are_the_three_certification_routes():
@@ -14,6 +14,6 @@ def test_the_kinds_are_the_three_certification_routes():
 
 def test_a_node_plan_refuses_an_unknown_kind():
     """A misspelt kind must not slip through as a node certified some other way."""
-    assert NodePlan((), object(), "smoothed").kind == "smoothed"
+    assert NodeRole((), object(), "smoothed").kind == "smoothed"
     with pytest.raises(ValueError, match="node kind must be one of"):
-        NodePlan((), object(), "determinstic")
+        NodeRole((), object(), "determinstic")

@@ -12,35 +12,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import torch
-
 from hierclass.channels_last import ChannelsLastForward, has_4d_weights
-from hierclass.smoothing.engine.batch_size import resolve_plan
-from hierclass.smoothing.engine.precision import with_autocast
+from hierclass.smoothing.engine.forward import checked_scores, resolve_forward
 from hierclass.smoothing.engine.prepare import BatchSize
+from hierclass.smoothing.engine.protocol import Prepared
 from hierclass.smoothing.engine.sampling import CountEngine
 
 __all__ = ["flat_engine"]
 
 
-def checked_logits(forward: Callable[[Any], Any], batch: Any, num_classes: int) -> torch.Tensor:
-    """``forward(batch)``, refused unless it is a tensor of logits ``[rows, num_classes]``."""
-    out = forward(batch)
-    if not isinstance(out, torch.Tensor):
-        raise TypeError(f"the base classifier must return a tensor, got {type(out).__name__}")
-    rows = batch.shape[0] if isinstance(batch, torch.Tensor) else len(next(iter(batch.values())))
-    if out.dim() != 2 or out.shape[0] != rows or out.shape[1] != num_classes:
-        raise ValueError(
-            f"the base classifier must return logits of shape [{rows}, {num_classes}] "
-            f"(num_classes={num_classes}), got {list(out.shape)}"
-        )
-    return out
-
-
 def flat_engine(
     smooth: Any,
     batch_size: BatchSize,
-    example: Any,
+    example: Prepared,
     heads: Any = None,
     *,
     expected_draws: int | None = None,
@@ -53,8 +37,8 @@ def flat_engine(
         The smoothed classifier (model, sigma, seed, device, layout and precision options).
     batch_size : int or "auto"
         Draws per forward pass; ``"auto"`` probes the fastest size (and layout) on ``example``.
-    example : Tensor or dict
-        One prepared input (no batch dimension), for the probe.
+    example : Prepared
+        One prepared input (:meth:`Smooth.prepare <hierclass.Smooth.prepare>`), for the probe.
     heads : SubsetHead, optional
         Label subsets whose restricted votes are counted as a second head.
     expected_draws : int, optional, keyword-only
@@ -63,37 +47,39 @@ def flat_engine(
 
     Examples
     --------
+    >>> import torch
     >>> from hierclass import Smooth
     >>> s = Smooth(torch.nn.Linear(3, 2).eval(), num_classes=2, sigma=0.5)
-    >>> flat_engine(s, 64, torch.zeros(3)).batch_size, flat_engine(s, 64, torch.zeros(3)).head_sizes
+    >>> engine = flat_engine(s, 64, s.prepare(torch.zeros(3)))
+    >>> engine.batch_size, engine.head_sizes
     (64, [2])
     """
     model = smooth.base_classifier
-    plain, fast = model, None
-    probe_layout = smooth.channels_last is None and batch_size == "auto"
-    if smooth.channels_last or (probe_layout and has_4d_weights(model)):
-        fast = ChannelsLastForward(model)
-    if smooth.amp_dtype is not None:
-        plain = with_autocast(plain, smooth.device, smooth.amp_dtype)
-        if fast is not None:
-            fast = with_autocast(fast, smooth.device, smooth.amp_dtype)
-    if smooth.channels_last:  # a fixed layout: the probe only picks the batch size
-        plain, fast = fast, None
-    plan = resolve_plan(
+    channels_last_copy: list[ChannelsLastForward] = []  # built once, on first use
+
+    def forward_in(channels_last: bool) -> Callable[[Any], Any]:
+        if not channels_last:
+            return model
+        if not channels_last_copy:
+            channels_last_copy.append(ChannelsLastForward(model))
+        return channels_last_copy[0]
+
+    plan, forward = resolve_forward(
         batch_size,
         model,
-        example,
+        example.sampled,
+        forward_in,
         sigma=smooth.sigma,
-        forward=plain,
-        channels_last=fast,
-        variant=(smooth.amp_dtype, smooth.channels_last),
+        layout=smooth.channels_last,
+        convolutional=has_4d_weights(model),
+        device=smooth.device,
+        amp_dtype=smooth.amp_dtype,
         expected_draws=expected_draws,
     )
-    forward = plan.forward if plan.compiled else (fast if plan.channels_last else plain)
     num_classes = smooth.num_classes
 
     def evaluate(batch, segments):
-        logits = checked_logits(forward, batch, num_classes)
+        logits = checked_scores(forward, batch, num_classes)
         engine.flag_nonfinite(logits)
         out = [(logits.argmax(1), None)]
         if heads is not None:
@@ -105,7 +91,7 @@ def flat_engine(
         evaluate,
         sizes,
         sigma=smooth.sigma,
-        seed=smooth._base_seed(),
+        seed=smooth.noise_seed(),
         batch_size=plan.batch_size,
         device=smooth.device,
         perturbed_keys=smooth.perturbed_keys,

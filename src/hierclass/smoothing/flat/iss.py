@@ -192,56 +192,85 @@ def certify_iss_many(
     (0, True)
     """
 
-    loss = _check_loss(radius_loss)
-    n0 = check_count("n0", n0)
-    max_n = check_count("max_n", max_n)
-    n_pilot = check_count("n_pilot", n_pilot)
-    alpha = check_alpha(alpha)
-    pilot_alpha = check_alpha(pilot_alpha)
-    sigma = smooth.sigma
+    steps = _ISSSteps(
+        loss=_check_loss(radius_loss),
+        n0=check_count("n0", n0),
+        max_n=check_count("max_n", max_n),
+        n_pilot=check_count("n_pilot", n_pilot),
+        alpha=check_alpha(alpha),
+        pilot_alpha=check_alpha(pilot_alpha),
+        sigma=smooth.sigma,
+    )
+    results = run_flat(smooth, xs, indices, batch_size, steps.start, steps.follow_up)
+    return (res for _task, res in results)
 
-    def start(x: Any, i: int) -> Task:
-        reqs = [Request(STREAM_SELECT, n0), Request(STREAM_ISS_PILOT, n_pilot)]
-        return Task(x, i, reqs, {"x": x, "seconds": 0.0})
 
-    def follow_up(task: Task):
-        state = task.payload
-        state["seconds"] += task.seconds
-        if "n" not in state:
-            sel, pilot = task.counts[0][0], task.counts[1][0]
-            c_a = int(np.argmax(sel))
-            s = int(pilot[c_a])
-            p_lo = float(clopper_pearson_lower(s, n_pilot, pilot_alpha / 2))
-            p_hi = float(clopper_pearson_upper(s, n_pilot, pilot_alpha / 2))
-            n, gap = plan_size(
-                p_lo,
-                p_hi,
-                max_n=max_n,
-                min_n=min(n_pilot, max_n),
-                alpha=alpha,
-                sigma=sigma,
-                loss=loss,
-            )
-            state.update(sel=sel, pilot=pilot, c_a=c_a, n=n, gap=gap)
-            return Task(state["x"], task.index, [Request(STREAM_ISS_FINAL, n)], state), None
-        counts = task.counts[0][0]
-        n, c_a = state["n"], state["c_a"]
-        p_lower = float(clopper_pearson_lower(int(counts[c_a]), n, alpha))
-        label = c_a if p_lower >= 0.5 else ABSTAIN
-        radius = cohen_radius(p_lower, sigma)
-        return None, ISSResult(
-            index=task.index,
-            label=label,
-            radius=radius,
-            p_lower=p_lower,
-            n_samples=n,
-            n_pilot=n_pilot,
-            n_select=n0,
-            loss_bound=state["gap"],
-            counts_select=state["sel"],
-            counts_pilot=state["pilot"],
-            counts=counts,
-            seconds=state["seconds"],
+class _ISSInput:
+    """Bookkeeping of one input between its pilot and its final draws."""
+
+    __slots__ = ("x", "seconds", "sel", "pilot", "c_a", "n", "gap")
+
+    def __init__(self, x: Any) -> None:
+        self.x = x
+        self.seconds = 0.0
+        self.n: int | None = None  # the planned final size, once the pilot is in
+
+
+@dataclass(frozen=True)
+class _ISSSteps:
+    """The two stages of ISS for one input: selection + pilot, then the final draws."""
+
+    loss: float
+    n0: int
+    max_n: int
+    n_pilot: int
+    alpha: float
+    pilot_alpha: float
+    sigma: float
+
+    def start(self, x: Any, i: int) -> Task:
+        reqs = [Request(STREAM_SELECT, self.n0), Request(STREAM_ISS_PILOT, self.n_pilot)]
+        return Task(x, i, reqs, _ISSInput(x))
+
+    def follow_up(self, task: Task) -> tuple[Task | None, ISSResult | None]:
+        state: _ISSInput = task.payload
+        state.seconds += task.seconds
+        if state.n is None:
+            self.plan(state, task.counts[0][0], task.counts[1][0])
+            return Task(state.x, task.index, [Request(STREAM_ISS_FINAL, state.n)], state), None
+        return None, self.result(task.index, state, task.counts[0][0])
+
+    def plan(self, state: _ISSInput, sel: np.ndarray, pilot: np.ndarray) -> None:
+        """Pick the final sample size from the pilot (the pilot only chooses ``n``)."""
+        c_a = int(np.argmax(sel))
+        s = int(pilot[c_a])
+        p_lo = float(clopper_pearson_lower(s, self.n_pilot, self.pilot_alpha / 2))
+        p_hi = float(clopper_pearson_upper(s, self.n_pilot, self.pilot_alpha / 2))
+        state.n, state.gap = plan_size(
+            p_lo,
+            p_hi,
+            max_n=self.max_n,
+            min_n=min(self.n_pilot, self.max_n),
+            alpha=self.alpha,
+            sigma=self.sigma,
+            loss=self.loss,
         )
+        state.sel, state.pilot, state.c_a = sel, pilot, c_a
 
-    return (res for _task, res in run_flat(smooth, xs, indices, batch_size, start, follow_up))
+    def result(self, index: int, state: _ISSInput, counts: np.ndarray) -> ISSResult:
+        """Cohen's certificate from the ``n`` fresh final draws."""
+        p_lower = float(clopper_pearson_lower(int(counts[state.c_a]), state.n, self.alpha))
+        return ISSResult(
+            index=index,
+            label=state.c_a if p_lower >= 0.5 else ABSTAIN,
+            radius=cohen_radius(p_lower, self.sigma),
+            p_lower=p_lower,
+            n_samples=state.n,
+            n_pilot=self.n_pilot,
+            n_select=self.n0,
+            loss_bound=state.gap,
+            counts_select=state.sel,
+            counts_pilot=state.pilot,
+            counts=counts,
+            seconds=state.seconds,
+        )

@@ -26,15 +26,16 @@ from hierclass.smoothing.engine.prepare import (  # noqa: F401 - BatchSize and c
     BatchSize,
     check_budget,
     check_count,
-    indexed_stream,
     noise_index,
     prepare_sample,
     warn_training_mode,
 )
+from hierclass.smoothing.engine.protocol import Prepared, open_run
 from hierclass.smoothing.engine.sampling import (
     STREAM_ESTIMATE,
     STREAM_PREDICT,
     STREAM_SELECT,
+    CountEngine,
     Request,
     Task,
 )
@@ -144,15 +145,29 @@ class Smooth:
         self.input_range = check_input_range(input_range)
         warn_training_mode(base_classifier)
 
-    # ------------------------------------------------------------------ helpers
-    def _base_seed(self) -> int:
+    # ------------------------------------------------------------------ the certifier protocol
+    def noise_seed(self) -> int:
+        """The base seed of one call's noise streams: ``seed``, or a fresh one when ``None``."""
         if self.seed is not None:
             return self.seed
         return int(torch.randint(0, 2**62, (1,)).item())
 
-    def _prepare(self, x: Any) -> Any:
-        """One input without batch dimension, validated and moved to the device."""
-        return prepare_sample(x, self.device, input_range=self.input_range)
+    def prepare(self, x: Any) -> Prepared:
+        """One input without batch dimension, validated and moved to the device.
+
+        Part of the protocol every certifier uses
+        (:class:`~hierclass.smoothing.engine.protocol.Smoothed`); a flat classifier samples the
+        whole input, so ``full`` and ``sampled`` are the same.
+
+        Examples
+        --------
+        >>> s = Smooth(torch.nn.Linear(2, 2).eval(), 2, sigma=0.5)
+        >>> p = s.prepare(torch.zeros(2))
+        >>> p.sampled is p.full, p.sampled.shape
+        (True, torch.Size([2]))
+        """
+        xd = prepare_sample(x, self.device, input_range=self.input_range)
+        return Prepared(xd, xd)
 
     def __repr__(self) -> str:
         amp = "" if self.amp_dtype is None else f", amp_dtype={self.amp_dtype}"
@@ -162,14 +177,19 @@ class Smooth:
             f"sigma={self.sigma}, seed={self.seed}{amp}{cl})"
         )
 
-    def _engine(
+    def engine(
         self,
         batch_size: BatchSize,
-        example: Any,
+        example: Prepared,
         heads: SubsetHead | None = None,
+        *,
         expected_draws: int | None = None,
-    ):
-        """The sampling engine of this classifier (see :func:`flat_engine`)."""
+    ) -> CountEngine:
+        """The engine counting this classifier's votes (see :func:`flat_engine`).
+
+        ``heads`` also counts restricted votes per label subset; ``expected_draws`` lets a
+        long ``batch_size="auto"`` run consider ``torch.compile``.
+        """
         return flat_engine(self, batch_size, example, heads, expected_draws=expected_draws)
 
     # ------------------------------------------------------------------ Cohen's API
@@ -191,9 +211,9 @@ class Smooth:
         50
         """
         n = check_count("n", n)
-        xd = self._prepare(x)
-        engine = self._engine(batch_size, xd)
-        (task,) = engine.run([Task(xd, noise_index(index), [Request(stream, n)])])
+        xd = self.prepare(x)
+        engine = self.engine(batch_size, xd)
+        (task,) = engine.run([Task(xd.sampled, noise_index(index), [Request(stream, n)])])
         return task.counts[0][0]
 
     def predict(
@@ -370,12 +390,12 @@ class Smooth:
         # A long run of known length may repay torch.compile (batch_size="auto" decides).
         known = indices if hasattr(indices, "__len__") else xs
         expected = len(known) * (n0 + n) if hasattr(known, "__len__") else None
-        first, pairs = indexed_stream(self._prepare, xs, indices)
-        if first is None:
+        engine, pairs = open_run(self, xs, indices, batch_size, heads=head, expected_draws=expected)
+        if engine is None:
             return iter(())
-        engine = self._engine(batch_size, first, head, expected)
         tasks = (
-            Task(x, i, [Request(STREAM_SELECT, n0), Request(STREAM_ESTIMATE, n)]) for x, i in pairs
+            Task(x.sampled, i, [Request(STREAM_SELECT, n0), Request(STREAM_ESTIMATE, n)])
+            for x, i in pairs
         )
 
         def results():
@@ -384,7 +404,7 @@ class Smooth:
 
         return results()
 
-    # ------------------------------------------------------------------ sequential (issue 14)
+    # ------------------------------------------------------------------ sequential
     def certify_radii(
         self,
         x: Any,

@@ -3,7 +3,7 @@
 A :class:`SamplingPlan` groups the hierarchy's models so that each runs once per draw for
 every node it serves: all :class:`~hierclass.nodes.RenormalizedLeaf` nodes built on one flat
 model (and the flat baseline) share that model's forward pass and a
-:class:`~hierclass.smoothing.certificates.subsets.SubsetHead`. Each node gets a :class:`NodePlan`:
+:class:`~hierclass.smoothing.certificates.subsets.SubsetHead`. Each node gets a :class:`NodeRole`:
 
 * ``"constant"``: one output (a one-label leaf): infinite radius, no share of alpha;
 * ``"clean"``: reads only modalities outside the threat model: evaluated once on the clean
@@ -14,7 +14,7 @@ model (and the flat baseline) share that model's forward pass and a
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ from hierclass.nodes import FlatVoteRouter, RenormalizedLeaf
 from hierclass.smoothing.certificates.path import NODE_KINDS, NodeKind, NodePath, NodeVotes
 from hierclass.smoothing.certificates.subsets import SubsetHead
 
-__all__ = ["Group", "NodePlan", "SamplingPlan"]
+__all__ = ["Group", "NodeRole", "PathDraws", "SamplingPlan", "Step", "clean_output"]
 
 
 class Group:
@@ -66,7 +66,7 @@ class Group:
         return self.subsets.index(key)
 
 
-class NodePlan:
+class NodeRole:
     """How one node is certified: ``"constant"``, ``"clean"`` or ``"smoothed"`` via a group.
 
     ``renorm`` marks a renormalised leaf read from its flat model's votes (``slot``: its
@@ -76,7 +76,7 @@ class NodePlan:
 
     Examples
     --------
-    >>> NodePlan((), object(), "clean").kind
+    >>> NodeRole((), object(), "clean").kind
     'clean'
     """
 
@@ -107,7 +107,7 @@ class NodePlan:
 
 
 class SamplingPlan:
-    """Groups, heads and node plans of a hierarchy under a threat model.
+    """Groups, heads and node roles of a hierarchy under a threat model.
 
     Parameters
     ----------
@@ -132,7 +132,7 @@ class SamplingPlan:
     >>> h = Hierarchy(Router(torch.nn.Linear(4, 2), LabelPartition([[0, 1], [2, 3]])),
     ...               [RenormalizedLeaf(f, [0, 1]), RenormalizedLeaf(f, [2, 3])])
     >>> plan = SamplingPlan(h, None, False, f, None, torch.device("cpu"))
-    >>> len(plan.groups), [p.kind for p in plan.plans.values()]
+    >>> len(plan.groups), [r.kind for r in plan.roles.values()]
     (2, ['smoothed', 'smoothed', 'smoothed'])
     """
 
@@ -150,7 +150,7 @@ class SamplingPlan:
         self.margin = margin
         self.device = device
         groups: dict[tuple, Group] = {}
-        plans: dict[NodePath, NodePlan] = {}
+        roles: dict[NodePath, NodeRole] = {}
         num_labels = hierarchy.num_labels
 
         def group_for(key: tuple, model: Any, input_key: str | None, width: int) -> Group:
@@ -160,14 +160,14 @@ class SamplingPlan:
 
         for path, node in hierarchy.nodes():
             if node.num_outputs == 1:
-                plans[path] = NodePlan(path, node, "constant")
+                roles[path] = NodeRole(path, node, "constant")
             elif not self.perturbed(node):
-                plans[path] = NodePlan(path, node, "clean")
+                roles[path] = NodeRole(path, node, "clean")
             elif isinstance(node, RenormalizedLeaf):
                 key = ("flat", id(node.flat_model), node.input_key)
                 g = group_for(key, node.flat_model, node.input_key, num_labels)
                 slot = None if margin else g.subset_slot(node.labels)
-                plans[path] = NodePlan(path, node, "smoothed", g, True, slot)
+                roles[path] = NodeRole(path, node, "smoothed", g, True, slot)
             elif isinstance(node, FlatVoteRouter):
                 # The flat model's votes, summed per class: no forward pass of its own.
                 key = ("flat", id(node.flat_model), node.input_key)
@@ -175,10 +175,10 @@ class SamplingPlan:
                 every = tuple(node.labels) == tuple(range(num_labels))
                 slot = None if every else g.subset_slot(node.labels)
                 pools = tuple(tuple(int(v) for v in c) for c in node.partition.classes)
-                plans[path] = NodePlan(path, node, "smoothed", g, slot=slot, pools=pools)
+                roles[path] = NodeRole(path, node, "smoothed", g, slot=slot, pools=pools)
             else:
                 g = group_for(("node", id(node)), node, node.input_key, node.num_outputs)
-                plans[path] = NodePlan(path, node, "smoothed", g)
+                roles[path] = NodeRole(path, node, "smoothed", g)
         self.flat_group: Group | None = None
         if flat is not None:
             shared = [k for k in groups if k[0] == "flat" and k[1] == id(flat)]
@@ -191,7 +191,7 @@ class SamplingPlan:
             if g.subsets:
                 g.head = SubsetHead(g.subsets, g.num_outputs, device)
         self.groups = list(groups.values())
-        self.plans = plans
+        self.roles = roles
         # head layout: per group, its argmax head then (optionally) its subset head
         self.head_slices: dict[int, tuple[int, int | None]] = {}
         sizes: list[int] = []
@@ -223,39 +223,115 @@ class SamplingPlan:
         return None if keys == {None} else sorted(k for k in keys if k is not None)
 
     # ------------------------------------------------------------------ counts -> votes
-    def node_counts(self, plan: NodePlan, counts: list) -> np.ndarray:
+    def node_counts(self, role: NodeRole, counts: list) -> np.ndarray:
         """The votes a smoothed node is selected and certified with."""
-        a, b = self.head_slices[plan.group.gid]
-        if plan.pools is not None:
-            votes = counts[a] if plan.slot is None else plan.group.head.decode(counts[b])[plan.slot]
+        a, b = self.head_slices[role.group.gid]
+        if role.pools is not None:
+            votes = counts[a] if role.slot is None else role.group.head.decode(counts[b])[role.slot]
             votes = np.asarray(votes, dtype=np.int64)
-            return np.array([votes[list(c)].sum() for c in plan.pools], dtype=np.int64)
-        if plan.renorm and plan.slot is not None:
-            return plan.group.head.decode(counts[b])[plan.slot]
+            return np.array([votes[list(c)].sum() for c in role.pools], dtype=np.int64)
+        if role.renorm and role.slot is not None:
+            return role.group.head.decode(counts[b])[role.slot]
         return counts[a]
 
     def flat_counts(self, counts: list) -> np.ndarray:
         """The flat baseline's votes."""
         return counts[self.head_slices[self.flat_group.gid][0]]
 
-    def votes(self, plan: NodePlan, choice: int | None, sel: list, est: list) -> NodeVotes:
-        """The :class:`~hierclass.smoothing.certificates.path.NodeVotes` of one node on a path."""
-        node = plan.node
-        if plan.is_leaf:
+    def votes(self, step: Step, sel: list, est: list) -> NodeVotes:
+        """The :class:`~hierclass.smoothing.certificates.path.NodeVotes` of one step of a path."""
+        role = step.role
+        node = role.node
+        if role.is_leaf:
             outputs = tuple((int(v),) for v in node.labels)
             names = None
         else:
             part = node.partition
             outputs = tuple(tuple(int(v) for v in c) for c in part.classes)
             names = tuple(str(n) for n in part.names)
-        if plan.kind != "smoothed":
-            return NodeVotes(plan.path, plan.kind, outputs, choice=choice, names=names,
-                             router=not plan.is_leaf)  # fmt: skip
-        cs, ce = self.node_counts(plan, sel), self.node_counts(plan, est)
-        bins = tuple(int(v) for v in node.labels) if plan.renorm else None
-        method = "margin" if (plan.renorm and self.margin) else "cohen"
-        return NodeVotes(plan.path, "smoothed", outputs, cs, ce, bins, method, None, names,
-                         router=not plan.is_leaf)  # fmt: skip
+        if role.kind != "smoothed":
+            return NodeVotes(role.path, role.kind, outputs, choice=step.output, names=names,
+                             router=not role.is_leaf)  # fmt: skip
+        cs, ce = self.node_counts(role, sel), self.node_counts(role, est)
+        bins = tuple(int(v) for v in node.labels) if role.renorm else None
+        method = "margin" if (role.renorm and self.margin) else "cohen"
+        return NodeVotes(role.path, "smoothed", outputs, cs, ce, bins, method, None, names,
+                         router=not role.is_leaf)  # fmt: skip
+
+    # ------------------------------------------------------------------ the path
+    def walk(self, full: Any, sel: list) -> list[Step]:
+        """The path the selection votes ``sel`` choose for one input, root first.
+
+        This is the one place a node's kind decides its output: a constant node outputs 0, a
+        clean node its argmax on the clean input ``full`` (run once here), a smoothed node the
+        argmax of its selection votes (:meth:`node_counts`).
+        """
+        path: NodePath = ()
+        steps = []
+        while True:
+            role = self.roles[path]
+            steps.append(self._step(role, full, sel))
+            if role.is_leaf:
+                return steps
+            path = path + (steps[-1].output,)
+
+    def _step(self, role: NodeRole, full: Any, sel: list) -> Step:
+        if role.kind == "constant":
+            return Step(role, 0)
+        if role.kind == "clean":
+            return Step(role, clean_output(role.node, full))
+        votes = self.node_counts(role, sel)
+        if not role.renorm:  # votes per output; ties: the smallest, as certify_counts
+            c = int(np.argmax(votes))
+            return Step(role, c, c)
+        labels = np.asarray(role.node.labels)  # votes per global label: the leaf's bins
+        j = int(np.argmax(votes[labels]))
+        return Step(role, j, int(labels[j]))
+
+
+class PathDraws:
+    """What a hierarchy's sampling task carries: the groups its draws run through.
+
+    The hierarchy's evaluator runs a group's model only on the rows of tasks whose ``groups``
+    hold its id; ``full`` is the clean input (read by clean nodes). Certifiers that keep more
+    bookkeeping per input subclass it.
+    """
+
+    def __init__(self, groups: set[int], full: Any = None) -> None:
+        self.groups = groups
+        self.full = full
+
+
+class Step(NamedTuple):
+    """One node of an input's path: its role, its output and, when smoothed, its vote bin.
+
+    ``bin`` is the index of the votes the node is certified on: its output, or the global
+    label for a renormalised leaf (whose votes are over all labels); ``None`` when the node is
+    clean or constant.
+    """
+
+    role: NodeRole
+    output: int
+    bin: int | None = None
+
+
+def clean_output(node: Any, full: Any) -> int:
+    """A node's output on the clean input (one sample, no batch dimension).
+
+    Examples
+    --------
+    >>> from hierclass import Leaf
+    >>> clean_output(Leaf(lambda b: b, [4, 7]), torch.tensor([0.0, 1.0]))
+    1
+    """
+    one = (
+        {k: v.unsqueeze(0) for k, v in full.items()}
+        if isinstance(full, Mapping)
+        else full.unsqueeze(0)
+    )
+    with torch.inference_mode():
+        scores = node(one)
+    return int(scores.argmax(1)[0])
 
 
 def select_modality(batch: Any, key: str | None) -> Any:

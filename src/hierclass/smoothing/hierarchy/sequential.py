@@ -40,14 +40,17 @@ import numpy as np
 from hierclass.smoothing.certificates.bounds import check_alpha
 from hierclass.smoothing.certificates.confidence_sequences import DEFAULT_LOOK_RATIO
 from hierclass.smoothing.certificates.counts import ABSTAIN
-from hierclass.smoothing.engine.prepare import indexed_stream
+from hierclass.smoothing.engine.protocol import Prepared, open_run
 from hierclass.smoothing.engine.sampling import STREAM_SELECT, Request, Task
+from hierclass.smoothing.hierarchy.plan import PathDraws, SamplingPlan, Step
+from hierclass.smoothing.hierarchy.smooth import HierarchicalSmooth
 from hierclass.smoothing.sequential.sessions import (
     CERTIFIED,
     REFUTED,
     UNDECIDED,
     Decisions,
     RadiiResult,
+    SequentialSetup,
     abstains,
     flat_result,
     largest_certified,
@@ -192,28 +195,21 @@ class PathRadiiResult:
         return largest_certified(self.radii, self.level_certified[depth])
 
 
-def _node_choice(v: Any) -> tuple[int, int]:
-    """``(bin, output)``: the bin whose votes a smoothed node is certified on, and its output."""
-    cs = np.asarray(v.counts_select)
-    if v.bins is None:
-        c = int(np.argmax(cs))  # ties: the smallest, as certify_counts
-        return c, c
-    lab = np.asarray(v.bins)
-    j = int(np.argmax(cs[lab]))
-    return int(lab[j]), j
+class _PathInput(PathDraws):
+    """Bookkeeping of one input of a hierarchy while it is being certified.
 
+    ``groups`` (from :class:`~hierclass.smoothing.hierarchy.plan.PathDraws`) is what the next
+    look's draws run through: every group for the selection, then the path's and the flat
+    baseline's while each is undecided.
+    """
 
-class _PathInput:
-    """Bookkeeping of one input of a hierarchy while it is being certified."""
-
-    def __init__(self, full: Any, red: Any, groups: set) -> None:
-        self.full, self.red, self.groups = full, red, groups
+    def __init__(self, full: Any, sampled: Any, groups: set) -> None:
+        super().__init__(groups, full)
+        self.sampled = sampled
         self.sel: list | None = None
         self.est: list | None = None
-        self.walk: list = []
+        self.walk: list[Step] = []
         self.smoothed: list[int] = []  # positions in walk of the smoothed nodes
-        self.bins: list[int] = []  # the bin each smoothed node is certified on
-        self.outputs: list[int] = []  # each walk node's output index
         self.nodes: Decisions | None = None
         self.flat: Decisions | None = None
         self.flat_choice = -1
@@ -221,9 +217,14 @@ class _PathInput:
         self.flat_result: RadiiResult | None = None
         self.seconds = 0.0
 
-    def __getitem__(self, key: str) -> Any:
-        # the hierarchy's sampler reads ``payload["groups"]``: the models this task runs
-        return getattr(self, key)
+    @property
+    def bins(self) -> list[int]:
+        """The vote bin each smoothed node is certified on."""
+        return [self.walk[w].bin for w in self.smoothed]
+
+    def look(self) -> int:
+        """The next look of this input (the hierarchy's and the baseline's run in step)."""
+        return max(self.nodes.look, -1 if self.flat is None else self.flat.look) + 1
 
 
 def _prefix_status(st: _PathInput, depth: int) -> np.ndarray:
@@ -233,7 +234,7 @@ def _prefix_status(st: _PathInput, depth: int) -> np.ndarray:
 
 
 def certify_hierarchy_radii_many(
-    hsmooth: Any,
+    hsmooth: HierarchicalSmooth,
     xs: Iterable[Any],
     radii: Sequence[float],
     n0: int = 100,
@@ -277,139 +278,158 @@ def certify_hierarchy_radii_many(
             "sequential hierarchy certification supports method='renormalized' nodes; this "
             "HierarchicalSmooth certifies renormalised leaves with method='margin'"
         )
-    plan = hsmooth.plan
-    flat_gid = None if plan.flat_group is None else plan.flat_group.gid
-    all_groups = {g.gid for g in hsmooth.groups}
-    head, pairs = indexed_stream(hsmooth._prepare, xs, indices)
-    if head is None:
-        return iter(())
     if not hsmooth.groups:
         raise ValueError(
             "no node of this hierarchy is smoothed (every radius is infinite); use "
             "HierarchicalSmooth.certify"
         )
-    engine = hsmooth._engine(batch_size, head[1])
+    engine, pairs = open_run(hsmooth, xs, indices, batch_size)
+    if engine is None:
+        return iter(())
+    sessions = _PathSessions(setup, hsmooth.plan, hsmooth.sigma)
+    first_tasks = (sessions.start(x, i) for x, i in pairs)
+    return (res for _task, res in run_sessions(engine, first_tasks, sessions.follow_up))
 
-    def start(item: tuple, i: int) -> Task:
-        full, red = item
-        return Task(red, i, [Request(STREAM_SELECT, setup.n0)], _PathInput(full, red, all_groups))
 
-    def begin(st: _PathInput, sel: list) -> None:
-        st.sel = sel
-        st.walk = hsmooth._walk(st.full, sel)
-        for w, node in enumerate(st.walk):
-            if node.kind == "smoothed":
-                b, out = _node_choice(plan.votes(node, None, sel, sel))
-                st.smoothed.append(w)
-                st.bins.append(b)
-            else:
-                out = hsmooth._clean_choice(node, st.full) if node.kind == "clean" else 0
-            st.outputs.append(out)
-        k = len(st.smoothed)
-        st.nodes = setup.decisions(k, node_alpha(setup.alpha, k))
-        if flat_gid is not None:
-            st.flat_choice = int(np.argmax(plan.flat_counts(sel)))
-            st.flat = setup.decisions(1)
+class _PathSessions:
+    """The steps of one input's sequential certification by a hierarchy."""
 
-    def next_look(task: Task, st: _PathInput) -> Task | None:
-        look = max(st.nodes.look, -1 if st.flat is None else st.flat.look) + 1
-        groups = set()
-        if st.hier_result is None:
-            groups |= {st.walk[w].group.gid for w in st.smoothed}
-        if st.flat is not None and st.flat_result is None:
-            groups.add(flat_gid)
-        if not groups or look > setup.last_look:
-            return None
-        st.groups = groups
-        return Task(st.red, task.index, [setup.look_request(look)], st)
+    def __init__(self, setup: SequentialSetup, plan: SamplingPlan, sigma: float) -> None:
+        self.setup, self.plan, self.sigma = setup, plan, sigma
+        self.flat_gid = None if plan.flat_group is None else plan.flat_group.gid
+        self.every_group = {g.gid for g in plan.groups}
 
-    def fold(st: _PathInput, counts: list, index: int) -> None:
-        st.est = [c.copy() for c in counts] if st.est is None else [
-            a + b for a, b in zip(st.est, counts)
-        ]  # fmt: skip
-        look = max(st.nodes.look, -1 if st.flat is None else st.flat.look) + 1
-        if st.hier_result is None:
-            succ = [plan.node_counts(st.walk[w], st.est)[b] for w, b in zip(st.smoothed, st.bins)]
-            st.nodes.update(succ, look)
-            if _hier_decided(st) or look == setup.last_look:
-                st.hier_result = _result(index, st)
-        if st.flat is not None and st.flat_result is None:
-            st.flat.update([plan.flat_counts(st.est)[st.flat_choice]], look)
-            if st.flat.decided or look == setup.last_look:
-                st.flat_result = flat_result(
-                    setup, index, st.flat_choice, st.flat, 0, plan.flat_counts(st.sel),
-                    plan.flat_counts(st.est).copy(), hsmooth.sigma,
-                )  # fmt: skip
+    def start(self, x: Prepared, i: int) -> Task:
+        """The selection draws, through every smoothed model."""
+        st = _PathInput(x.full, x.sampled, self.every_group)
+        return Task(x.sampled, i, [Request(STREAM_SELECT, self.setup.n0)], st)
 
-    def _hier_decided(st: _PathInput) -> bool:
-        depths = range(len(st.walk))  # every level's prefix, the last one being the path
-        return all(not np.any(_prefix_status(st, d) == UNDECIDED) for d in depths)
-
-    def _result(index: int, st: _PathInput) -> PathRadiiResult:
-        d = st.nodes
-        lower = d.lower
-        path = _prefix_status(st, len(st.walk) - 1)
-        node_cert = np.ones((len(st.walk), len(setup.radii)), bool)
-        route: list[int] = []
-        cut = False
-        for j, w in enumerate(st.smoothed):
-            node_cert[w] = d.status[j] == CERTIFIED
-        for w in range(len(st.walk) - 1):
-            if w in st.smoothed:
-                j = st.smoothed.index(w)
-                cut = cut or abstains(lower[j], d.status[j], setup.radii)
-            if not cut:
-                route.append(int(st.walk[w + 1].path[-1]))
-        levels = np.stack(
-            [_prefix_status(st, w) == CERTIFIED for w in range(len(st.walk) - 1)]
-        ) if len(st.walk) > 1 else np.zeros((0, len(setup.radii)), bool)  # fmt: skip
-        leaf = st.walk[-1]
-        label = int(list(leaf.node.labels)[st.outputs[-1]])
-        if abstains(lower, path, setup.radii):
-            label = ABSTAIN
-        return PathRadiiResult(
-            index=index,
-            label=label,
-            radii=tuple(float(v) for v in setup.radii),
-            certified=path == CERTIFIED,
-            route=tuple(route),
-            num_smoothed=len(st.smoothed),
-            node_p_lower=tuple(float(v) for v in lower),
-            n_samples=d.n,
-            n_select=setup.n0,
-            nodes=tuple(
-                (tuple(int(p) for p in node.path), node.kind, int(out))
-                for node, out in zip(st.walk, st.outputs)
-            ),
-            node_certified=node_cert,
-            level_certified=levels,
-            alpha_node=node_alpha(setup.alpha, len(st.smoothed)),
-            node_counts={
-                tuple(st.walk[w].path): (
-                    b,
-                    plan.node_counts(st.walk[w], st.sel),
-                    plan.node_counts(st.walk[w], st.est).copy(),
-                )
-                for w, b in zip(st.smoothed, st.bins)
-            },
-        )
-
-    def follow_up(task: Task) -> tuple[Task | None, PathRadiiResult | None]:
+    def follow_up(self, task: Task) -> tuple[Task | None, PathRadiiResult | None]:
+        """Fold the task's votes in; the next look's task, or the input's result."""
         st: _PathInput = task.payload
         st.seconds += task.seconds
         if st.nodes is None:
-            begin(st, task.counts[0])
+            self.begin(st, task.counts[0])
             if not st.smoothed:  # nothing on the path is random: decided without drawing
                 st.est = [np.zeros_like(c) for c in st.sel]
-                st.hier_result = _result(task.index, st)
+                st.hier_result = self.result(task.index, st)
         else:
-            fold(st, task.counts[0], task.index)
-        nxt = next_look(task, st)
+            self.fold(st, task.counts[0], task.index)
+        nxt = self.next_look(task, st)
         if nxt is not None:
             return nxt, None
         res = st.hier_result
         res.flat, res.seconds = st.flat_result, st.seconds
         return None, res
 
-    return (res for _task, res in run_sessions(engine, (start(x, i) for x, i in pairs),
-                                                follow_up))  # fmt: skip
+    def begin(self, st: _PathInput, sel: list) -> None:
+        """Fix the path from the selection votes and open each smoothed node's decisions."""
+        st.sel = sel
+        st.walk = self.plan.walk(st.full, sel)
+        st.smoothed = [w for w, step in enumerate(st.walk) if step.role.kind == "smoothed"]
+        k = len(st.smoothed)
+        st.nodes = self.setup.decisions(k, node_alpha(self.setup.alpha, k))
+        if self.flat_gid is not None:
+            st.flat_choice = int(np.argmax(self.plan.flat_counts(sel)))
+            st.flat = self.setup.decisions(1)
+
+    def next_look(self, task: Task, st: _PathInput) -> Task | None:
+        """The next look's draws, through the models of whatever is still undecided."""
+        look = st.look()
+        groups = set()
+        if st.hier_result is None:
+            groups |= {st.walk[w].role.group.gid for w in st.smoothed}
+        if st.flat is not None and st.flat_result is None:
+            groups.add(self.flat_gid)
+        if not groups or look > self.setup.last_look:
+            return None
+        st.groups = groups
+        return Task(st.sampled, task.index, [self.setup.look_request(look)], st)
+
+    def fold(self, st: _PathInput, counts: list, index: int) -> None:
+        """Add one look's votes and update the hierarchy's and the baseline's decisions."""
+        look = st.look()
+        st.est = [c.copy() for c in counts] if st.est is None else [
+            a + b for a, b in zip(st.est, counts)
+        ]  # fmt: skip
+        last = look == self.setup.last_look
+        if st.hier_result is None:
+            successes = [
+                self.plan.node_counts(st.walk[w].role, st.est)[b]
+                for w, b in zip(st.smoothed, st.bins)
+            ]
+            st.nodes.update(successes, look)
+            if last or _decided(st):
+                st.hier_result = self.result(index, st)
+        if st.flat is not None and st.flat_result is None:
+            flat_est = self.plan.flat_counts(st.est)
+            st.flat.update([flat_est[st.flat_choice]], look)
+            if last or st.flat.decided:
+                sel = self.plan.flat_counts(st.sel)
+                st.flat_result = flat_result(
+                    self.setup, index, st.flat_choice, st.flat, 0, sel, flat_est.copy(), self.sigma
+                )
+
+    def result(self, index: int, st: _PathInput) -> PathRadiiResult:
+        """The input's certificate from its nodes' decisions."""
+        d, radii = st.nodes, self.setup.radii
+        path = _prefix_status(st, len(st.walk) - 1)
+        label = int(list(st.walk[-1].role.node.labels)[st.walk[-1].output])
+        return PathRadiiResult(
+            index=index,
+            label=ABSTAIN if abstains(d.lower, path, radii) else label,
+            radii=tuple(float(v) for v in radii),
+            certified=path == CERTIFIED,
+            route=_route(st, radii),
+            num_smoothed=len(st.smoothed),
+            node_p_lower=tuple(float(v) for v in d.lower),
+            n_samples=d.n,
+            n_select=self.setup.n0,
+            nodes=tuple(
+                (tuple(int(p) for p in step.role.path), step.role.kind, int(step.output))
+                for step in st.walk
+            ),
+            node_certified=_node_certified(st, len(radii)),
+            level_certified=_level_certified(st, len(radii)),
+            alpha_node=node_alpha(self.setup.alpha, len(st.smoothed)),
+            node_counts={
+                tuple(st.walk[w].role.path): (
+                    b,
+                    self.plan.node_counts(st.walk[w].role, st.sel),
+                    self.plan.node_counts(st.walk[w].role, st.est).copy(),
+                )
+                for w, b in zip(st.smoothed, st.bins)
+            },
+        )
+
+
+def _decided(st: _PathInput) -> bool:
+    """Every level's prefix (the last one being the whole path) is decided at every radius."""
+    return all(not np.any(_prefix_status(st, d) == UNDECIDED) for d in range(len(st.walk)))
+
+
+def _route(st: _PathInput, radii: np.ndarray) -> tuple[int, ...]:
+    """The certified route: the path's class ids, cut before the first router that abstains."""
+    route: list[int] = []
+    for w in range(len(st.walk) - 1):
+        if w in st.smoothed:
+            j = st.smoothed.index(w)
+            if abstains(st.nodes.lower[j], st.nodes.status[j], radii):
+                break
+        route.append(int(st.walk[w + 1].role.path[-1]))
+    return tuple(route)
+
+
+def _node_certified(st: _PathInput, num_radii: int) -> np.ndarray:
+    """Per walk node and radius: certified (clean and constant nodes: at every radius)."""
+    out = np.ones((len(st.walk), num_radii), bool)
+    for j, w in enumerate(st.smoothed):
+        out[w] = st.nodes.status[j] == CERTIFIED
+    return out
+
+
+def _level_certified(st: _PathInput, num_radii: int) -> np.ndarray:
+    """Per level of the path and radius: the nodes at levels ``0..d`` are all certified."""
+    if len(st.walk) < 2:
+        return np.zeros((0, num_radii), bool)
+    return np.stack([_prefix_status(st, w) == CERTIFIED for w in range(len(st.walk) - 1)])

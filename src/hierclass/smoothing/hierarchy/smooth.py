@@ -41,12 +41,9 @@ from hierclass.hierarchy import Hierarchy
 from hierclass.inputs import InputRange, check_input_range
 from hierclass.smoothing.certificates.bounds import check_sigma
 from hierclass.smoothing.certificates.counts import ABSTAIN, certify_counts
-from hierclass.smoothing.certificates.path import (
-    HierarchyCertificate,
-    certify_path,
-)
-from hierclass.smoothing.engine.batch_size import resolve_plan
-from hierclass.smoothing.engine.precision import check_amp_dtype, warn_slow_amp
+from hierclass.smoothing.certificates.path import HierarchyCertificate, NodePath, certify_path
+from hierclass.smoothing.engine.forward import checked_scores, resolve_forward
+from hierclass.smoothing.engine.precision import check_amp_dtype, warn_slow_amp, with_autocast
 from hierclass.smoothing.engine.prepare import (
     BatchSize,
     check_budget,
@@ -55,6 +52,7 @@ from hierclass.smoothing.engine.prepare import (
     prepare_sample,
     warn_training_mode,
 )
+from hierclass.smoothing.engine.protocol import Prepared, open_run
 from hierclass.smoothing.engine.sampling import (
     STREAM_ESTIMATE,
     STREAM_SELECT,
@@ -62,7 +60,14 @@ from hierclass.smoothing.engine.sampling import (
     Request,
     Task,
 )
-from hierclass.smoothing.hierarchy.plan import Group, NodePlan, SamplingPlan, select_modality
+from hierclass.smoothing.hierarchy.plan import (
+    Group,
+    NodeRole,
+    PathDraws,
+    SamplingPlan,
+    Step,
+    select_modality,
+)
 
 __all__ = ["HIERARCHY_METHODS", "HierarchicalSmooth", "check_hierarchy_method"]
 
@@ -205,7 +210,6 @@ class HierarchicalSmooth:
             flat_input_key,
             self.device,
         )
-        self._channels_last = False  # chosen per run by the "auto" probe
 
     @property
     def groups(self) -> list[Group]:
@@ -213,35 +217,92 @@ class HierarchicalSmooth:
         return self.plan.groups
 
     @property
-    def plans(self) -> dict:
-        """Each node's :class:`~hierclass.smoothing.hierarchy.plan.NodePlan`, by path."""
-        return self.plan.plans
+    def roles(self) -> dict[NodePath, NodeRole]:
+        """Each node's :class:`~hierclass.smoothing.hierarchy.plan.NodeRole`, by path."""
+        return self.plan.roles
 
-    def _keys_read(self) -> list | None:
-        return self.plan.keys_read()
+    # ------------------------------------------------------------------ the certifier protocol
+    def prepare(self, x: Any) -> Prepared:
+        """One input validated and on the device: ``full`` for clean nodes, ``sampled`` for
+        the engine (only the modalities the smoothed nodes read).
 
-    def _run_group(self, g: Group, xm: torch.Tensor, channels_last: bool | None = None) -> Any:
-        if channels_last is None:
-            channels_last = self._channels_last
-        if self.amp_dtype is None:
-            out = g.call(xm, channels_last)
+        Part of the protocol every certifier uses
+        (:class:`~hierclass.smoothing.engine.protocol.Smoothed`).
+        """
+        full = prepare_sample(x, self.device, input_range=self.input_range)
+        if isinstance(full, torch.Tensor):
+            if self.perturbed_keys is not None:
+                raise ValueError(
+                    "perturbed_keys names modalities but the input is a plain tensor; pass a "
+                    "dict input or perturbed_keys=None"
+                )
+            return Prepared(full, full)
+        if self.perturbed_keys is not None:
+            missing = [k for k in self.perturbed_keys if k not in full]
+            if missing:
+                raise ValueError(f"perturbed_keys {missing} are not in the input ({sorted(full)})")
+        keys = self.plan.keys_read() or []
+        missing = [k for k in keys if k not in full]
+        if missing:
+            raise ValueError(f"nodes read modalities {missing} missing from the input")
+        return Prepared(full, {k: full[k] for k in keys})
+
+    def engine(self, batch_size: BatchSize, example: Prepared) -> CountEngine:
+        """The engine counting every group's votes; ``"auto"`` probes the first group.
+
+        The layout the probe picks for the first group's model applies to every
+        convolutional group. Tasks must carry a
+        :class:`~hierclass.smoothing.hierarchy.plan.PathDraws` payload: the groups they run.
+        """
+        if not self.groups:
+            raise ValueError("no node of this hierarchy is smoothed: there is nothing to sample")
+        g0 = self.plan.flat_group or self.groups[0]
+        sampled = example.sampled
+        if isinstance(sampled, Mapping) and g0.input_key is None:
+            probe_input = sampled[(self.plan.keys_read() or list(sampled))[0]]
         else:
-            with torch.autocast(self.device.type, dtype=self.amp_dtype):
-                out = g.call(xm, channels_last)
-            out = out.float() if isinstance(out, torch.Tensor) else out
-        if not isinstance(out, torch.Tensor):
-            raise TypeError(f"a node's model must return a tensor, got {type(out).__name__}")
-        if out.dim() != 2 or out.shape[0] != xm.shape[0] or out.shape[1] != g.num_outputs:
-            raise ValueError(
-                f"model {type(g.model).__name__} must return scores of shape "
-                f"[{xm.shape[0]}, {g.num_outputs}], got {list(out.shape)}"
-            )
-        return out
+            probe_input = select_modality(sampled, g0.input_key)
+        plan, _ = resolve_forward(
+            batch_size,
+            g0.model,
+            probe_input,
+            lambda channels_last: (lambda b: g0.call(b, channels_last)),
+            sigma=self.sigma,
+            layout=self.channels_last,
+            convolutional=g0.convolutional,
+            device=self.device,
+            amp_dtype=self.amp_dtype,
+        )
+        layout = plan.channels_last
+        engine = CountEngine(
+            lambda batch, segments: self._evaluate(engine, batch, segments, layout),
+            self.plan.head_sizes,
+            sigma=self.sigma,
+            seed=self.seed,
+            batch_size=plan.batch_size,
+            device=self.device,
+            perturbed_keys=None if isinstance(sampled, torch.Tensor) else self.plan.keys_read(),
+        )
+        engine.nonfinite_what = "a model of the hierarchy"
+        return engine
 
-    def _evaluate(self, engine: CountEngine, batch: Any, segments: list) -> list:
+    def noise_seed(self) -> int:
+        """The base seed of the noise streams (a hierarchy's seed is always fixed)."""
+        return self.seed
+
+    # ------------------------------------------------------------------ sampling
+    def _scores(self, g: Group, xm: torch.Tensor, channels_last: bool) -> torch.Tensor:
+        """One group's checked scores on a batch of its modality, in the run's precision."""
+        forward = lambda b: g.call(b, channels_last)  # noqa: E731 - one call site
+        if self.amp_dtype is not None:
+            forward = with_autocast(forward, self.device, self.amp_dtype)
+        what = f"model {type(g.model).__name__}"
+        return checked_scores(forward, xm, g.num_outputs, what, "its number of outputs")
+
+    def _evaluate(self, engine: CountEngine, batch: Any, segments: list, layout: bool) -> list:
         out: list = [None] * len(self.plan.head_sizes)
         for g in self.groups:
-            needs = [g.gid in task.payload["groups"] for task, _ in segments]
+            needs = [g.gid in task.payload.groups for task, _ in segments]
             a, b = self.plan.head_slices[g.gid]
             if not any(needs):
                 empty = torch.zeros(0, dtype=torch.long, device=self.device)
@@ -255,80 +316,13 @@ class HierarchicalSmooth:
                 mask = torch.tensor(np.repeat(needs, [m for _, m in segments]), device=self.device)
                 rows = mask.nonzero().flatten()
                 xm = xm[rows]
-            logits = self._run_group(g, xm)
+            logits = self._scores(g, xm, layout)
             if g.finite_scores:
                 engine.flag_nonfinite(logits)
             out[a] = (logits.argmax(1), rows)
             if b is not None:
                 out[b] = (g.head.bins(logits), rows)
         return out
-
-    def _engine(self, batch_size: BatchSize, example: Any) -> CountEngine:
-        g0 = self.plan.flat_group or self.groups[0]
-        # the probe times the first group's model on the modality it reads
-        if isinstance(example, Mapping) and g0.input_key is None:
-            probe_input = example[(self._keys_read() or list(example))[0]]
-        else:
-            probe_input = select_modality(example, g0.input_key)
-        fixed = self.channels_last
-        if batch_size == "auto":
-            probe_layout = fixed is None and g0.convolutional
-            plan = resolve_plan(
-                "auto",
-                g0.model,
-                probe_input,
-                sigma=self.sigma,
-                forward=lambda b: self._run_group(g0, b, bool(fixed)),
-                channels_last=(lambda b: self._run_group(g0, b, True)) if probe_layout else None,
-                variant=(self.amp_dtype, fixed),
-            )
-        else:
-            plan = resolve_plan(batch_size, None, probe_input)
-        # the layout the probe chose for the first group applies to every convolutional group
-        self._channels_last = plan.channels_last if fixed is None else fixed
-        engine = CountEngine(
-            lambda batch, segments: self._evaluate(engine, batch, segments),
-            self.plan.head_sizes,
-            sigma=self.sigma,
-            seed=self.seed,
-            batch_size=plan.batch_size,
-            device=self.device,
-            perturbed_keys=None if isinstance(example, torch.Tensor) else self._keys_read(),
-        )
-        engine.nonfinite_what = "a model of the hierarchy"
-        return engine
-
-    # ------------------------------------------------------------------ inputs
-    def _prepare(self, x: Any) -> tuple[Any, Any]:
-        """(full input for clean nodes, reduced input holding only the sampled modalities)."""
-        full = prepare_sample(x, self.device, input_range=self.input_range)
-        if isinstance(full, torch.Tensor):
-            if self.perturbed_keys is not None:
-                raise ValueError(
-                    "perturbed_keys names modalities but the input is a plain tensor; pass a "
-                    "dict input or perturbed_keys=None"
-                )
-            return full, full
-        if self.perturbed_keys is not None:
-            missing = [k for k in self.perturbed_keys if k not in full]
-            if missing:
-                raise ValueError(f"perturbed_keys {missing} are not in the input ({sorted(full)})")
-        keys = self._keys_read() or []
-        missing = [k for k in keys if k not in full]
-        if missing:
-            raise ValueError(f"nodes read modalities {missing} missing from the input")
-        return full, {k: full[k] for k in keys}
-
-    def _clean_choice(self, plan: NodePlan, full: Any) -> int:
-        node = plan.node
-        one = (
-            {k: v.unsqueeze(0) for k, v in full.items()}
-            if isinstance(full, Mapping)
-            else full.unsqueeze(0)
-        )
-        with torch.inference_mode():
-            scores = node(one)
-        return int(scores.argmax(1)[0])
 
     # ------------------------------------------------------------------ certification
     def certify(
@@ -365,71 +359,51 @@ class HierarchicalSmooth:
         estimation draws then run only the models on that path (and the flat baseline).
         """
         n0, n, alpha = check_budget(n0, n, alpha)
-        first, pairs = indexed_stream(self._prepare, xs, indices)
-        if first is None:
-            return iter(())
         if not self.groups:  # nothing on any path is smoothed: no sampling at all
-            return (self._unsampled(full, i, alpha) for (full, _), i in pairs)
-        engine = self._engine(batch_size, first[1])
+            _, pairs = indexed_stream(self.prepare, xs, indices)
+            return (self._unsampled(x.full, i, alpha) for x, i in pairs)
+        engine, pairs = open_run(self, xs, indices, batch_size)
+        if engine is None:
+            return iter(())
         chunk = max(1, engine.batch_size // max(1, n0))
         return self._iterate(pairs, n0, n, alpha, engine, chunk)
 
     def _iterate(self, pairs, n0, n, alpha, engine, chunk) -> Iterator[HierarchyCertificate]:
-        all_groups = {g.gid for g in self.groups}
+        every_group = {g.gid for g in self.groups}
         while items := list(islice(pairs, chunk)):
             # phase 1: selection draws through every smoothed model -> the path
-            sel_tasks = [
-                Task(red, i, [Request(STREAM_SELECT, n0)], {"groups": all_groups, "full": full})
-                for (full, red), i in items
-            ]
+            select = [Request(STREAM_SELECT, n0)]
+            sel_tasks = [Task(x.sampled, i, select, PathDraws(every_group)) for x, i in items]
             selected = list(engine.run(sel_tasks))
-            walks = [self._walk(t.payload["full"], t.counts[0]) for t in selected]
+            walks = [self.plan.walk(x.full, t.counts[0]) for (x, _), t in zip(items, selected)]
             # phase 2: fresh estimation draws, only through the models on each path
-            est_tasks = []
-            for ((_full, red), i), walk in zip(items, walks):
-                groups = {p.group.gid for p in walk if p.group is not None}
-                if self.plan.flat_group is not None:
-                    groups.add(self.plan.flat_group.gid)
-                est_tasks.append(Task(red, i, [Request(STREAM_ESTIMATE, n)], {"groups": groups}))
+            estimate = [Request(STREAM_ESTIMATE, n)]
+            est_tasks = [
+                Task(x.sampled, i, estimate, PathDraws(self._path_groups(walk)))
+                for (x, i), walk in zip(items, walks)
+            ]
             estimated = list(engine.run(est_tasks))
-            for t_sel, t_est, walk, ((full, _), i) in zip(selected, estimated, walks, items):
-                cert = self._certificate(i, full, walk, t_sel.counts[0], t_est.counts[0], alpha)
+            for t_sel, t_est, walk, (_, i) in zip(selected, estimated, walks, items):
+                cert = self._certificate(i, walk, t_sel.counts[0], t_est.counts[0], alpha)
                 cert.seconds = t_sel.seconds + t_est.seconds  # its share of both phases' batches
                 yield cert
+
+    def _path_groups(self, walk: list[Step]) -> set[int]:
+        """The groups an input's estimation draws run: its path's and the flat baseline's."""
+        groups = {s.role.group.gid for s in walk if s.role.group is not None}
+        if self.plan.flat_group is not None:
+            groups.add(self.plan.flat_group.gid)
+        return groups
 
     def _unsampled(self, full: Any, index: int, alpha: float) -> HierarchyCertificate:
         # nothing is sampled: the input's time is its clean forward passes
         start = time.perf_counter()
-        cert = self._certificate(index, full, self._walk(full, []), [], [], alpha)
+        cert = self._certificate(index, self.plan.walk(full, []), [], [], alpha)
         cert.seconds = time.perf_counter() - start
         return cert
 
-    def _walk(self, full: Any, sel_counts: list) -> list[NodePlan]:
-        """The path the selection draws choose: a list of plans, root first."""
-        path: tuple[int, ...] = ()
-        walk = []
-        while True:
-            plan = self.plans[path]
-            walk.append(plan)
-            if path and plan.is_leaf:
-                return walk
-            if plan.kind == "constant":
-                choice = 0
-            elif plan.kind == "clean":
-                choice = self._clean_choice(plan, full)
-            else:
-                choice = int(np.argmax(self.plan.node_counts(plan, sel_counts)))
-            path = path + (choice,)
-
-    def _certificate(self, index, full, walk, sel, est, alpha) -> HierarchyCertificate:
-        votes = []
-        for plan in walk:
-            choice = None
-            if plan.kind == "clean":
-                choice = self._clean_choice(plan, full)
-            elif plan.kind == "constant":
-                choice = 0
-            votes.append(self.plan.votes(plan, choice, sel, est))
+    def _certificate(self, index, walk, sel, est, alpha) -> HierarchyCertificate:
+        votes = [self.plan.votes(step, sel, est) for step in walk]
         cert = certify_path(votes, alpha, self.sigma, index=index)
         if self.plan.flat_group is not None:
             fs, fe = self.plan.flat_counts(sel), self.plan.flat_counts(est)

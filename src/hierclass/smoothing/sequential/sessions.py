@@ -58,7 +58,8 @@ from hierclass.smoothing.certificates.bounds import cohen_radius
 from hierclass.smoothing.certificates.confidence_sequences import DEFAULT_LOOK_RATIO
 from hierclass.smoothing.certificates.counts import ABSTAIN
 from hierclass.smoothing.certificates.subsets import SubsetHead, check_subsets
-from hierclass.smoothing.engine.prepare import indexed_stream, noise_index
+from hierclass.smoothing.engine.prepare import noise_index
+from hierclass.smoothing.engine.protocol import Smoothed, open_run
 from hierclass.smoothing.engine.sampling import STREAM_SELECT, CountEngine, Request, Task
 from hierclass.smoothing.sequential.decisions import (  # re-exported: the sequential API
     CERTIFIED,
@@ -132,7 +133,7 @@ def run_sessions(
 
 
 def run_flat(
-    smooth: Any,
+    smooth: Smoothed,
     xs: Iterable[Any],
     indices: Iterable[int] | None,
     batch_size: int | str,
@@ -142,15 +143,15 @@ def run_flat(
 ) -> Iterator[tuple[Task, Any]]:
     """The one loop of a flat :class:`~hierclass.Smooth`'s multi-stage certifiers.
 
-    Prepares and indexes the inputs (the first eagerly, so bad input and the batch-size probe
-    happen at the call), then runs ``start(x, index)``'s task of each input and its
-    follow-ups (:func:`run_sessions`); yields ``(last task, result)`` as inputs finish.
+    Prepares and indexes the inputs (:func:`~hierclass.smoothing.engine.protocol.open_run`:
+    the first eagerly, so bad input and the batch-size probe happen at the call), then runs
+    ``start(x, index)``'s task of each input and its follow-ups (:func:`run_sessions`);
+    yields ``(last task, result)`` as inputs finish.
     """
-    head, pairs = indexed_stream(smooth._prepare, xs, indices)
-    if head is None:
+    engine, pairs = open_run(smooth, xs, indices, batch_size, heads=heads)
+    if engine is None:
         return iter(())
-    engine = smooth._engine(batch_size, head, heads)
-    return run_sessions(engine, (start(x, i) for x, i in pairs), follow_up)
+    return run_sessions(engine, (start(x.sampled, i) for x, i in pairs), follow_up)
 
 
 @dataclass
@@ -325,54 +326,69 @@ def certify_radii_many(
 
     setup = sequential_setup(smooth.sigma, radii, n0, max_n, alpha, first, ratio)
     subs = () if subsets is None else check_subsets(subsets, smooth.num_classes)
-    heads = SubsetHead(subs, smooth.num_classes, smooth.device) if subs else None
+    sessions = _FlatSessions(setup, subs, smooth)
     pay_iter = iter(payloads) if payloads is not None else None
 
-    def votes(counts: list) -> np.ndarray:
-        """Rows of votes: the flat classifier's, then each subset's."""
-        if heads is None:
-            return counts[0][None, :]
-        return np.concatenate([counts[0][None, :], heads.decode(counts[1])])
-
     def start(x: Any, i: int) -> Task:
-        payload = next(pay_iter, None) if pay_iter is not None else None
-        reqs = [Request(STREAM_SELECT, setup.n0), setup.look_request(0)]
+        return sessions.start(x, i, None if pay_iter is None else next(pay_iter, None))
+
+    results = run_flat(smooth, xs, indices, batch_size, start, sessions.follow_up, sessions.heads)
+    return ((res, task.payload.payload) for task, res in results)
+
+
+class _FlatSessions:
+    """The steps of one flat input's sequential certification (and its label subsets')."""
+
+    def __init__(self, setup: SequentialSetup, subs: tuple, smooth: Any) -> None:
+        self.setup, self.subs, self.sigma = setup, subs, smooth.sigma
+        self.heads = SubsetHead(subs, smooth.num_classes, smooth.device) if subs else None
+
+    def votes(self, counts: list) -> np.ndarray:
+        """Rows of votes: the flat classifier's, then each subset's."""
+        if self.heads is None:
+            return counts[0][None, :]
+        return np.concatenate([counts[0][None, :], self.heads.decode(counts[1])])
+
+    def start(self, x: Any, i: int, payload: Any) -> Task:
+        reqs = [Request(STREAM_SELECT, self.setup.n0), self.setup.look_request(0)]
         return Task(x, i, reqs, _Input(x, payload))
 
-    def follow_up(task: Task) -> tuple[Task | None, RadiiResult | None]:
+    def follow_up(self, task: Task) -> tuple[Task | None, RadiiResult | None]:
+        """Fold the task's votes in; the next look's task, or the input's result."""
         state: _Input = task.payload
         state.seconds += task.seconds
         if state.decisions is None:
-            state.sel = votes(task.counts[0])
+            state.sel = self.votes(task.counts[0])
             state.choices = np.argmax(state.sel, axis=1)  # ties: the smallest label (Cohen)
-            state.est = votes(task.counts[1])
-            state.decisions = setup.decisions(len(state.sel))
+            state.est = self.votes(task.counts[1])
+            state.decisions = self.setup.decisions(len(state.sel))
         else:
-            state.est = state.est + votes(task.counts[0])
+            state.est = state.est + self.votes(task.counts[0])
         d = state.decisions
         d.update(state.est[np.arange(len(state.est)), state.choices], d.look + 1)
-        if d.look < setup.last_look and not d.decided:
-            return Task(state.x, task.index, [setup.look_request(d.look + 1)], state), None
+        if d.look < self.setup.last_look and not d.decided:
+            return Task(state.x, task.index, [self.setup.look_request(d.look + 1)], state), None
+        return None, self.result(task.index, state)
+
+    def result(self, index: int, state: _Input) -> RadiiResult:
+        d, setup = state.decisions, self.setup
         res = flat_result(
-            setup, task.index, state.choices[0], d, 0, state.sel[0], state.est[0], smooth.sigma
+            setup, index, state.choices[0], d, 0, state.sel[0], state.est[0], self.sigma
         )
-        if subs:
-            res.subsets = subs
+        if self.subs:
+            res.subsets = self.subs
             lower = d.lower
             res.subset_labels = np.array(
                 [
                     ABSTAIN if abstains(lower[j], d.status[j], setup.radii) else state.choices[j]
-                    for j in range(1, len(subs) + 1)
+                    for j in range(1, len(self.subs) + 1)
                 ],
                 dtype=np.int64,
             )
             res.subset_certified = d.status[1:] == CERTIFIED
             res.subset_p_lower = lower[1:].copy()
         res.seconds = state.seconds
-        return None, res
-
-    results = run_flat(smooth, xs, indices, batch_size, start, follow_up, heads)
-    return ((res, task.payload.payload) for task, res in results)
+        return res
 
 
 def certify_radii(
