@@ -9,6 +9,7 @@ Usage: ``.venv/bin/python scripts/api_pages.py``
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,13 +29,17 @@ TITLES = {
 
 
 def public_submodules(package: Path) -> list[str]:
-    names = [p.stem for p in package.glob("*.py") if not p.stem.startswith("_")]
-    names += [
+    """Modules, then subpackages; a package's ``LAYERS`` orders its subpackages bottom up."""
+    names = sorted(p.stem for p in package.glob("*.py") if not p.stem.startswith("_"))
+    subs = sorted(
         p.name
         for p in package.iterdir()
         if p.is_dir() and not p.name.startswith("_") and (p / "__init__.py").is_file()
-    ]
-    return sorted(names)
+    )
+    dotted = ".".join(package.relative_to(SRC.parent).parts)
+    layers = list(getattr(importlib.import_module(dotted), "LAYERS", ()))
+    subs.sort(key=lambda s: (layers.index(s) if s in layers else len(layers), s))
+    return names + subs
 
 
 def page(package: str) -> str:

@@ -243,7 +243,7 @@ def _radii(text: str) -> list[float]:
 
 
 def _run_sequential(args, model, x, y, num_classes, indices, common) -> Any:
-    """``--radii``: sequential certification of a flat model or a hierarchy (issue 14)."""
+    """``--radii``: sequential certification of a flat model or a hierarchy."""
     from hierclass import Hierarchy, Smooth
     from hierclass.smoothing.hierarchy.smooth import HierarchicalSmooth
     from hierclass.smoothing.records.rows import hierarchy_radii_columns, sequential_columns

@@ -24,6 +24,12 @@ from __future__ import annotations
 
 from hierclass._lazy import lazy_exports
 
+#: The subpackages, bottom layer first: a module imports only its own layer and those before
+#: it (``tests/test_layers.py`` checks it; the API page lists them in this order).
+LAYERS = (
+    "certificates", "engine", "sequential", "records", "analysis", "flat", "hierarchy", "runs",
+)  # fmt: skip
+
 _EXPORTS = {
     "Smooth": "hierclass.smoothing.flat.smooth",
     "SmoothResult": "hierclass.smoothing.flat.result",
@@ -51,8 +57,13 @@ _EXPORTS = {
     "paths_from_results": "hierclass.smoothing.analysis.hierarchy_metrics",
     "hierarchy_report": "hierclass.smoothing.analysis.hierarchy_metrics",
     "read_results": "hierclass.smoothing.records.tsv",
+    "RadiiResult": "hierclass.smoothing.sequential.sessions",
+    "ISSResult": "hierclass.smoothing.flat.iss",
+    "PathRadiiResult": "hierclass.smoothing.hierarchy.sequential",
+    "Prepared": "hierclass.smoothing.engine.protocol",
+    "Smoothed": "hierclass.smoothing.engine.protocol",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted([*_EXPORTS, "LAYERS"])
 
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

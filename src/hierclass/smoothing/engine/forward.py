@@ -103,8 +103,10 @@ def resolve_forward(
         ``"auto"`` probe choose.
     convolutional : bool
         Whether the model has 4-d weights (only then can channels-last help).
-    device, amp_dtype
-        With ``amp_dtype`` the forward runs under ``torch.autocast`` and returns float32.
+    device : torch.device
+        Where the model runs (the autocast device type).
+    amp_dtype : torch.dtype, optional
+        Run the forward under ``torch.autocast`` in this precision (it returns float32).
     expected_draws : int, optional
         Draws the run will take; a long ``"auto"`` run also considers ``torch.compile``.
 

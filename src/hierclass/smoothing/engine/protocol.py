@@ -31,6 +31,12 @@ class Prepared(NamedTuple):
     sampled : Tensor or dict of Tensor
         What the engine draws noise for and the sampled models read: the whole input for a
         flat classifier, only the modalities the smoothed nodes read for a hierarchy.
+
+    Examples
+    --------
+    >>> x = torch.zeros(3)
+    >>> Prepared(x, x).sampled is x
+    True
     """
 
     full: Any

@@ -44,6 +44,7 @@ from hierclass.smoothing.certificates.bounds import (
 )
 from hierclass.smoothing.certificates.counts import ABSTAIN
 from hierclass.smoothing.engine.prepare import check_count
+from hierclass.smoothing.engine.protocol import Smoothed
 from hierclass.smoothing.engine.sampling import STREAM_SELECT, Request, Task
 from hierclass.smoothing.sequential.sessions import run_flat
 
@@ -164,7 +165,7 @@ def _check_loss(radius_loss: Any) -> float:
 
 
 def certify_iss_many(
-    smooth: Any,
+    smooth: Smoothed,
     xs: Iterable[Any],
     radius_loss: float = 0.05,
     n0: int = 100,

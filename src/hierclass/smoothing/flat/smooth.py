@@ -22,7 +22,7 @@ from hierclass.smoothing.certificates.counts import ABSTAIN, METHODS
 from hierclass.smoothing.certificates.subsets import SubsetHead, check_subsets
 from hierclass.smoothing.engine.flat_engine import flat_engine
 from hierclass.smoothing.engine.precision import check_amp_dtype, warn_slow_amp
-from hierclass.smoothing.engine.prepare import (  # noqa: F401 - BatchSize and check_count re-exported
+from hierclass.smoothing.engine.prepare import (
     BatchSize,
     check_budget,
     check_count,
@@ -39,9 +39,9 @@ from hierclass.smoothing.engine.sampling import (
     Request,
     Task,
 )
-from hierclass.smoothing.flat.iss import certify_iss_many
+from hierclass.smoothing.flat.iss import ISSResult, certify_iss_many
 from hierclass.smoothing.flat.result import SmoothResult, smooth_result
-from hierclass.smoothing.sequential.sessions import certify_radii
+from hierclass.smoothing.sequential.sessions import RadiiResult, certify_radii
 
 __all__ = ["Smooth", "SmoothResult"]
 
@@ -69,9 +69,11 @@ class Smooth:
         floating-point modality.
     amp_dtype : torch.dtype, optional
         Run the base classifier under ``torch.autocast`` in this precision
-        (``torch.bfloat16`` or ``torch.float16``): 2.5x faster than float32 on this project's
-        CPU (``docs/benchmarks.md``). The votes, and so the certificate, are then those of the
-        classifier *as executed in that precision*. That is a deterministic function too, so
+        (``torch.bfloat16`` or ``torch.float16``): faster where the hardware computes it
+        natively (GPUs; CPUs with AVX512_BF16 or AMX), several times slower where torch
+        emulates it (other CPUs; a warning says so; figures in ``docs/benchmarks.md``). The
+        votes, and so the certificate, are then those of the classifier *as executed in that
+        precision*. That is a deterministic function too, so
         the certificate is sound for it, but it is not a certificate for the float32 model.
         Default ``None``: the model's own precision.
     channels_last : bool or None
@@ -416,7 +418,7 @@ class Smooth:
         *,
         index: int | None = None,
         subsets: Iterable[Sequence[int]] | None = None,
-    ) -> Any:
+    ) -> RadiiResult:
         """Sequential certification: is ``x`` certified at each radius in ``radii``?
 
         Draws estimation samples look by look and stops as soon as every radius is decided,
@@ -481,7 +483,7 @@ class Smooth:
         index: int | None = None,
         n_pilot: int = 1000,
         pilot_alpha: float = 0.001,
-    ) -> Any:
+    ) -> ISSResult:
         """Cohen's certificate with an input-specific sample size (ISS, Chen et al. 2022).
 
         A pilot of ``n_pilot`` draws picks the smallest ``n <= max_n`` whose expected radius

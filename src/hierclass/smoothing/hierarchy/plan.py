@@ -295,6 +295,11 @@ class PathDraws:
     The hierarchy's evaluator runs a group's model only on the rows of tasks whose ``groups``
     hold its id; ``full`` is the clean input (read by clean nodes). Certifiers that keep more
     bookkeeping per input subclass it.
+
+    Examples
+    --------
+    >>> PathDraws({0, 2}).groups
+    {0, 2}
     """
 
     def __init__(self, groups: set[int], full: Any = None) -> None:
@@ -308,6 +313,11 @@ class Step(NamedTuple):
     ``bin`` is the index of the votes the node is certified on: its output, or the global
     label for a renormalised leaf (whose votes are over all labels); ``None`` when the node is
     clean or constant.
+
+    Examples
+    --------
+    >>> Step(NodeRole((), object(), "constant"), 0).bin is None
+    True
     """
 
     role: NodeRole

@@ -278,7 +278,7 @@ def flat_result(
 
 
 def certify_radii_many(
-    smooth: Any,
+    smooth: Smoothed,
     xs: Iterable[Any],
     radii: Sequence[float],
     n0: int = 100,
@@ -339,7 +339,7 @@ def certify_radii_many(
 class _FlatSessions:
     """The steps of one flat input's sequential certification (and its label subsets')."""
 
-    def __init__(self, setup: SequentialSetup, subs: tuple, smooth: Any) -> None:
+    def __init__(self, setup: SequentialSetup, subs: tuple, smooth: Smoothed) -> None:
         self.setup, self.subs, self.sigma = setup, subs, smooth.sigma
         self.heads = SubsetHead(subs, smooth.num_classes, smooth.device) if subs else None
 
@@ -392,7 +392,7 @@ class _FlatSessions:
 
 
 def certify_radii(
-    smooth: Any,
+    smooth: Smoothed,
     x: Any,
     radii: Sequence[float],
     n0: int = 100,
