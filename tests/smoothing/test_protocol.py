@@ -128,3 +128,43 @@ def test_sequential_hierarchy_and_fixed_n_agree_on_the_path():
     x = {"meta": torch.tensor([-1.0]), "image": torch.rand(6)}
     (seq,) = certify_hierarchy_radii_many(hs, [x], [0.0, 0.1], max_n=2000, indices=[0])
     assert seq.route == (1,) and seq.nodes[0][1] == "clean" and seq.num_smoothed == 1
+
+
+def _count_alpha_checks(monkeypatch) -> list:
+    """Record every alpha validation, wherever a module imported ``check_alpha``."""
+    from hierclass.smoothing.certificates import bounds, counts, path
+    from hierclass.smoothing.engine import prepare
+
+    seen: list = []
+    real = bounds.check_alpha
+
+    def spy(alpha):
+        seen.append(alpha)
+        return real(alpha)
+
+    for module in (bounds, counts, path, prepare):
+        monkeypatch.setattr(module, "check_alpha", spy)
+    return seen
+
+
+def test_a_flat_run_validates_alpha_once(monkeypatch):
+    """Not once per input, subset and bound: the boundary checks it, the kernels trust it."""
+    seen = _count_alpha_checks(monkeypatch)
+    smooth = Smooth(_linear(), 4, sigma=0.5)
+    xs = [torch.rand(3) for _ in range(5)]
+    subsets = [[0, 1], [2, 3], [1, 2, 3]]
+    out = list(smooth.certify_many(xs, 10, 200, 0.01, 64, indices=range(5), subsets=subsets))
+    assert len(out) == 5 and all(len(r.subset_certificates) == 6 for r in out)
+    assert seen == [0.01]
+
+
+def test_a_hierarchy_validates_alpha_once_per_path_not_per_node(monkeypatch):
+    seen = _count_alpha_checks(monkeypatch)
+    flat = _linear()
+    p = LabelPartition([[0, 1], [2, 3]])
+    h = Hierarchy(Router(nn.Linear(3, 2).eval(), p),
+                  [RenormalizedLeaf(flat, [0, 1]), RenormalizedLeaf(flat, [2, 3])])  # fmt: skip
+    hs = HierarchicalSmooth(h, sigma=0.5, flat=flat)
+    out = list(hs.certify_many([torch.rand(3) for _ in range(4)], 10, 200, 0.01, 64))
+    assert len(out) == 4 and all(len(c.nodes) == 2 for c in out)
+    assert len(seen) == 1 + 4  # the run's budget, then each path's certify_path

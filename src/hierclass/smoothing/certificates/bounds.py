@@ -95,10 +95,14 @@ def clopper_pearson_lower(k, n, alpha: float):
     >>> clopper_pearson_lower(0, 10, 0.05)
     0.0
     """
-    alpha = check_alpha(alpha)
     k_arr, n_arr = _check_counts(k, n)
-    lower = proportion_confint(k_arr, n_arr, alpha=2 * alpha, method="beta")[0]
-    lower = np.where(k_arr == 0, 0.0, lower)  # statsmodels returns nan for k == 0 in old releases
+    return _cp_lower(k_arr, n_arr, check_alpha(alpha))
+
+
+def _cp_lower(k: np.ndarray, n: np.ndarray, alpha: float):
+    """:func:`clopper_pearson_lower` on validated arguments (the kernel callers loop over)."""
+    lower = proportion_confint(k, n, alpha=2 * alpha, method="beta")[0]
+    lower = np.where(k == 0, 0.0, lower)  # statsmodels returns nan for k == 0 in old releases
     return float(lower) if np.ndim(lower) == 0 else lower
 
 
@@ -126,10 +130,14 @@ def clopper_pearson_upper(k, n, alpha: float):
     >>> clopper_pearson_upper(10, 10, 0.05)
     1.0
     """
-    alpha = check_alpha(alpha)
     k_arr, n_arr = _check_counts(k, n)
-    upper = proportion_confint(k_arr, n_arr, alpha=2 * alpha, method="beta")[1]
-    upper = np.where(k_arr == n_arr, 1.0, upper)
+    return _cp_upper(k_arr, n_arr, check_alpha(alpha))
+
+
+def _cp_upper(k: np.ndarray, n: np.ndarray, alpha: float):
+    """:func:`clopper_pearson_upper` on validated arguments."""
+    upper = proportion_confint(k, n, alpha=2 * alpha, method="beta")[1]
+    upper = np.where(k == n, 1.0, upper)
     return float(upper) if np.ndim(upper) == 0 else upper
 
 
@@ -146,7 +154,11 @@ def cohen_radius(p_lower, sigma: float):
     >>> cohen_radius(0.4, 0.5)
     0.0
     """
-    sigma = check_sigma(sigma)
+    return _cohen(p_lower, check_sigma(sigma))
+
+
+def _cohen(p_lower, sigma: float):
+    """:func:`cohen_radius` for a validated ``sigma``."""
     p = np.asarray(p_lower, dtype=float)
     with np.errstate(divide="ignore"):
         r = np.where(p > 0.5, sigma * norm.ppf(np.clip(p, 0.5, 1.0)), 0.0)
@@ -167,7 +179,11 @@ def margin_radius(p_a_lower, p_b_upper, sigma: float):
     >>> margin_radius(0.3, 0.4, 0.5)
     0.0
     """
-    sigma = check_sigma(sigma)
+    return _margin(p_a_lower, p_b_upper, check_sigma(sigma))
+
+
+def _margin(p_a_lower, p_b_upper, sigma: float):
+    """:func:`margin_radius` for a validated ``sigma``."""
     pa = np.asarray(p_a_lower, dtype=float)
     pb = np.asarray(p_b_upper, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -31,19 +31,27 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from hierclass.smoothing.certificates.bounds import (
+from hierclass.smoothing.certificates.bounds import (  # the kernels: arguments checked here
+    _cohen,
+    _cp_lower,
+    _cp_upper,
+    _margin,
     check_alpha,
     check_sigma,
-    clopper_pearson_lower,
-    clopper_pearson_upper,
-    cohen_radius,
-    margin_radius,
 )
 
-__all__ = ["ABSTAIN", "METHODS", "Certificate", "certify_counts"]
+__all__ = [
+    "ABSTAIN",
+    "METHODS",
+    "Certificate",
+    "check_method",
+    "certify_counts",
+    "certify_counts_checked",
+]
 
 #: The label a smoothed classifier returns when it abstains (as ``Smooth.ABSTAIN``).
 ABSTAIN = -1
@@ -163,8 +171,75 @@ def certify_counts(
     """
     alpha = check_alpha(alpha)
     sigma = check_sigma(sigma)
+    check_method(method)
+    return certify_counts_checked(counts_select, counts, alpha, sigma, labels=labels, method=method)
+
+
+def check_method(method: str) -> str:
+    """Validate a certificate kind (one of :data:`METHODS`).
+
+    Examples
+    --------
+    >>> check_method("margin")
+    'margin'
+    """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    return method
+
+
+def certify_counts_checked(
+    counts_select: Sequence[int],
+    counts: Sequence[int],
+    alpha: float,
+    sigma: float,
+    *,
+    labels: Sequence[int] | None = None,
+    method: str = "cohen",
+) -> Certificate:
+    """:func:`certify_counts` for callers that validated ``alpha``, ``sigma`` and ``method``.
+
+    A loop over inputs, label subsets or a path's nodes checks those once at its boundary and
+    calls this; the counts and ``labels``, which differ per call, are still checked here.
+
+    Examples
+    --------
+    >>> certify_counts_checked([2, 95, 3], [10, 980, 10], 0.001, 0.5).label
+    1
+    """
+    cs, ce = _count_vectors(counts_select, counts)
+    lab = _restrict(labels, cs.size)
+    subset = None if labels is None else tuple(int(v) for v in lab)
+
+    def cert(label: int, radius: float, p_a: float, p_b: float) -> Certificate:
+        return Certificate(label, radius, p_a, p_b, method, subset, alpha, sigma, cs, ce)
+
+    if lab.size == 1:  # the restricted classifier is constant: nothing can change it
+        return cert(int(lab[0]), math.inf, 1.0, 0.0)
+    n = int(ce.sum())
+    if n < 1:
+        raise ValueError("counts must hold at least one estimation draw (n >= 1)")
+    if int(cs.sum()) == 0:
+        raise ValueError("counts_select must hold at least one selection draw (n0 >= 1)")
+    # ties: the smallest label, like numpy's argmax over the full vector
+    c_a = int(lab[np.argmax(cs[lab])])
+    if method == "cohen":
+        p_a = float(_cp_lower(ce[c_a], np.int64(n), alpha))
+        if p_a < 0.5:
+            return cert(ABSTAIN, 0.0, p_a, math.nan)
+        return cert(c_a, float(_cohen(p_a, sigma)) if p_a > 0.5 else 0.0, p_a, math.nan)
+    each = alpha / lab.size  # |L| simultaneous bounds: A's lower, every other label's upper
+    p_a = float(_cp_lower(ce[c_a], np.int64(n), each))
+    others = lab[lab != c_a]
+    p_b = float(np.max(_cp_upper(ce[others], np.full(others.size, n), each)))
+    p_b = min(p_b, 1.0 - p_a)
+    if p_a <= p_b:
+        return cert(ABSTAIN, 0.0, p_a, p_b)
+    return cert(c_a, float(_margin(p_a, p_b, sigma)), p_a, p_b)
+
+
+def _count_vectors(counts_select: Any, counts: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Both count vectors as int64 ``[num_labels]``, non-negative and of equal length."""
     cs = np.asarray(counts_select, dtype=np.int64)
     ce = np.asarray(counts, dtype=np.int64)
     if cs.ndim != 1 or ce.shape != cs.shape:
@@ -174,30 +249,4 @@ def certify_counts(
         )
     if (cs < 0).any() or (ce < 0).any():
         raise ValueError("counts must be >= 0")
-    lab = _restrict(labels, cs.size)
-    subset = None if labels is None else tuple(int(v) for v in lab)
-    if lab.size == 1:  # the restricted classifier is constant: nothing can change it
-        c = int(lab[0])
-        return Certificate(c, math.inf, 1.0, 0.0, method, subset, alpha, sigma, cs, ce)
-    n = int(ce.sum())
-    if n < 1:
-        raise ValueError("counts must hold at least one estimation draw (n >= 1)")
-    if int(cs.sum()) == 0:
-        raise ValueError("counts_select must hold at least one selection draw (n0 >= 1)")
-    # ties: the smallest label, like numpy's argmax over the full vector
-    c_a = int(lab[np.argmax(cs[lab])])
-    if method == "cohen":
-        p_a = float(clopper_pearson_lower(int(ce[c_a]), n, alpha))
-        if p_a < 0.5:
-            return Certificate(ABSTAIN, 0.0, p_a, math.nan, method, subset, alpha, sigma, cs, ce)
-        radius = float(cohen_radius(p_a, sigma)) if p_a > 0.5 else 0.0
-        return Certificate(c_a, radius, p_a, math.nan, method, subset, alpha, sigma, cs, ce)
-    each = alpha / lab.size  # |L| simultaneous bounds: A's lower, every other label's upper
-    p_a = float(clopper_pearson_lower(int(ce[c_a]), n, each))
-    others = lab[lab != c_a]
-    p_b = float(np.max(clopper_pearson_upper(ce[others], np.full(others.size, n), each)))
-    p_b = min(p_b, 1.0 - p_a)
-    if p_a <= p_b:
-        return Certificate(ABSTAIN, 0.0, p_a, p_b, method, subset, alpha, sigma, cs, ce)
-    radius = float(margin_radius(p_a, p_b, sigma))
-    return Certificate(c_a, radius, p_a, p_b, method, subset, alpha, sigma, cs, ce)
+    return cs, ce

@@ -41,7 +41,12 @@ from typing import Literal, get_args
 import numpy as np
 
 from hierclass.smoothing.certificates.bounds import check_alpha, check_sigma
-from hierclass.smoothing.certificates.counts import ABSTAIN, Certificate, certify_counts
+from hierclass.smoothing.certificates.counts import (
+    ABSTAIN,
+    Certificate,
+    certify_counts_checked,
+    check_method,
+)
 
 __all__ = [
     "HierarchyCertificate",
@@ -265,10 +270,10 @@ def _node_certificate(v: NodeVotes, alpha_node: float, sigma: float) -> NodeCert
         return NodeCertificate(v.path, v.kind, int(v.choice or 0), math.inf)
     cs, ce = np.asarray(v.counts_select), np.asarray(v.counts)
     if v.bins is None:
-        cert = certify_counts(cs, ce, alpha_node, sigma, method=v.method)
+        cert = certify_counts_checked(cs, ce, alpha_node, sigma, method=v.method)
         choice = cert.label
     else:
-        cert = certify_counts(cs, ce, alpha_node, sigma, labels=v.bins, method=v.method)
+        cert = certify_counts_checked(cs, ce, alpha_node, sigma, labels=v.bins, method=v.method)
         choice = ABSTAIN if cert.label == ABSTAIN else list(v.bins).index(cert.label)
     return NodeCertificate(v.path, v.kind, choice, cert.radius, cert, cs, ce)
 
@@ -319,6 +324,7 @@ def certify_path(
     for v in votes:
         if v.kind not in NODE_KINDS:
             raise ValueError(f"node kind must be one of {NODE_KINDS}, got {v.kind!r}")
+        check_method(v.method)
     k = sum(1 for v in votes if v.kind == "smoothed")
     alpha_node = alpha / max(1, k)
     nodes: list[NodeCertificate] = []

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from hierclass.smoothing.certificates.counts import Certificate, certify_counts
+from hierclass.smoothing.certificates.counts import Certificate, certify_counts_checked
 
 __all__ = ["SmoothResult", "smooth_result"]
 
@@ -89,7 +89,9 @@ def smooth_result(
     """The :class:`SmoothResult` of a sampled task (``task.counts``: selection, estimation).
 
     ``head`` (a :class:`~hierclass.smoothing.certificates.subsets.SubsetHead`) decodes the
-    restricted votes when ``subsets`` are given.
+    restricted votes when ``subsets`` are given. ``alpha``, ``sigma``, ``subsets`` and
+    ``methods`` are the caller's, validated once per run (``Smooth.certify_many``), not per
+    input.
 
     Examples
     --------
@@ -100,7 +102,7 @@ def smooth_result(
     (3, 1, True)
     """
     sel, est = task.counts
-    cert = certify_counts(sel[0], est[0], alpha, sigma)
+    cert = certify_counts_checked(sel[0], est[0], alpha, sigma)
     res = SmoothResult(task.index, cert, sel[0], est[0], seconds=task.seconds)
     if subsets:
         s_sel = head.decode(sel[1])
@@ -109,11 +111,11 @@ def smooth_result(
         res.subset_counts_select, res.subset_counts = s_sel, s_est
         for j, L in enumerate(subsets):
             if "cohen" in methods:
-                res.subset_certificates[("cohen", L)] = certify_counts(
+                res.subset_certificates[("cohen", L)] = certify_counts_checked(
                     s_sel[j], s_est[j], alpha, sigma, labels=L, method="cohen"
                 )
             if "margin" in methods:
-                res.subset_certificates[("margin", L)] = certify_counts(
+                res.subset_certificates[("margin", L)] = certify_counts_checked(
                     sel[0], est[0], alpha, sigma, labels=L, method="margin"
                 )
     return res

@@ -40,7 +40,7 @@ from hierclass.channels_last import check_channels_last
 from hierclass.hierarchy import Hierarchy
 from hierclass.inputs import InputRange, check_input_range
 from hierclass.smoothing.certificates.bounds import check_sigma
-from hierclass.smoothing.certificates.counts import ABSTAIN, certify_counts
+from hierclass.smoothing.certificates.counts import ABSTAIN, certify_counts_checked
 from hierclass.smoothing.certificates.path import HierarchyCertificate, NodePath, certify_path
 from hierclass.smoothing.engine.forward import checked_scores, resolve_forward
 from hierclass.smoothing.engine.precision import check_amp_dtype, warn_slow_amp, with_autocast
@@ -408,5 +408,5 @@ class HierarchicalSmooth:
         if self.plan.flat_group is not None:
             fs, fe = self.plan.flat_counts(sel), self.plan.flat_counts(est)
             cert.flat_counts = (fs, fe)
-            cert.flat = certify_counts(fs, fe, alpha, self.sigma)
+            cert.flat = certify_counts_checked(fs, fe, alpha, self.sigma)
         return cert
