@@ -299,6 +299,10 @@ class _PathSessions:
         self.flat_gid = None if plan.flat_group is None else plan.flat_group.gid
         self.every_group = {g.gid for g in plan.groups}
 
+    def share(self, k: int) -> float:
+        """:func:`node_alpha` of the run's alpha, validated once by ``sequential_setup``."""
+        return self.setup.alpha / max(1, k)
+
     def start(self, x: Prepared, i: int) -> Task:
         """The selection draws, through every smoothed model."""
         st = _PathInput(x.full, x.sampled, self.every_group)
@@ -328,7 +332,7 @@ class _PathSessions:
         st.walk = self.plan.walk(st.full, sel)
         st.smoothed = [w for w, step in enumerate(st.walk) if step.role.kind == "smoothed"]
         k = len(st.smoothed)
-        st.nodes = self.setup.decisions(k, node_alpha(self.setup.alpha, k))
+        st.nodes = self.setup.decisions(k, self.share(k))
         if self.flat_gid is not None:
             st.flat_choice = int(np.argmax(self.plan.flat_counts(sel)))
             st.flat = self.setup.decisions(1)
@@ -391,7 +395,7 @@ class _PathSessions:
             ),
             node_certified=_node_certified(st, len(radii)),
             level_certified=_level_certified(st, len(radii)),
-            alpha_node=node_alpha(self.setup.alpha, len(st.smoothed)),
+            alpha_node=self.share(len(st.smoothed)),
             node_counts={
                 tuple(st.walk[w].role.path): (
                     b,
