@@ -172,7 +172,7 @@ def certify_counts(
     alpha = check_alpha(alpha)
     sigma = check_sigma(sigma)
     check_method(method)
-    return certify_counts_checked(counts_select, counts, alpha, sigma, labels=labels, method=method)
+    return certify_counts_checked(counts_select, counts, alpha, sigma, labels, method)
 
 
 def check_method(method: str) -> str:
@@ -189,14 +189,9 @@ def check_method(method: str) -> str:
 
 
 def certify_counts_checked(
-    counts_select: Sequence[int],
-    counts: Sequence[int],
-    alpha: float,
-    sigma: float,
-    *,
-    labels: Sequence[int] | None = None,
-    method: str = "cohen",
-) -> Certificate:
+    counts_select: Sequence[int], counts: Sequence[int], alpha: float, sigma: float,
+    labels: Sequence[int] | None, method: str,
+) -> Certificate:  # fmt: skip
     """:func:`certify_counts` for callers that validated ``alpha``, ``sigma`` and ``method``.
 
     A loop over inputs, label subsets or a path's nodes checks those once at its boundary and
@@ -204,7 +199,7 @@ def certify_counts_checked(
 
     Examples
     --------
-    >>> certify_counts_checked([2, 95, 3], [10, 980, 10], 0.001, 0.5).label
+    >>> certify_counts_checked([2, 95, 3], [10, 980, 10], 0.001, 0.5, None, "cohen").label
     1
     """
     cs, ce = _count_vectors(counts_select, counts)

@@ -270,7 +270,7 @@ def _node_certificate(v: NodeVotes, alpha_node: float, sigma: float) -> NodeCert
         return NodeCertificate(v.path, v.kind, int(v.choice or 0), math.inf)
     cs, ce = np.asarray(v.counts_select), np.asarray(v.counts)
     if v.bins is None:
-        cert = certify_counts_checked(cs, ce, alpha_node, sigma, method=v.method)
+        cert = certify_counts_checked(cs, ce, alpha_node, sigma, None, v.method)
         choice = cert.label
     else:
         cert = certify_counts_checked(cs, ce, alpha_node, sigma, labels=v.bins, method=v.method)

@@ -102,7 +102,7 @@ def smooth_result(
     (3, 1, True)
     """
     sel, est = task.counts
-    cert = certify_counts_checked(sel[0], est[0], alpha, sigma)
+    cert = certify_counts_checked(sel[0], est[0], alpha, sigma, None, "cohen")
     res = SmoothResult(task.index, cert, sel[0], est[0], seconds=task.seconds)
     if subsets:
         s_sel = head.decode(sel[1])

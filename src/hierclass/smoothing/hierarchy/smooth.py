@@ -408,5 +408,5 @@ class HierarchicalSmooth:
         if self.plan.flat_group is not None:
             fs, fe = self.plan.flat_counts(sel), self.plan.flat_counts(est)
             cert.flat_counts = (fs, fe)
-            cert.flat = certify_counts_checked(fs, fe, alpha, self.sigma)
+            cert.flat = certify_counts_checked(fs, fe, alpha, self.sigma, None, "cohen")
         return cert
