@@ -61,7 +61,7 @@ def certify_dataset(
 ) -> ResultTable | HierarchyResults:
     """Certify the inputs ``x[indices]`` and record one row each (Cohen's ``certify.py``).
 
-    The one resumable data-set driver, for a flat :class:`~hierclass.Smooth` and for a
+    The resumable fixed-``n`` driver, for a flat :class:`~hierclass.Smooth` and for a
     :class:`~hierclass.smoothing.hierarchy.smooth.HierarchicalSmooth` alike.
 
     Parameters
