@@ -13,7 +13,7 @@ from hierclass.attacks import PGD
 from hierclass.channels_last import ChannelsLastForward, call_with_fallback, has_4d_weights
 from hierclass.models import SmallCNN
 from hierclass.smoothing.engine import batch_size as bs_mod
-from hierclass.smoothing.engine.batch_size import Plan, resolve_plan
+from hierclass.smoothing.engine.batch_size import BatchPlan, resolve_plan
 
 
 def _rgb_net() -> nn.Module:
@@ -123,7 +123,7 @@ def test_probe_keeps_the_faster_layout_and_skips_one_that_fails():
         "auto", owner_c, example, forward=_quick, channels_last=broken
     ).channels_last
     # an explicit batch size runs the model as given
-    assert resolve_plan(64, owner_a, example, channels_last=_quick) == Plan(64, False)
+    assert resolve_plan(64, owner_a, example, channels_last=_quick) == BatchPlan(64, False)
     bs_mod.clear_cache()
 
 
@@ -135,7 +135,7 @@ def test_smooth_counts_do_not_depend_on_the_layout(monkeypatch):
     plain = smooth.certify_detailed(x, 16, 600, 0.01, 64, index=0).counts
     monkeypatch.setattr(
         "hierclass.smoothing.engine.forward.resolve_plan",
-        lambda *a, **k: Plan(64, channels_last=True),
+        lambda *a, **k: BatchPlan(64, channels_last=True),
     )
     fast = smooth.certify_detailed(x, 16, 600, 0.01, "auto", index=0).counts
     # same noise, same model: only float summation order differs, which can flip a vote only

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from hierclass.smoothing.engine import batch_size as bs_mod
-from hierclass.smoothing.engine.batch_size import Plan, consider_compile, resolve_plan
+from hierclass.smoothing.engine.batch_size import BatchPlan, consider_compile, resolve_plan
 
 
 class FakeClock:
@@ -120,7 +120,7 @@ def test_resolve_plan_carries_and_prints_the_choice(monkeypatch, capsys):
     assert "batch_size=32, layout contiguous, torch.compile (compiled 1.50x eager" in err
     # without a run length nothing is compiled, and the short plan is cached apart
     plain = resolve_plan("auto", model, torch.zeros(4), verbose=False)
-    assert plain == Plan(32) and not plain.compiled and capsys.readouterr().err == ""
+    assert plain == BatchPlan(32) and not plain.compiled and capsys.readouterr().err == ""
     bs_mod.clear_cache()
 
 

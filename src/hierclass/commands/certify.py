@@ -400,7 +400,8 @@ def run(args: argparse.Namespace) -> int:
     from hierclass.smoothing.records.rows import HIERARCHY_COLUMNS
     from hierclass.smoothing.records.tsv import FLAT_COLUMNS
     from hierclass.smoothing.runs.distributed import init_from_env, rank_and_world, run_sharded
-    from hierclass.smoothing.runs.fixed_n import certify_dataset, certify_hierarchy, dataset_indices
+    from hierclass.smoothing.runs.fixed_n import certify_dataset, certify_hierarchy
+    from hierclass.smoothing.runs.loop import dataset_indices
 
     batch = _batch(args.batch)
     device = check_device(args.device)

@@ -85,8 +85,8 @@ def _train_models(
     data: Any, partition: Any, *, sigma: float, epochs: int, seed: int, verbose: bool | None
 ) -> tuple[torch.nn.Module, torch.nn.Module]:
     """The demo's flat CNN and root CNN, trained with Gaussian noise of ``sigma``."""
+    from hierclass._utils.progress import show_progress
     from hierclass.models import SmallCNN
-    from hierclass.smoothing.runs.fixed_n import show_progress
     from hierclass.training import fit
 
     torch.manual_seed(seed)

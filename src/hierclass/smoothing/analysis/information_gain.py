@@ -9,8 +9,8 @@ wrong certificate carries no information -- so for a flat classifier the mean ga
 certified accuracy, and a hierarchy's is at least its certified accuracy.
 
 Rows of a hierarchy run store ``level_labels`` (the labels of the class chosen at each
-level) and ``num_labels`` in their ``detail`` JSON; files written before that was recorded
-have no gain to report.
+level) and ``num_labels`` in their ``detail`` JSON; a file whose rows lack them has no gain
+to report.
 """
 
 from __future__ import annotations

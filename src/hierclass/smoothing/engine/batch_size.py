@@ -1,12 +1,11 @@
 """``batch_size="auto"``: a short probe that picks the fastest batch size and memory layout.
 
-Throughput per draw is not monotone in the batch size: on a 2-core CPU a small CNN's speed
-varies by up to 2x between sizes (cache effects, oneDNN's algorithm choice), and on a GPU the
-largest batch that fits is usually best. The probe times a few noisy forward passes at powers
-of two and keeps the fastest. For a convolutional ``nn.Module`` it also times the model run
-channels-last (:class:`~hierclass.channels_last.ChannelsLastForward`, 1.5-2.3x faster on CPU
-here) and keeps that layout if it wins. The choice is cached per model, input shape, dtype and
-device so that it is paid once per session.
+Throughput per draw is not monotone in the batch size: on a CPU it varies between sizes
+(cache effects, oneDNN's algorithm choice), and on a GPU the largest batch that fits is usually
+best. The probe times a few noisy forward passes at powers of two and keeps the fastest. For a
+convolutional ``nn.Module`` it also times the model run channels-last
+(:class:`~hierclass.channels_last.ChannelsLastForward`) and keeps that layout if it wins. The
+choice is cached per model, input shape, dtype and device so that it is paid once per session.
 
 Long runs may also be compiled. ``torch.compile`` costs seconds to minutes up front and pays
 back only over many draws, so it is considered only when the caller says how many draws the
@@ -15,8 +14,8 @@ run will take (``expected_draws``) and those would keep the eager model busy for
 and the compiled draws per second at the chosen batch size, and keeps the compiled forward
 only if it is faster than eager by more than the probe's noise and the time it saves over the
 run exceeds what compiling cost. A compilation that fails (an unsupported model, no C++
-compiler) falls back to eager, and the plan says why. :meth:`Plan.describe` is the line the
-probe prints.
+compiler) falls back to eager, and the plan says why. :meth:`BatchPlan.describe` is the line
+the probe prints.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ import torch
 
 __all__ = [
     "COMPILE_MIN_SECONDS",
-    "Plan",
+    "BatchPlan",
     "clear_cache",
     "consider_compile",
     "draws_per_second",
@@ -52,7 +51,7 @@ COMPILE_MIN_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
-class Plan:
+class BatchPlan:
     """How the sampler runs the model: draws per forward pass, memory layout, compilation.
 
     ``forward`` is the compiled callable when ``compiled`` (else ``None``: run the model as
@@ -60,9 +59,9 @@ class Plan:
 
     Examples
     --------
-    >>> Plan(256, channels_last=True)
-    Plan(batch_size=256, channels_last=True, compiled=False, reason='')
-    >>> Plan(256, reason="run too short to repay compilation").describe()
+    >>> BatchPlan(256, channels_last=True)
+    BatchPlan(batch_size=256, channels_last=True, compiled=False, reason='')
+    >>> BatchPlan(256, reason="run too short to repay compilation").describe()
     'batch_size=256, layout contiguous, eager (run too short to repay compilation)'
     """
 
@@ -84,7 +83,7 @@ class Plan:
         return f"batch_size={self.batch_size}, layout {layout}, {mode}{why}{cost}"
 
 
-_cache: dict[tuple, tuple[Any, Plan]] = {}
+_cache: dict[tuple, tuple[Any, BatchPlan]] = {}
 # Eager draws per second of a cached plan's forward, measured the first time a run says its
 # length, so that later calls decide "too short to compile?" without timing anything.
 _eager_rates: dict[tuple, float] = {}
@@ -352,7 +351,7 @@ def with_eager_fallback(
     return forward
 
 
-def _report(plan: Plan, verbose: bool | None) -> None:
+def _report(plan: BatchPlan, verbose: bool | None) -> None:
     """Print the plan the probe picked (on a terminal, or when asked)."""
     if verbose or (verbose is None and sys.stderr.isatty()):
         print(f"hierclass: batch_size='auto' picked {plan.describe()}", file=sys.stderr)
@@ -369,13 +368,13 @@ def resolve_plan(
     variant: Any = None,
     expected_draws: int | None = None,
     verbose: bool | None = None,
-) -> Plan:
+) -> BatchPlan:
     """Validate ``batch_size``, or for ``"auto"`` probe the fastest batch size and layout.
 
     Parameters
     ----------
     batch_size : int or "auto"
-        A positive int gives ``Plan(batch_size, channels_last=False)``: an explicit batch
+        A positive int gives ``BatchPlan(batch_size, channels_last=False)``: an explicit batch
         size runs the model exactly as given.
     model : object
         The base classifier (the cache key).
@@ -395,71 +394,107 @@ def resolve_plan(
         How many noisy draws the run will take; long runs also consider ``torch.compile``
         (:func:`consider_compile`). ``None``: never compile.
     verbose : bool, optional
-        Print the plan picked (:meth:`Plan.describe`); default: only on a terminal.
+        Print the plan picked (:meth:`BatchPlan.describe`); default: only on a terminal.
 
     Examples
     --------
     >>> resolve_plan(64, None, torch.zeros(3))
-    Plan(batch_size=64, channels_last=False, compiled=False, reason='')
+    BatchPlan(batch_size=64, channels_last=False, compiled=False, reason='')
     """
-    if isinstance(batch_size, str):
-        if batch_size != "auto":
-            raise ValueError(f"batch_size must be a positive int or 'auto', got {batch_size!r}")
-        if not isinstance(example, torch.Tensor) and not (
-            isinstance(example, dict)
-            and example
-            and all(isinstance(v, torch.Tensor) for v in example.values())
-        ):
-            raise TypeError(
-                "batch_size='auto' probes with one input: a tensor or a non-empty dict of "
-                f"tensors, got {type(example).__name__}"
-            )
-        # The probe (batch size, layout) is cached per model and input layout. Compilation is
-        # decided afresh for every run that says its length: a short call earlier in a session
-        # must not rule it out for a long one, and a compiled forward (which holds the model)
-        # is never cached, so the cache keeps no model alive.
-        key = (_model_key(model), _layout_key(example), channels_last is not None, variant)
-        hit = _cache.get(key)
-        if hit is not None and hit[0]() is model:
-            plan, probed = hit[1], False
-        else:
-            tic = time.perf_counter()
-            bs = probe_batch_size(forward or model, example, sigma=sigma)
-            plan, probed = Plan(bs), True
-            if channels_last is not None:
-                plan = _compare_layouts(forward or model, channels_last, example, sigma, plan)
-            plan = Plan(plan.batch_size, plan.channels_last,
-                        probe_seconds=time.perf_counter() - tic)  # fmt: skip
-            try:  # a weak reference: the cache must not keep a model alive
-                ref = weakref.ref(model)
-            except TypeError:
-                ref = lambda: model  # noqa: E731 - objects that refuse weak references
-            _cache[key] = (ref, plan)
-            _eager_rates.pop(key, None)  # a new probe (perhaps a new model at the same id)
-        if expected_draws is not None:
-            chosen = channels_last if plan.channels_last else (forward or model)
-            rate = _eager_rates.get(key)
-            if rate is None:
-                rate = draws_per_second(chosen, example, plan.batch_size, sigma=sigma, min_time=0.1)
-                _eager_rates[key] = rate
-            compiled, reason = consider_compile(
-                chosen, example, plan.batch_size, expected_draws=expected_draws, eager_rate=rate,
-                sigma=sigma,
-            )  # fmt: skip
-            run = None if compiled is None else with_eager_fallback(compiled, chosen)
-            plan = Plan(plan.batch_size, plan.channels_last, compiled is not None, reason, run,
-                        plan.probe_seconds if probed else 0.0)  # fmt: skip
-        if probed or expected_draws is not None:
-            _report(plan, verbose)
-        return plan
+    if not isinstance(batch_size, str):
+        return BatchPlan(_check_explicit(batch_size))
+    _check_auto(batch_size, example)
+    plain = forward or model
+    # The probe (batch size, layout) is cached per model and input layout. Compilation is
+    # decided afresh for every run that says its length: a short call earlier in a session
+    # must not rule it out for a long one, and a compiled forward (which holds the model)
+    # is never cached, so the cache keeps no model alive.
+    key = (_model_key(model), _layout_key(example), channels_last is not None, variant)
+    plan, probed = _probed_plan(key, model, plain, channels_last, example, sigma)
+    if expected_draws is not None:
+        fastest = channels_last if plan.channels_last else plain
+        plan = _compile_choice(plan, key, fastest, example, sigma, expected_draws, probed)
+    if probed or expected_draws is not None:
+        _report(plan, verbose)
+    return plan
+
+
+def _check_explicit(batch_size: Any) -> int:
+    """An explicit batch size: a positive int (not a bool)."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int):
         raise TypeError(f"batch_size must be a positive int or 'auto', got {batch_size!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    return Plan(batch_size)
+    return batch_size
 
 
-def _compare_layouts(plain, fast, example, sigma: float, plan: Plan) -> Plan:
+def _check_auto(batch_size: str, example: Any) -> None:
+    """``"auto"``, with one input to probe with: a tensor or a non-empty dict of tensors."""
+    if batch_size != "auto":
+        raise ValueError(f"batch_size must be a positive int or 'auto', got {batch_size!r}")
+    if not isinstance(example, torch.Tensor) and not (
+        isinstance(example, dict)
+        and example
+        and all(isinstance(v, torch.Tensor) for v in example.values())
+    ):
+        raise TypeError(
+            "batch_size='auto' probes with one input: a tensor or a non-empty dict of "
+            f"tensors, got {type(example).__name__}"
+        )
+
+
+def _probed_plan(
+    key: tuple, model: Any, plain: Any, channels_last: Any, example: Any, sigma: float
+) -> tuple[BatchPlan, bool]:
+    """The cached plan of ``key`` if it is ``model``'s, else a fresh probe (and cache it).
+
+    Returns ``(plan, whether it was probed now)``.
+    """
+    hit = _cache.get(key)
+    if hit is not None and hit[0]() is model:
+        return hit[1], False
+    tic = time.perf_counter()
+    plan = BatchPlan(probe_batch_size(plain, example, sigma=sigma))
+    if channels_last is not None:
+        plan = _compare_layouts(plain, channels_last, example, sigma, plan)
+    plan = BatchPlan(plan.batch_size, plan.channels_last, probe_seconds=time.perf_counter() - tic)
+    try:  # a weak reference: the cache must not keep a model alive
+        ref = weakref.ref(model)
+    except TypeError:
+        ref = lambda: model  # noqa: E731 - objects that refuse weak references
+    _cache[key] = (ref, plan)
+    _eager_rates.pop(key, None)  # a new probe (perhaps a new model at the same id)
+    return plan, True
+
+
+def _compile_choice(
+    plan: BatchPlan,
+    key: tuple,
+    fastest: Callable[[Any], Any],
+    example: Any,
+    sigma: float,
+    expected_draws: int,
+    probed: bool,
+) -> BatchPlan:
+    """``plan`` with the compilation decided for a run of ``expected_draws`` draws.
+
+    ``fastest`` is the forward the plan chose (its layout); its eager rate is timed once per
+    probe and kept, so a later run decides without timing anything.
+    """
+    rate = _eager_rates.get(key)
+    if rate is None:
+        rate = draws_per_second(fastest, example, plan.batch_size, sigma=sigma, min_time=0.1)
+        _eager_rates[key] = rate
+    compiled, reason = consider_compile(
+        fastest, example, plan.batch_size, expected_draws=expected_draws, eager_rate=rate,
+        sigma=sigma,
+    )  # fmt: skip
+    run = None if compiled is None else with_eager_fallback(compiled, fastest)
+    return BatchPlan(plan.batch_size, plan.channels_last, compiled is not None, reason, run,
+                plan.probe_seconds if probed else 0.0)  # fmt: skip
+
+
+def _compare_layouts(plain, fast, example, sigma: float, plan: BatchPlan) -> BatchPlan:
     """Probe the channels-last forward and re-time the plain one's best size next to it."""
     try:
         bs_fast = probe_batch_size(fast, example, sigma=sigma)
@@ -470,5 +505,5 @@ def _compare_layouts(plain, fast, example, sigma: float, plan: Plan) -> Plan:
     plain_rate = draws_per_second(plain, example, plan.batch_size, sigma=sigma, min_time=0.1)
     fast_rate = draws_per_second(fast, example, bs_fast, sigma=sigma, min_time=0.1)
     if fast_rate > plain_rate:
-        return Plan(bs_fast, channels_last=True)
+        return BatchPlan(bs_fast, channels_last=True)
     return plan

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from hierclass.smoothing.engine.batch_size import Plan, resolve_plan
+from hierclass.smoothing.engine.batch_size import BatchPlan, resolve_plan
 from hierclass.smoothing.engine.precision import with_autocast
 from hierclass.smoothing.engine.prepare import BatchSize
 
@@ -81,7 +81,7 @@ def resolve_forward(
     device: torch.device,
     amp_dtype: torch.dtype | None = None,
     expected_draws: int | None = None,
-) -> tuple[Plan, Forward]:
+) -> tuple[BatchPlan, Forward]:
     """The batch plan and the forward to sample with.
 
     Parameters
@@ -112,7 +112,7 @@ def resolve_forward(
 
     Returns
     -------
-    (Plan, callable)
+    (BatchPlan, callable)
         The plan (its ``channels_last`` is the layout in force) and the forward.
 
     Examples

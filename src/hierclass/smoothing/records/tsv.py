@@ -16,7 +16,7 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from decimal import ROUND_CEILING, ROUND_DOWN, Context, Decimal
 from pathlib import Path
 from typing import Any
@@ -365,12 +365,12 @@ class ResultTable:
         return [dict(zip(names, vals)) for vals in zip(*(self.columns[c] for c in names))]
 
 
-def _read_lines(path: PathLike) -> list[str]:
+def _read_lines(path: PathLike, stacklevel: int = 3) -> list[str]:
     """Complete lines of a results file.
 
     A last line without a newline is a row when it has every field of the header (a file
     written by another tool); with fewer it is a row cut short by a kill: left out, with a
-    warning.
+    warning attributed ``stacklevel`` frames up (the caller of the public reader).
     """
     path = Path(path)
     if path.is_dir():
@@ -393,7 +393,7 @@ def _read_lines(path: PathLike) -> list[str]:
             warnings.warn(
                 f"{path}:{len(lines) + 1}: the last line has {fields} of {expected} fields and "
                 "no newline (a row cut short); left out",
-                stacklevel=3,
+                stacklevel=stacklevel,
             )
     if tuple(lines[0].split("\t")[: len(COHEN_COLUMNS)]) != COHEN_COLUMNS:
         # the line itself is not echoed: the file may be anyone's (a planted link's target)
@@ -478,12 +478,21 @@ def merge_results(
     >>> merge_results([a, b], os.path.join(d, "all.tsv"), order=[2, 1, 0])["idx"]
     array([2, 1, 0])
     """
+    header, lines = _collect_rows(parts, only)
+    _write_atomically(out, header, [lines[k] for k in _merged_order(lines, order)])
+    return read_results(out)
+
+
+def _collect_rows(
+    parts: Sequence[PathLike], only: Collection[int] | None
+) -> tuple[str, dict[int, str]]:
+    """The header the parts share and each kept index's line (identical repeats count once)."""
     header: str | None = None
     first_part: PathLike | None = None
     lines: dict[int, str] = {}
     where: dict[int, str] = {}
     for part in parts:
-        rows = _read_lines(part)
+        rows = _read_lines(part, stacklevel=4)  # the warning names merge_results' caller
         if header is None:
             header, first_part = rows[0], part
         elif rows[0] != header:
@@ -491,20 +500,7 @@ def merge_results(
                 f"{part} has header {rows[0].split(chr(9))}, but {first_part} has "
                 f"{header.split(chr(9))}; they are not results of the same kind of run"
             )
-        in_this: dict[int, int] = {}
-        for lineno, line in enumerate(rows[1:], start=2):
-            head = line.split("\t", 1)[0]
-            try:
-                idx = int(head)
-            except ValueError:
-                raise ValueError(
-                    f"{part}:{lineno}: column 'idx' holds {head!r}, expected an integer"
-                ) from None
-            if idx in in_this:
-                raise ValueError(
-                    f"{part}: index {idx} appears twice (lines {in_this[idx]} and {lineno})"
-                )
-            in_this[idx] = lineno
+        for idx, lineno, line in _indexed_rows(part, rows):
             if only is not None and idx not in only:
                 continue
             if idx in lines and lines[idx] != line:
@@ -516,15 +512,42 @@ def merge_results(
             where[idx] = f"{part}:{lineno}"
     if header is None:
         raise ValueError("no results files to merge")
+    return header, lines
+
+
+def _indexed_rows(part: PathLike, rows: list[str]) -> Iterator[tuple[int, int, str]]:
+    """``(idx, line number, line)`` of each row of one file; an index may appear once."""
+    in_this: dict[int, int] = {}
+    for lineno, line in enumerate(rows[1:], start=2):
+        head = line.split("\t", 1)[0]
+        try:
+            idx = int(head)
+        except ValueError:
+            raise ValueError(
+                f"{part}:{lineno}: column 'idx' holds {head!r}, expected an integer"
+            ) from None
+        if idx in in_this:
+            raise ValueError(
+                f"{part}: index {idx} appears twice (lines {in_this[idx]} and {lineno})"
+            )
+        in_this[idx] = lineno
+        yield idx, lineno, line
+
+
+def _merged_order(lines: Mapping[int, str], order: Sequence[int] | None) -> list[int]:
+    """The indices of ``lines`` ordered like ``order``, then the others by index."""
     keys = [] if order is None else list(dict.fromkeys(int(i) for i in order if int(i) in lines))
     placed = set(keys)
-    keys += sorted(k for k in lines if k not in placed)
+    return keys + sorted(k for k in lines if k not in placed)
+
+
+def _write_atomically(out: PathLike, header: str, lines: Iterable[str]) -> None:
+    """Write ``out`` through a temporary file: a reader never sees a half-merged file."""
     tmp = Path(str(out) + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(header + "\n")
-        for k in keys:
-            fh.write(lines[k] + "\n")
+        for line in lines:
+            fh.write(line + "\n")
         fh.flush()
         os.fsync(fh.fileno())
-    os.replace(tmp, out)  # atomic: a reader never sees a half-merged file
-    return read_results(out)
+    os.replace(tmp, out)

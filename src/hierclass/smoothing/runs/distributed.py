@@ -2,8 +2,8 @@
 
 Every rank certifies its round-robin share of the indices into its own shard file; rank 0
 then merges the shards in the order of ``indices``. Because a sample's noise depends only on
-the base seed and its index (see :mod:`hierclass.smoothing.engine.sampling`), the merged file equals a
-one-process run (apart from the ``time`` column).
+the base seed and its index (see :mod:`hierclass.smoothing.engine.sampling`), the merged file
+equals a one-process run (apart from the ``time`` column).
 
 A killed run resumes with any number of processes, and a finished run's OUTFILE is itself
 a source of finished rows (run the same command again and nothing is recomputed). Restarted
@@ -274,34 +274,59 @@ def run_sharded(
         raise ValueError(f"columns must give one header per output ({len(outputs)})")
     _refuse_links(outputs, world)
     if rank == 0:
-        for k, p in enumerate(outputs):
-            _check_owned(p, None if columns is None else columns[k], resume)
-        if resume:
-            _fold_stale_shards(outputs, world, indices)
-        else:
-            for p in outputs:
-                for q in (resumed_path(p), *_stale_shards(p, world), p):
-                    q.unlink(missing_ok=True)
-    if world > 1:
-        dist.barrier()
-    resumed = resumed_path(outputs[0])
-    done = {int(i) for i in read_results(resumed)["idx"]} if resumed.exists() else set()
-    mine = shard([i for i in indices if int(i) not in done], rank, world)
+        _prepare_outputs(outputs, columns, world, indices, resume)
+    _barrier(world)
     parts = [shard_path(p, rank, world) for p in outputs]
+    mine = shard(_left_to_do(outputs[0], indices), rank, world)
     if extra_outputs:
         certify_shard(mine, parts[0], extra=parts[1:])
     else:
         certify_shard(mine, parts[0])
-    if world > 1:
-        dist.barrier()
+    _barrier(world)
     if rank == 0:
-        for p in outputs:
-            shards = [resumed_path(p), *(shard_path(p, r, world) for r in range(world))]
-            merge_results([s for s in shards if s.exists()], p, order=list(indices))
-        # only now, with every output merged, are the sources redundant
-        for p in outputs:
-            for q in (*(shard_path(p, r, world) for r in range(world)), resumed_path(p)):
-                q.unlink(missing_ok=True)
+        _merge_shards(outputs, world, indices)
+    _barrier(world)
+    return read_results(out)
+
+
+def _barrier(world: int) -> None:
+    """Wait for every rank (nothing to wait for in a one-process run)."""
     if world > 1:
         dist.barrier()
-    return read_results(out)
+
+
+def _prepare_outputs(
+    outputs: list[Path],
+    columns: Sequence[Sequence[str]] | None,
+    world: int,
+    indices: Sequence[int],
+    resume: bool,
+) -> None:
+    """Rank 0, before any rank certifies: refuse files that are not this run's, then fold
+    what earlier runs left (``resume``) or delete it."""
+    for k, p in enumerate(outputs):
+        _check_owned(p, None if columns is None else columns[k], resume)
+    if resume:
+        _fold_stale_shards(outputs, world, indices)
+        return
+    for p in outputs:
+        for q in (resumed_path(p), *_stale_shards(p, world), p):
+            q.unlink(missing_ok=True)
+
+
+def _left_to_do(out: Path, indices: Sequence[int]) -> list[int]:
+    """``indices`` less those folded into ``out``'s ``.resumed`` file, in order."""
+    resumed = resumed_path(out)
+    done = {int(i) for i in read_results(resumed)["idx"]} if resumed.exists() else set()
+    return [i for i in indices if int(i) not in done]
+
+
+def _merge_shards(outputs: list[Path], world: int, indices: Sequence[int]) -> None:
+    """Rank 0, after every rank certified: merge each output's sources, then delete them."""
+    for p in outputs:
+        shards = [resumed_path(p), *(shard_path(p, r, world) for r in range(world))]
+        merge_results([s for s in shards if s.exists()], p, order=list(indices))
+    # only now, with every output merged, are the sources redundant
+    for p in outputs:
+        for q in (*(shard_path(p, r, world) for r in range(world)), resumed_path(p)):
+            q.unlink(missing_ok=True)

@@ -1,26 +1,23 @@
-"""The one data-set driver: certify a data set (flat or hierarchy), writing resumable TSVs.
+"""Certify a data set with a fixed number of draws (flat or hierarchy), writing resumable TSVs.
 
 :func:`certify_dataset` drives a :class:`~hierclass.Smooth` or a
-:class:`~hierclass.smoothing.hierarchy.smooth.HierarchicalSmooth`; :func:`certify_hierarchy` builds
-the latter from a hierarchy and its options and runs it. Each row's ``time`` is the input's own
+:class:`~hierclass.smoothing.hierarchy.smooth.HierarchicalSmooth`; :func:`certify_hierarchy`
+builds the latter from a hierarchy and its options and runs it. The checks, the outputs and the
+loop are :mod:`~hierclass.smoothing.runs.loop`'s. Each row's ``time`` is the input's own
 sampling time (its share of the batches its draws rode in, never the batch-size probe).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
-import numpy as np
 import torch
-from tqdm import tqdm
 
-from hierclass._utils.progress import show_progress  # the one progress-bar policy
-from hierclass.batch import batch_size as inputs_in  # `batch_size` is a parameter here
 from hierclass.inputs import InputRange
 from hierclass.smoothing.analysis.hierarchy_results import HierarchyResults
-from hierclass.smoothing.engine.prepare import BatchSize, check_dataset_inputs
+from hierclass.smoothing.engine.prepare import BatchSize
 from hierclass.smoothing.flat.smooth import Smooth
 from hierclass.smoothing.hierarchy.smooth import HierarchicalSmooth
 from hierclass.smoothing.records.rows import (
@@ -28,113 +25,24 @@ from hierclass.smoothing.records.rows import (
     flat_baseline_row,
     flat_row,
     hierarchy_row,
-    route_label_counts,
 )
-from hierclass.smoothing.records.tsv import (
-    FLAT_COLUMNS,
-    PathLike,
-    ResultTable,
-    ResultWriter,
-    format_counts,
-    read_results,
+from hierclass.smoothing.records.tsv import FLAT_COLUMNS, PathLike, ResultTable
+from hierclass.smoothing.runs.loop import (
+    DatasetRun,
+    Output,
+    check_smoother,
+    hierarchy_outputs,
+    run_dataset,
 )
 
-__all__ = ["certify_dataset", "certify_hierarchy", "dataset_indices"]
+__all__ = ["certify_dataset", "certify_hierarchy"]
 
-
-def _is_sequence(x: Any) -> bool:
-    """Inputs read one at a time (``len`` and ``x[i]``, e.g. ``hierclass.data.LazyInputs``)."""
-    return not isinstance(x, (torch.Tensor, Mapping)) and hasattr(x, "__getitem__")
-
-
-def check_dataset(x: Any, y: Any, num_labels: int) -> tuple[Any, torch.Tensor, int]:
-    """Validate a data set ``(x [N, ...], dict of them, or a sequence of N inputs; y [N])``.
-
-    A sequence (such as :class:`hierclass.data.LazyInputs`) is not read here: each input is
-    read, and checked, when it is certified.
-    """
-    n = len(x) if _is_sequence(x) else inputs_in(x)
-    y = torch.as_tensor(y)
-    if y.dim() != 1 or y.shape[0] != n:
-        raise ValueError(f"y must be a vector of {n} labels, got shape {list(y.shape)}")
-    if y.dtype.is_floating_point or y.dtype == torch.bool:
-        raise TypeError(f"y must hold integer labels, got dtype {y.dtype}")
-    if n and (int(y.min()) < 0 or int(y.max()) >= num_labels):
-        bad = sorted({int(v) for v in y.tolist() if not 0 <= v < num_labels})[:10]
-        raise ValueError(f"labels {bad} are outside the classifier's labels 0..{num_labels - 1}")
-    return x, y.long(), n
-
-
-def dataset_indices(
-    n: int,
-    indices: Sequence[int] | None = None,
-    *,
-    skip: int = 1,
-    max_count: int | None = None,
-) -> list[int]:
-    """The data set positions to certify: ``indices`` or every ``skip``-th, at most ``max_count``.
-
-    Examples
-    --------
-    >>> dataset_indices(10, skip=3), dataset_indices(10, max_count=2)
-    ([0, 3, 6, 9], [0, 1])
-    """
-    if indices is None:
-        if skip < 1:
-            raise ValueError(f"skip must be >= 1, got {skip}")
-        out = list(range(0, n, skip))
-    else:
-        out = [int(i) for i in indices]
-        bad = [i for i in out if not 0 <= i < n]
-        if bad:
-            raise ValueError(f"indices {bad[:10]} are outside the data set 0..{n - 1}")
-        if len(set(out)) != len(out):
-            raise ValueError("indices must not repeat")
-    if max_count is not None:
-        if max_count < 0:
-            raise ValueError(f"max_count must be >= 0, got {max_count}")
-        out = out[:max_count]
-    return out
-
-
-def _row_of(x: Any, i: int) -> Any:
-    if isinstance(x, Mapping):
-        return {k: v[i] for k, v in x.items()}
-    return x[i]
-
-
-class _Output:
-    """One TSV output of a run: its writer (or in-memory rows) and how to make its rows."""
-
-    def __init__(self, path: PathLike | None, columns: Sequence[str], resume: bool, make_row):
-        self.path = path
-        self.columns = tuple(columns)
-        self.writer = ResultWriter(path, columns, resume=resume) if path is not None else None
-        self.make_row = make_row
-        self.rows: list[dict[str, Any]] = []
-
-    @property
-    def done(self) -> set[int]:
-        return set() if self.writer is None else self.writer.done
-
-    def add(self, result: Any, label: int, seconds: float) -> None:
-        row = self.make_row(result, label, seconds)
-        if self.writer is not None and row["idx"] not in self.writer.done:
-            self.writer.write(row)
-        self.rows.append(row)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-    def table(self) -> ResultTable:
-        if self.path is not None:
-            return read_results(self.path)
-        return ResultTable.from_rows(self.rows, self.columns)
+#: How to build what :func:`certify_dataset` samples, in its ``TypeError``.
+_BUILD = "Smooth(model, num_classes, sigma), or a tree: HierarchicalSmooth(tree, sigma)"
 
 
 def certify_dataset(
-    smooth: Any,
+    smooth: Smooth | HierarchicalSmooth,
     x: Any,
     y: Any,
     *,
@@ -149,10 +57,10 @@ def certify_dataset(
     subsets: Sequence[Sequence[int]] | None = None,
     flat_out: PathLike | None = None,
     verbose: bool | None = None,
-) -> Any:
+) -> ResultTable | HierarchyResults:
     """Certify the inputs ``x[indices]`` and record one row each (Cohen's ``certify.py``).
 
-    The one resumable data-set driver, for a flat :class:`~hierclass.Smooth` and for a
+    The resumable fixed-``n`` driver, for a flat :class:`~hierclass.Smooth` and for a
     :class:`~hierclass.smoothing.hierarchy.smooth.HierarchicalSmooth` alike.
 
     Parameters
@@ -194,7 +102,8 @@ def certify_dataset(
     -------
     ResultTable or HierarchyResults
         Every row of ``out`` (resumed rows included), or of this run when ``out`` is None;
-        for a hierarchy, a :class:`~hierclass.smoothing.analysis.hierarchy_results.HierarchyResults`.
+        for a hierarchy, a
+        :class:`~hierclass.smoothing.analysis.hierarchy_results.HierarchyResults`.
 
     Examples
     --------
@@ -206,95 +115,44 @@ def certify_dataset(
     >>> t["idx"].tolist(), t["radius"].shape
     ([0, 1, 2, 3, 4], (5,))
     """
-    if not isinstance(smooth, Smooth | HierarchicalSmooth):
-        raise TypeError(
-            "smooth must be a Smooth or a HierarchicalSmooth (wrap the model: Smooth(model, "
-            f"num_classes, sigma), or a tree: HierarchicalSmooth(tree, sigma)), got "
-            f"{type(smooth).__name__}"
-        )
-    hierarchy = getattr(smooth, "hierarchy", None)
-    num_labels = smooth.num_classes if hierarchy is None else hierarchy.num_labels
-    x, y, size = check_dataset(x, y, num_labels)
-    if not _is_sequence(x):
-        check_dataset_inputs(x, input_range=smooth.input_range)
-    todo = dataset_indices(size, indices)
-    bar_on = show_progress(verbose)  # checked before any output file is opened (or truncated)
-    outputs: list[_Output] = []
-    try:
-        if hierarchy is None:
-            outputs.append(
-                _Output(out, FLAT_COLUMNS, resume, lambda r, lab, t: flat_row(r, lab, t, partition))
-            )
-            certify_many = lambda rows, ids: smooth.certify_many(  # noqa: E731
-                rows, n0, n, alpha, batch_size, indices=ids, subsets=subsets, methods=("cohen",)
-            )
-        else:
-            part = hierarchy.partition
-            outputs.append(
-                _Output(
-                    out,
-                    HIERARCHY_COLUMNS,
-                    resume,
-                    lambda c, lab, t: hierarchy_row(
-                        c, lab, hierarchy.path_of_label(lab), t, part,
-                        route_label_counts(hierarchy, c.route), hierarchy.num_labels,
-                    ),  # fmt: skip
-                )
-            )
-            if smooth.flat is not None:
-                outputs.append(
-                    _Output(
-                        flat_out,
-                        FLAT_COLUMNS,
-                        resume,
-                        lambda c, lab, t: flat_baseline_row(c, lab, t, part),
-                    )
-                )
-            certify_many = lambda rows, ids: smooth.certify_many(  # noqa: E731
-                rows, n0, n, alpha, batch_size, indices=ids
-            )
-        # an input's time is its own sampling (res.seconds): its share of every batch its
-        # draws rode in, never the batch-size probe nor the inputs packed beside it
-        run = lambda ids: certify_many((_row_of(x, i) for i in ids), ids)  # noqa: E731
-        results = _drive(outputs, todo, run, y, bar_on, "certify")
-    finally:
-        for o in outputs:  # also when opening a later output failed
-            o.close()
-    if hierarchy is None:
-        return outputs[0].table()
-    flat_table = outputs[1].table() if len(outputs) > 1 else None
-    return HierarchyResults(outputs[0].table(), flat_table, results)
+    check_smoother(smooth, "smooth", (Smooth, HierarchicalSmooth), _BUILD)
+    run = partial(run_dataset, x, y, input_range=smooth.input_range, indices=indices,
+                  resume=resume, verbose=verbose, desc="certify")  # fmt: skip
+    draws = (n0, n, alpha, batch_size)
+    if isinstance(smooth, HierarchicalSmooth):
+        return _certify_tree(smooth, draws, out, flat_out, run).hierarchy_results()
+    return _certify_flat(smooth, draws, out, partition, subsets, run).tables[0]
 
 
-def _drive(
-    outputs: list[_Output], todo_all: list[int], run, y: Any, bar_on: bool, desc: str
-) -> list:
-    """The loop of every data-set driver (fixed-n and sequential): resume, certify, write rows.
+#: ``run(outputs, certify, num_labels=...)``: :func:`run_dataset` over one call's data set.
+_Run = Callable[..., DatasetRun]
 
-    ``run(todo)`` yields results with ``.index`` and ``.seconds``; each output's ``add``
-    writes the row it is missing. An index is done only when every written output has its
-    row; the first output (the main one) is written last, so a kill between two writes
-    leaves it missing and a resumed run redoes the input.
-    """
-    try:
-        written = [o for o in outputs if o.writer is not None]
-        todo = list(todo_all)
-        if written:
-            done = set.intersection(*(o.done for o in written))
-            todo = [i for i in todo if i not in done]
-        bar = tqdm(total=len(todo), disable=not bar_on, desc=desc)
-        results = []
-        for res in run(todo):
-            label = int(y[res.index])
-            for o in reversed(outputs):
-                o.add(res, label, res.seconds)
-            results.append(res)
-            bar.update(1)
-        bar.close()
-    finally:
-        for o in outputs:
-            o.close()
-    return results
+
+def _certify_flat(
+    smooth: Smooth, draws: tuple, out: PathLike | None, partition: Any, subsets: Any, run: _Run
+) -> DatasetRun:
+    """A flat run: Cohen's rows (``extra``: each label subset's counts) in ``out``."""
+    output = Output(out, FLAT_COLUMNS, lambda r, lab, t: flat_row(r, lab, t, partition))
+
+    def certify(inputs: Any, ids: list[int]) -> Any:
+        return smooth.certify_many(inputs, *draws, indices=ids, subsets=subsets, methods=("cohen",))
+
+    return run([output], certify, num_labels=smooth.num_classes)
+
+
+def _certify_tree(
+    hsmooth: HierarchicalSmooth, draws: tuple, out: PathLike | None, flat_out: Any, run: _Run
+) -> DatasetRun:
+    """A hierarchy run: its rows in ``out``, its flat baseline's (if any) in ``flat_out``."""
+    outputs = hierarchy_outputs(
+        hsmooth, out, flat_out, columns=HIERARCHY_COLUMNS, row=hierarchy_row,
+        flat_columns=FLAT_COLUMNS, flat_row=flat_baseline_row,
+    )  # fmt: skip
+
+    def certify(inputs: Any, ids: list[int]) -> Any:
+        return hsmooth.certify_many(inputs, *draws, indices=ids)
+
+    return run(outputs, certify, num_labels=hsmooth.hierarchy.num_labels)
 
 
 def certify_hierarchy(
@@ -324,8 +182,8 @@ def certify_hierarchy(
 ) -> HierarchyResults:
     """Certify a hierarchy on a data set, optionally against a flat baseline on the same draws.
 
-    A thin wrapper: builds :class:`~hierclass.smoothing.hierarchy.smooth.HierarchicalSmooth` with
-    every option and runs the one data-set driver, :func:`certify_dataset`.
+    A thin wrapper: builds :class:`~hierclass.smoothing.hierarchy.smooth.HierarchicalSmooth`
+    with every option and runs :func:`certify_dataset`.
 
     Parameters
     ----------
@@ -336,23 +194,18 @@ def certify_hierarchy(
     y : Tensor [N]
         True global labels.
     sigma
-        As in :class:`~hierclass.Smooth`; ``alpha`` is split across each path's smoothed
-        nodes. The flat baseline is certified at the full ``alpha``.
+        As in :class:`~hierclass.Smooth`.
     n0
-        As in :class:`~hierclass.Smooth`; ``alpha`` is split across each path's smoothed
-        nodes. The flat baseline is certified at the full ``alpha``.
+        As in :class:`~hierclass.Smooth`, for each smoothed node.
     n
-        As in :class:`~hierclass.Smooth`; ``alpha`` is split across each path's smoothed
-        nodes. The flat baseline is certified at the full ``alpha``.
+        As in :class:`~hierclass.Smooth`, for each smoothed node.
     alpha
-        As in :class:`~hierclass.Smooth`; ``alpha`` is split across each path's smoothed
-        nodes. The flat baseline is certified at the full ``alpha``.
+        Split across each path's smoothed nodes; the flat baseline is certified at the
+        full ``alpha``.
     batch_size
-        As in :class:`~hierclass.Smooth`; ``alpha`` is split across each path's smoothed
-        nodes. The flat baseline is certified at the full ``alpha``.
+        As in :class:`~hierclass.Smooth`.
     seed
-        As in :class:`~hierclass.Smooth`; ``alpha`` is split across each path's smoothed
-        nodes. The flat baseline is certified at the full ``alpha``.
+        As in :class:`~hierclass.Smooth`.
     perturbed_keys
         As in :class:`~hierclass.smoothing.hierarchy.smooth.HierarchicalSmooth`.
     flat
@@ -372,11 +225,9 @@ def certify_hierarchy(
     indices : sequence of int, optional
         Positions of ``x`` to certify (default all); also the noise indices.
     out : path, optional
-        TSV files for the hierarchy and flat rows (resumable; an input counts as done only
-        when every requested file has its row).
+        TSV file of the hierarchy's rows (resumable, as in :func:`certify_dataset`).
     flat_out : path, optional
-        TSV files for the hierarchy and flat rows (resumable; an input counts as done only
-        when every requested file has its row).
+        TSV file of the flat baseline's rows (resumable, as in :func:`certify_dataset`).
     resume : bool
         Skip positions already done.
     verbose : bool, optional
@@ -404,31 +255,12 @@ def certify_hierarchy(
     >>> print(res.table().splitlines()[0])  # doctest: +ELLIPSIS
     | class | n | baseline CR | hierarchy CR | baseline CA | hierarchy CA |
     """
-
     hs = HierarchicalSmooth(
-        hierarchy,
-        sigma,
-        seed=seed,
-        perturbed_keys=perturbed_keys,
-        method=method,
-        flat=flat,
-        flat_input_key=flat_input_key,
-        device=device,
-        amp_dtype=amp_dtype,
-        channels_last=channels_last,
-        input_range=input_range,
-    )
+        hierarchy, sigma, seed=seed, perturbed_keys=perturbed_keys, method=method, flat=flat,
+        flat_input_key=flat_input_key, device=device, amp_dtype=amp_dtype,
+        channels_last=channels_last, input_range=input_range,
+    )  # fmt: skip
     return certify_dataset(
-        hs,
-        x,
-        y,
-        n0=n0,
-        n=n,
-        alpha=alpha,
-        batch_size=batch_size,
-        indices=indices,
-        out=out,
-        flat_out=flat_out,
-        resume=resume,
-        verbose=verbose,
-    )
+        hs, x, y, n0=n0, n=n, alpha=alpha, batch_size=batch_size, indices=indices, out=out,
+        flat_out=flat_out, resume=resume, verbose=verbose,
+    )  # fmt: skip

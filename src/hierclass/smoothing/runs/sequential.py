@@ -29,53 +29,27 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import numpy as np
-
 from hierclass.smoothing.analysis.hierarchy_results import HierarchyResults
 from hierclass.smoothing.certificates.confidence_sequences import DEFAULT_LOOK_RATIO
 from hierclass.smoothing.certificates.subsets import check_subsets
-from hierclass.smoothing.engine.prepare import check_dataset_inputs
 from hierclass.smoothing.flat.smooth import Smooth
 from hierclass.smoothing.hierarchy.sequential import certify_hierarchy_radii_many
 from hierclass.smoothing.hierarchy.smooth import HierarchicalSmooth
 from hierclass.smoothing.records.rows import (
     hierarchy_radii_columns,
     hierarchy_radii_row,
-    route_label_counts,
     sequential_columns,
     sequential_row,
 )
 from hierclass.smoothing.records.tsv import PathLike, ResultTable
-from hierclass.smoothing.runs.fixed_n import (
-    _drive,
-    _is_sequence,
-    _Output,
-    _row_of,
-    check_dataset,
-    dataset_indices,
-    show_progress,
-)
-from hierclass.smoothing.sequential.sessions import RadiiResult, certify_radii_many, check_radii
+from hierclass.smoothing.runs.loop import Output, check_smoother, hierarchy_outputs, run_dataset
+from hierclass.smoothing.sequential.sessions import RadiiResult, certify_radii_many
 
 __all__ = ["certify_hierarchy_radii_dataset", "certify_radii_dataset"]
 
 
-def _ordered(table: ResultTable, order: Sequence[int]) -> ResultTable:
-    pos = {int(i): k for k, i in enumerate(table["idx"])}
-    perm = np.array([pos[int(i)] for i in order if int(i) in pos], dtype=np.int64)
-    return ResultTable({k: v[perm] for k, v in table.columns.items()})
-
-
-def _check_smoother(obj: Any, name: str, cls: type, how: str) -> None:
-    """Refuse anything but the smoothed classifier a driver samples, saying how to build it."""
-    if not isinstance(obj, cls):
-        raise TypeError(
-            f"{name} must be a {cls.__name__} (wrap the model: {how}), got {type(obj).__name__}"
-        )
-
-
 def certify_radii_dataset(
-    smooth: Any,
+    smooth: Smooth,
     x: Any,
     y: Any,
     radii: Sequence[float],
@@ -130,9 +104,11 @@ def certify_radii_dataset(
         Also certify, from the same draws, the classifier restricted to each subset (see
         :func:`~hierclass.smoothing.sequential.sessions.certify_radii_many`); written to ``extra``.
     first
-        The looks (see :func:`~hierclass.smoothing.certificates.confidence_sequences.geometric_looks`).
+        The looks (see
+        :func:`~hierclass.smoothing.certificates.confidence_sequences.geometric_looks`).
     ratio
-        The looks (see :func:`~hierclass.smoothing.certificates.confidence_sequences.geometric_looks`).
+        The looks (see
+        :func:`~hierclass.smoothing.certificates.confidence_sequences.geometric_looks`).
 
     Returns
     -------
@@ -152,28 +128,24 @@ def certify_radii_dataset(
     ([0, 1, 2], [1.0, 0.667])
     """
 
-    _check_smoother(smooth, "smooth", Smooth, "Smooth(model, num_classes, sigma)")
+    check_smoother(smooth, "smooth", (Smooth,), "Smooth(model, num_classes, sigma)")
     columns = sequential_columns(radii)
     subs = None if subsets is None else check_subsets(subsets, smooth.num_classes)
-    x, y, size = check_dataset(x, y, smooth.num_classes)
-    if not _is_sequence(x):
-        check_dataset_inputs(x, input_range=smooth.input_range)
-    todo_all = dataset_indices(size, indices)
-    bar_on = show_progress(verbose)  # checked before any output file is opened (or truncated)
-    output = _Output(out, columns, resume, lambda r, lab, t: sequential_row(r, lab, t, partition))
+    output = Output(out, columns, lambda r, lab, t: sequential_row(r, lab, t, partition))
 
-    def run(todo: list[int]) -> Iterable[RadiiResult]:
-        rows = (_row_of(x, i) for i in todo)
-        kw = dict(indices=todo, first=first, ratio=ratio, subsets=subs)
-        return (r for r, _ in certify_radii_many(smooth, rows, radii, n0, max_n, alpha,
+    def certify(inputs: Iterable[Any], ids: list[int]) -> Iterable[RadiiResult]:
+        kw = dict(indices=ids, first=first, ratio=ratio, subsets=subs)
+        return (r for r, _ in certify_radii_many(smooth, inputs, radii, n0, max_n, alpha,
                                                  batch_size, **kw))  # fmt: skip
 
-    _drive([output], todo_all, run, y, bar_on, "certify_radii")
-    return _ordered(output.table(), todo_all)
+    run = run_dataset(x, y, [output], certify, num_labels=smooth.num_classes,
+                      input_range=smooth.input_range, indices=indices, resume=resume,
+                      verbose=verbose, desc="certify_radii")  # fmt: skip
+    return run.ordered().tables[0]
 
 
 def certify_hierarchy_radii_dataset(
-    hsmooth: Any,
+    hsmooth: HierarchicalSmooth,
     x: Any,
     y: Any,
     radii: Sequence[float],
@@ -189,7 +161,7 @@ def certify_hierarchy_radii_dataset(
     verbose: bool | None = None,
     first: int = 128,
     ratio: float = DEFAULT_LOOK_RATIO,
-) -> Any:
+) -> HierarchyResults:
     """Sequentially certify a hierarchy on ``x[indices]`` at ``radii``, one row per input.
 
     The sequential twin of :func:`~hierclass.smoothing.runs.fixed_n.certify_hierarchy`: each
@@ -224,13 +196,10 @@ def certify_hierarchy_radii_dataset(
     indices : sequence of int, optional
         Positions to certify (default: all); also the noise indices.
     out : path, optional
-        TSV files of the hierarchy's rows (:func:`hierarchy_radii_columns`) and of the flat
-        baseline's (:func:`sequential_columns`); resumable: an input is done only when every
-        requested file has its row.
+        TSV file of the hierarchy's rows (:func:`hierarchy_radii_columns`); resumable: an
+        input is done only when every requested file has its row.
     flat_out : path, optional
-        TSV files of the hierarchy's rows (:func:`hierarchy_radii_columns`) and of the flat
-        baseline's (:func:`sequential_columns`); resumable: an input is done only when every
-        requested file has its row.
+        TSV file of the flat baseline's rows (:func:`sequential_columns`); resumable.
     resume : bool, default True
         Skip positions already done.
     verbose : bool, optional
@@ -262,42 +231,23 @@ def certify_hierarchy_radii_dataset(
     ([1, 1, 1], [1, 1, 1])
     """
 
-    _check_smoother(hsmooth, "hsmooth", HierarchicalSmooth, "HierarchicalSmooth(tree, sigma)")
-    hierarchy = hsmooth.hierarchy
-    part = hierarchy.partition
-    columns = hierarchy_radii_columns(radii)
-    x, y, size = check_dataset(x, y, hierarchy.num_labels)
-    if not _is_sequence(x):
-        check_dataset_inputs(x, input_range=hsmooth.input_range)
-    todo_all = dataset_indices(size, indices)
-    bar_on = show_progress(verbose)  # checked before any output file is opened (or truncated)
-    outputs = [
-        _Output(
-            out,
-            columns,
-            resume,
-            lambda r, lab, t: hierarchy_radii_row(
-                r, lab, hierarchy.path_of_label(lab), t, part,
-                route_label_counts(hierarchy, r.route), hierarchy.num_labels,
-            ),  # fmt: skip
-        )
-    ]
-    if hsmooth.flat is not None:
-        outputs.append(
-            _Output(
-                flat_out,
-                sequential_columns(radii),
-                resume,
-                lambda r, lab, t: sequential_row(r.flat, lab, t, part),
-            )
-        )
+    check_smoother(hsmooth, "hsmooth", (HierarchicalSmooth,), "HierarchicalSmooth(tree, sigma)")
+    outputs = hierarchy_outputs(
+        hsmooth, out, flat_out, columns=hierarchy_radii_columns(radii), row=hierarchy_radii_row,
+        flat_columns=sequential_columns(radii), flat_row=_baseline_row,
+    )  # fmt: skip
 
-    def run(todo: list[int]) -> Iterable[Any]:
-        rows = (_row_of(x, i) for i in todo)
-        kw = dict(indices=todo, first=first, ratio=ratio)
-        return certify_hierarchy_radii_many(hsmooth, rows, radii, n0, max_n, alpha,
+    def certify(inputs: Iterable[Any], ids: list[int]) -> Iterable[Any]:
+        kw = dict(indices=ids, first=first, ratio=ratio)
+        return certify_hierarchy_radii_many(hsmooth, inputs, radii, n0, max_n, alpha,
                                             batch_size, **kw)  # fmt: skip
 
-    results = _drive(outputs, todo_all, run, y, bar_on, "certify_radii")
-    flat = _ordered(outputs[1].table(), todo_all) if len(outputs) > 1 else None
-    return HierarchyResults(_ordered(outputs[0].table(), todo_all), flat, results)
+    run = run_dataset(x, y, outputs, certify, num_labels=hsmooth.hierarchy.num_labels,
+                      input_range=hsmooth.input_range, indices=indices, resume=resume,
+                      verbose=verbose, desc="certify_radii")  # fmt: skip
+    return run.ordered().hierarchy_results()
+
+
+def _baseline_row(result: Any, label: int, seconds: float, partition: Any) -> dict[str, Any]:
+    """The flat baseline's sequential row, from its share of a path's result."""
+    return sequential_row(result.flat, label, seconds, partition)
