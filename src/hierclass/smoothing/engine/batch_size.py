@@ -401,8 +401,12 @@ def resolve_plan(
     >>> resolve_plan(64, None, torch.zeros(3))
     BatchPlan(batch_size=64, channels_last=False, compiled=False, reason='')
     """
-    if not isinstance(batch_size, str):
-        return BatchPlan(_check_explicit(batch_size))
+    if not isinstance(batch_size, str):  # an explicit size runs the model as given
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+            raise TypeError(f"batch_size must be a positive int or 'auto', got {batch_size!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        return BatchPlan(batch_size)
     _check_auto(batch_size, example)
     plain = forward or model
     # The probe (batch size, layout) is cached per model and input layout. Compilation is
@@ -417,15 +421,6 @@ def resolve_plan(
     if probed or expected_draws is not None:
         _report(plan, verbose)
     return plan
-
-
-def _check_explicit(batch_size: Any) -> int:
-    """An explicit batch size: a positive int (not a bool)."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
-        raise TypeError(f"batch_size must be a positive int or 'auto', got {batch_size!r}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    return batch_size
 
 
 def _check_auto(batch_size: str, example: Any) -> None:
