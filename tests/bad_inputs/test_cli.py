@@ -276,3 +276,54 @@ def test_a_text_file_as_model_names_the_file(tmp_path):
     script.write_text("import torch\n")
     refuses("certify", script, tmp_path / "o.tsv", *FAST,
             match=r"model.py cannot be read as a weights-only checkpoint")  # fmt: skip
+
+
+# ------------------------------------------------------------------ image folders
+def _rgb_linear(k: int = 3) -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 6 * 6, k))
+
+
+def _image_folder(root, classes):
+    from PIL import Image
+
+    for c in classes:
+        (root / c).mkdir(parents=True)
+        Image.new("RGB", (6, 6), (10, 20, 30)).save(root / c / "0.png")
+    return root
+
+
+@pytest.fixture
+def rgb_model(tmp_path):
+    register_model("bad_inputs_cli_rgb", _rgb_linear, overwrite=True)
+    torch.manual_seed(0)
+    return save_model_file(build("bad_inputs_cli_rgb").eval(), tmp_path / "rgb.pt")
+
+
+IMG_FAST = ["--sigma", "0.25", "--N0", "10", "--N", "50", "--batch", "64", "--quiet"]
+
+
+def test_empty_imagefolder_path_does_not_scan_the_working_directory(tmp_path, rgb_model,
+                                                                   monkeypatch):  # fmt: skip
+    _image_folder(tmp_path / "cwd", "abc")  # what an empty PATH would have scanned
+    monkeypatch.chdir(tmp_path / "cwd")
+    refuses("certify", rgb_model, tmp_path / "o.tsv", "--dataset", "imagefolder:", *IMG_FAST,
+            match=r"imagefolder: needs a PATH after the colon")  # fmt: skip
+    assert not (tmp_path / "o.tsv").exists()
+
+
+def test_imagefolder_with_more_class_folders_than_the_model_has_labels(tmp_path, rgb_model):
+    root = _image_folder(tmp_path / "imgs", "abcde")  # 5 folders, a 3-label model
+    match = r"MODEL returns 3 labels but --dataset imagefolder:.* has 5 classes"
+    refuses("certify", rgb_model, tmp_path / "o.tsv", "--dataset", f"imagefolder:{root}",
+            *IMG_FAST, match=match)  # fmt: skip
+    assert not (tmp_path / "o.tsv").exists()
+
+
+def test_decompression_bomb_in_an_imagefolder_is_one_line(tmp_path, rgb_model, monkeypatch):
+    from PIL import Image
+
+    root = _image_folder(tmp_path / "imgs", "abc")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)  # 36 pixels > 2 x 10
+    match = r"0\.png is larger than PIL's decompression-bomb limit of 20 pixels"
+    refuses("certify", rgb_model, tmp_path / "o.tsv", "--dataset", f"imagefolder:{root}",
+            *IMG_FAST, match=match)  # fmt: skip

@@ -133,3 +133,59 @@ def test_radii_none(radii):
     smooth = Smooth(lambda b: torch.stack([b[:, 0], -b[:, 0]], 1), 2, sigma=0.5)
     with refused(TypeError, "radii must be a sequence of floats", "None"):
         smooth.certify_radii(torch.zeros(2), radii)
+
+
+def test_file_name_with_equals_sign_and_the_other_reading_both_exist(tmp_path, monkeypatch):
+    # "x=y.tsv" is the file x=y.tsv and also NAME=PATH naming y.tsv "x": refused, not guessed
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path / "x=y.tsv", HEAD + "0\t1\t1\t0.5\t1\t0.1\n")
+    _write(tmp_path / "y.tsv", HEAD + "0\t1\t-1\t0.0\t0\t0.1\n")
+    cli_refuses(run_cli(["analyze", "x=y.tsv"]), "'x=y.tsv' is both the file", "NAME=x=y.tsv")
+    result = run_cli(["analyze", "NAME=x=y.tsv", "x=./y.tsv", "--radii", "0"])
+    assert result.rc == 0, result.stderr
+    assert _summary_row(result.stdout, "NAME")[0] == "100.00%"
+    assert _summary_row(result.stdout, "x")[0] == "0.00%"
+
+
+def test_missing_file_with_equals_sign_names_what_was_typed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cli_refuses(run_cli(["analyze", "x=z.tsv"]), "no result file 'x=z.tsv', nor 'z.tsv'")
+
+
+@pytest.mark.parametrize("column", ["idx", "label", "predict"])
+def test_huge_integer_read_by_the_tsv_reader(tmp_path, column):
+    from hierclass.smoothing.records.tsv import read_results
+
+    values = {"idx": "0", "label": "1", "predict": "1"} | {column: str(10**30)}
+    row = f"{values['idx']}\t{values['label']}\t{values['predict']}\t0.5\t1\t0.1\n"
+    f = _write(tmp_path / "r.tsv", HEAD + row)
+    with refused(ValueError, r"r\.tsv:2", f"'{column}'", str(10**30), "integer"):
+        read_results(f)
+
+
+def _analysis_calls():
+    import numpy as np
+
+    from hierclass.smoothing.analysis.hierarchy_results import levels_table
+    from hierclass.smoothing.analysis.information_gain import certified_information_gain
+    from hierclass.smoothing.analysis.tables import certified_accuracy
+    from hierclass.smoothing.records.tsv import ResultTable
+
+    flat = ResultTable({"radius": np.array([0.5]), "correct": np.array([1])})
+    hier = ResultTable({"radius": np.array([0.2]), "correct": np.array([1]),
+                        "level_radii": np.array(["0.9"], dtype=object),
+                        "level_correct": np.array(["1"], dtype=object)})  # fmt: skip
+    return {
+        "certified_accuracy": lambda r: certified_accuracy(flat, r),
+        "certified_information_gain": lambda r: certified_information_gain(flat, r),
+        "levels_table": lambda r: levels_table(hier, r),
+    }
+
+
+@pytest.mark.parametrize("radii", [None, [0.25, None]], ids=["None", "[0.25, None]"])
+@pytest.mark.parametrize("call", sorted(_analysis_calls()))
+def test_radii_none_in_the_analysis_functions(call, radii):
+    # np.asarray(None, dtype=float) is NaN: it was reported as "got [nan]"
+    with refused(TypeError, "radii must be a number or a sequence of numbers", "None") as r:
+        _analysis_calls()[call](radii)
+    assert "nan" not in r.message

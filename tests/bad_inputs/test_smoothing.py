@@ -12,6 +12,8 @@ from hierclass.smoothing import certify_hierarchy
 from hierclass.smoothing.hierarchy.smooth import HierarchicalSmooth
 from hierclass.smoothing.runs.fixed_n import certify_dataset
 
+from ._battery import refused
+
 
 class _Conv(nn.Module):
     """Image model ``[B, 1, 4, 4] -> [B, 4]``."""
@@ -96,3 +98,16 @@ def test_bad_method_and_index():
         Smooth(_Conv(), 4, 0.25).certify(IMG, 10, 20, 0.1, 16, index=-1)
     with pytest.raises(TypeError, match="index must be an int >= 0 or None, got float"):
         Smooth(_Conv(), 4, 0.25).certify(IMG, 10, 20, 0.1, 16, index=1.5)
+
+
+@pytest.mark.parametrize("value", [1.5, "3", None, True, 0, -2, 2.0], ids=repr)
+def test_check_count_and_positive_int_answer_alike(value):
+    # one rule for every count: the same type and the same words for the same non-integer
+    from hierclass._utils.checks import positive_int
+    from hierclass.smoothing.engine.prepare import check_count
+
+    with refused((TypeError, ValueError), "n must be an int >= 1", repr(value)) as ours:
+        check_count("n", value)
+    with refused((TypeError, ValueError), "n must be an int >= 1", repr(value)) as theirs:
+        positive_int(value, "n")
+    assert type(ours.exc) is type(theirs.exc) and ours.message == theirs.message

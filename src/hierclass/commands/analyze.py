@@ -59,6 +59,13 @@ def _named(items: list[str]) -> dict[str, Path]:
     named: list[tuple[str | None, Path]] = []
     for item in items:
         name, sep, path = item.partition("=")
+        if sep and name and Path(item).is_file() and Path(path).is_file():
+            raise ValueError(
+                f"{item!r} is both the file {item} and NAME=PATH naming {path} {name!r}; "
+                f"write NAME={item} to read the first, or {name}=./{path} for the second"
+            )
+        if sep and not Path(item).exists() and not Path(path).exists():
+            raise ValueError(f"no result file {item!r}, nor {path!r} (as NAME=PATH)")
         if not sep or Path(item).is_file():
             named.append((None, Path(item)))
         else:

@@ -118,7 +118,16 @@ def _arrays(table_or_radius: Any, correct: Any = None) -> tuple[np.ndarray, np.n
 
 
 def _check_radii(radii: Any) -> np.ndarray:
-    rs = np.asarray(radii, dtype=float)
+    """The radii to evaluate at, as floats; ``None`` in them is refused, not read as NaN."""
+    if radii is None or isinstance(radii, str | bytes):
+        raise TypeError(f"radii must be a number or a sequence of numbers, got {radii!r}")
+    try:
+        raw = np.asarray(radii, dtype=object).reshape(-1)
+        if any(v is None or isinstance(v, str | bytes) for v in raw):
+            raise TypeError
+        rs = np.asarray(radii, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"radii must be a number or a sequence of numbers, got {radii!r}") from None
     if np.isnan(rs).any() or (rs < 0).any():
         bad = rs[np.isnan(rs) | (rs < 0)].reshape(-1)[:5].tolist()
         raise ValueError(f"radii to evaluate at must be >= 0 and not NaN, got {bad}")
