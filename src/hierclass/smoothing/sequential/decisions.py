@@ -9,6 +9,7 @@ stated in :mod:`hierclass.smoothing.sequential.sessions`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -277,8 +278,13 @@ class Decisions:
         return not bool(np.any(self.status == UNDECIDED))
 
 
+@functools.lru_cache(maxsize=64)
 def _sequence(level: float) -> MixtureSequence:
-    """The confidence sequence of a rule at ``level``: its share ``1 - FINAL_SHARE``."""
+    """The confidence sequence of a rule at ``level``: its share ``1 - FINAL_SHARE``.
+
+    A :class:`MixtureSequence` holds no state after construction, so every input at one level
+    shares one, built (and its level validated) once per run, not once per input.
+    """
     return MixtureSequence((1.0 - FINAL_SHARE) * level)
 
 
