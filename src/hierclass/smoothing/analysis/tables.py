@@ -117,7 +117,12 @@ def _arrays(table_or_radius: Any, correct: Any = None) -> tuple[np.ndarray, np.n
     return r, c
 
 
-def _check_radii(radii: Any) -> np.ndarray:
+def _check_radii_to_evaluate(radii: Any) -> np.ndarray:
+    """The radii a curve is read at: any shape, >= 0, not NaN (``inf`` and repeats allowed).
+
+    Not :func:`~hierclass.smoothing.sequential.decisions.check_radii_to_certify`, which checks
+    the radii a sequential test decides (a non-empty list of distinct finite radii).
+    """
     rs = np.asarray(radii, dtype=float)
     if np.isnan(rs).any() or (rs < 0).any():
         bad = rs[np.isnan(rs) | (rs < 0)].reshape(-1)[:5].tolist()
@@ -144,7 +149,7 @@ def certified_accuracy(results: Any, radii: Any = 0.0, correct: Any = None) -> A
     array([0.75, 0.5 ])
     """
     r, c = _arrays(results, correct)
-    rs = _check_radii(radii)
+    rs = _check_radii_to_evaluate(radii)
     if r.size == 0:
         raise ValueError("no results to summarise")
     acc = ((r[None, :] >= rs.reshape(-1, 1)) & c[None, :]).mean(1)

@@ -55,7 +55,7 @@ from hierclass.smoothing.runs.fixed_n import (
     dataset_indices,
     show_progress,
 )
-from hierclass.smoothing.sequential.sessions import RadiiResult, certify_radii_many, check_radii
+from hierclass.smoothing.sequential.sessions import RadiiResult, certify_radii_many
 
 __all__ = ["certify_hierarchy_radii_dataset", "certify_radii_dataset"]
 
