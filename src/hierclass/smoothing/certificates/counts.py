@@ -43,13 +43,14 @@ from hierclass.smoothing.certificates.bounds import (
     margin_radius,
 )
 
-__all__ = ["ABSTAIN", "METHODS", "Certificate", "certify_counts"]
+__all__ = ["ABSTAIN", "BOUNDS", "Certificate", "certify_counts"]
 
 #: The label a smoothed classifier returns when it abstains (as ``Smooth.ABSTAIN``).
 ABSTAIN = -1
-#: Certificate kinds: ``"cohen"`` (Cohen's bound on the base classifier restricted to ``L``,
-#: i.e. base renormalisation) and ``"margin"`` (restricted margin on the flat counts).
-METHODS = ("cohen", "margin")
+#: The bounds a certificate is computed with: ``"cohen"`` (Cohen's one-sided bound on the
+#: selected label of the base classifier restricted to ``L``, i.e. base renormalisation) and
+#: ``"margin"`` (the restricted margin on the flat counts).
+BOUNDS = ("cohen", "margin")
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,8 @@ class Certificate:
         Lower confidence bound on the top label's probability (nan if not estimated).
     p_upper : float
         Upper bound used for the runner-up (``"margin"``; nan for ``"cohen"``).
-    method : str
-        ``"cohen"`` or ``"margin"``.
+    bound : str
+        The bound it was computed with, ``"cohen"`` or ``"margin"``.
     labels : tuple of int or None
         The label subset certified within (None: all labels).
     alpha : float
@@ -80,7 +81,7 @@ class Certificate:
     Certificates come from :func:`certify_counts` (or from ``Smooth.certify_detailed``):
 
     >>> c = certify_counts([0, 99, 1], [5, 990, 5], alpha=0.001, sigma=0.25)
-    >>> c.label, c.abstained, c.radius > 0, c.method
+    >>> c.label, c.abstained, c.radius > 0, c.bound
     (1, False, True, 'cohen')
     >>> tie = certify_counts([50, 50, 0], [500, 500, 0], alpha=0.001, sigma=0.25)
     >>> tie.label == ABSTAIN, tie.abstained, tie.radius
@@ -91,7 +92,7 @@ class Certificate:
     radius: float
     p_lower: float
     p_upper: float
-    method: str
+    bound: str
     labels: tuple[int, ...] | None
     alpha: float
     sigma: float
@@ -125,7 +126,7 @@ def certify_counts(
     sigma: float,
     *,
     labels: Sequence[int] | None = None,
-    method: str = "cohen",
+    bound: str = "cohen",
 ) -> Certificate:
     """Certify from count vectors (selection counts from ``n0`` draws, estimation from ``n``).
 
@@ -141,11 +142,12 @@ def certify_counts(
         Noise level of the smoothing.
     labels : sequence of int, optional
         Certify within this label subset ``L`` (default: all labels).
-        With ``method="cohen"`` the counts must be those of the base classifier restricted to
+        With ``bound="cohen"`` the counts must be those of the base classifier restricted to
         ``L`` (``argmax_{c in L}`` of the logits, as ``Smooth`` records per subset); with
-        ``method="margin"`` they are the flat classifier's counts.
-    method : {"cohen", "margin"}
-        See the module docstring for why each is sound.
+        ``bound="margin"`` they are the flat classifier's counts.
+    bound : {"cohen", "margin"}
+        The bound on the counts: Cohen's one-sided bound on the selected label, or the
+        restricted margin. See the module docstring for why each is sound.
 
     Returns
     -------
@@ -157,14 +159,14 @@ def certify_counts(
     >>> c = certify_counts([2, 95, 3], [10, 980, 10], alpha=0.001, sigma=0.5)
     >>> c.label, round(c.radius, 3)
     (1, 0.889)
-    >>> m = certify_counts([2, 95, 3], [10, 980, 10], 0.001, 0.5, method="margin")
+    >>> m = certify_counts([2, 95, 3], [10, 980, 10], 0.001, 0.5, bound="margin")
     >>> m.radius > c.radius
     True
     """
     alpha = check_alpha(alpha)
     sigma = check_sigma(sigma)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if bound not in BOUNDS:
+        raise ValueError(f"bound must be one of {BOUNDS}, got {bound!r}")
     cs = np.asarray(counts_select, dtype=np.int64)
     ce = np.asarray(counts, dtype=np.int64)
     if cs.ndim != 1 or ce.shape != cs.shape:
@@ -178,7 +180,7 @@ def certify_counts(
     subset = None if labels is None else tuple(int(v) for v in lab)
     if lab.size == 1:  # the restricted classifier is constant: nothing can change it
         c = int(lab[0])
-        return Certificate(c, math.inf, 1.0, 0.0, method, subset, alpha, sigma, cs, ce)
+        return Certificate(c, math.inf, 1.0, 0.0, bound, subset, alpha, sigma, cs, ce)
     n = int(ce.sum())
     if n < 1:
         raise ValueError("counts must hold at least one estimation draw (n >= 1)")
@@ -186,18 +188,18 @@ def certify_counts(
         raise ValueError("counts_select must hold at least one selection draw (n0 >= 1)")
     # ties: the smallest label, like numpy's argmax over the full vector
     c_a = int(lab[np.argmax(cs[lab])])
-    if method == "cohen":
+    if bound == "cohen":
         p_a = float(clopper_pearson_lower(int(ce[c_a]), n, alpha))
         if p_a < 0.5:
-            return Certificate(ABSTAIN, 0.0, p_a, math.nan, method, subset, alpha, sigma, cs, ce)
+            return Certificate(ABSTAIN, 0.0, p_a, math.nan, bound, subset, alpha, sigma, cs, ce)
         radius = float(cohen_radius(p_a, sigma)) if p_a > 0.5 else 0.0
-        return Certificate(c_a, radius, p_a, math.nan, method, subset, alpha, sigma, cs, ce)
+        return Certificate(c_a, radius, p_a, math.nan, bound, subset, alpha, sigma, cs, ce)
     each = alpha / lab.size  # |L| simultaneous bounds: A's lower, every other label's upper
     p_a = float(clopper_pearson_lower(int(ce[c_a]), n, each))
     others = lab[lab != c_a]
     p_b = float(np.max(clopper_pearson_upper(ce[others], np.full(others.size, n), each)))
     p_b = min(p_b, 1.0 - p_a)
     if p_a <= p_b:
-        return Certificate(ABSTAIN, 0.0, p_a, p_b, method, subset, alpha, sigma, cs, ce)
+        return Certificate(ABSTAIN, 0.0, p_a, p_b, bound, subset, alpha, sigma, cs, ce)
     radius = float(margin_radius(p_a, p_b, sigma))
-    return Certificate(c_a, radius, p_a, p_b, method, subset, alpha, sigma, cs, ce)
+    return Certificate(c_a, radius, p_a, p_b, bound, subset, alpha, sigma, cs, ce)

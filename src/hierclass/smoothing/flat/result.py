@@ -40,7 +40,8 @@ class SmoothResult:
     subset_counts : ndarray of int, shape [num_subsets, num_classes]
         Votes of the base classifier restricted to each subset (``argmax_{c in L}``).
     subset_certificates : dict
-        ``(method, subset) -> Certificate`` for the requested methods.
+        ``(bound, subset) -> Certificate`` for the requested bounds (``"cohen"``,
+        ``"margin"``).
     seconds : float
         Wall time spent sampling this input (its share of the batches its draws rode in).
 
@@ -84,7 +85,7 @@ def smooth_result(
     sigma: float,
     subsets: tuple[tuple[int, ...], ...] = (),
     head: Any = None,
-    methods: Sequence[str] = ("cohen", "margin"),
+    bounds: Sequence[str] = ("cohen", "margin"),
 ) -> SmoothResult:
     """The :class:`SmoothResult` of a sampled task (``task.counts``: selection, estimation).
 
@@ -108,12 +109,12 @@ def smooth_result(
         res.subsets = subsets
         res.subset_counts_select, res.subset_counts = s_sel, s_est
         for j, L in enumerate(subsets):
-            if "cohen" in methods:
+            if "cohen" in bounds:
                 res.subset_certificates[("cohen", L)] = certify_counts(
-                    s_sel[j], s_est[j], alpha, sigma, labels=L, method="cohen"
+                    s_sel[j], s_est[j], alpha, sigma, labels=L, bound="cohen"
                 )
-            if "margin" in methods:
+            if "margin" in bounds:
                 res.subset_certificates[("margin", L)] = certify_counts(
-                    sel[0], est[0], alpha, sigma, labels=L, method="margin"
+                    sel[0], est[0], alpha, sigma, labels=L, bound="margin"
                 )
     return res

@@ -253,8 +253,8 @@ class SamplingPlan:
                              router=not plan.is_leaf)  # fmt: skip
         cs, ce = self.node_counts(plan, sel), self.node_counts(plan, est)
         bins = tuple(int(v) for v in node.labels) if plan.renorm else None
-        method = "margin" if (plan.renorm and self.margin) else "cohen"
-        return NodeVotes(plan.path, "smoothed", outputs, cs, ce, bins, method, None, names,
+        bound = "margin" if (plan.renorm and self.margin) else "cohen"
+        return NodeVotes(plan.path, "smoothed", outputs, cs, ce, bins, bound, None, names,
                          router=not plan.is_leaf)  # fmt: skip
 
 

@@ -226,7 +226,7 @@ def certify_dataset(
                 _Output(out, FLAT_COLUMNS, resume, lambda r, lab, t: flat_row(r, lab, t, partition))
             )
             certify_many = lambda rows, ids: smooth.certify_many(  # noqa: E731
-                rows, n0, n, alpha, batch_size, indices=ids, subsets=subsets, methods=("cohen",)
+                rows, n0, n, alpha, batch_size, indices=ids, subsets=subsets, bounds=("cohen",)
             )
         else:
             part = hierarchy.partition
@@ -311,7 +311,7 @@ def certify_hierarchy(
     perturbed_keys: Sequence[str] | None = None,
     flat: Any = None,
     flat_input_key: str | None = None,
-    method: str = "renormalized",
+    leaf_certificate: str = "renormalized",
     device: str | torch.device | None = None,
     amp_dtype: torch.dtype | None = None,
     channels_last: bool | None = None,
@@ -359,7 +359,7 @@ def certify_hierarchy(
         As in :class:`~hierclass.smoothing.hierarchy.smooth.HierarchicalSmooth`.
     flat_input_key
         As in :class:`~hierclass.smoothing.hierarchy.smooth.HierarchicalSmooth`.
-    method
+    leaf_certificate
         As in :class:`~hierclass.smoothing.hierarchy.smooth.HierarchicalSmooth`.
     device
         As in :class:`~hierclass.smoothing.hierarchy.smooth.HierarchicalSmooth`.
@@ -410,7 +410,7 @@ def certify_hierarchy(
         sigma,
         seed=seed,
         perturbed_keys=perturbed_keys,
-        method=method,
+        leaf_certificate=leaf_certificate,
         flat=flat,
         flat_input_key=flat_input_key,
         device=device,
