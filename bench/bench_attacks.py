@@ -67,13 +67,13 @@ def main() -> None:
           "wall ratio theirs/early stop | clean acc | adv acc ours | adv acc early stop | "
           "adv acc theirs |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for norm, eps, alpha in settings:
+    for norm, eps, step_size in settings:
         # one seed for our three variants: their random starts are then the same
-        ours = PGD(model, eps, alpha, args.steps, norm=norm, seed=0)
-        plain = PGD(model, eps, alpha, args.steps, norm=norm, channels_last=False, seed=0)
-        early = PGD(model, eps, alpha, args.steps, norm=norm, early_stop=True, seed=0)
+        ours = PGD(model, eps, step_size, args.steps, norm=norm, seed=0)
+        plain = PGD(model, eps, step_size, args.steps, norm=norm, channels_last=False, seed=0)
+        early = PGD(model, eps, step_size, args.steps, norm=norm, early_stop=True, seed=0)
         cls = torchattacks.PGD if norm == "linf" else torchattacks.PGDL2
-        theirs = cls(model, eps=eps, alpha=alpha, steps=args.steps, random_start=True)
+        theirs = cls(model, eps=eps, alpha=step_size, steps=args.steps, random_start=True)
         ours(x, y), theirs(x, y), plain(x, y), early(x, y)  # warm-up (allocator, kernels)
         wall, cpu, t_ours, t_theirs, vs_plain, vs_early = [], [], [], [], [], []
         for _ in range(args.pairs):
@@ -98,7 +98,7 @@ def main() -> None:
             acc_early = (model(adv_early).argmax(1) == eval_y).float().mean()
             acc_theirs = (model(adv_theirs).argmax(1) == eval_y).float().mean()
         n = x.shape[0]
-        print(f"| {norm} eps={eps} alpha={alpha} | {n / statistics.median(t_ours):.0f} | "
+        print(f"| {norm} eps={eps} step_size={step_size} | {n / statistics.median(t_ours):.0f} | "
               f"{n / statistics.median(t_theirs):.0f} | {statistics.median(wall):.3f} "
               f"({min(wall):.2f}-{max(wall):.2f}) | {statistics.median(cpu):.3f} "
               f"({min(cpu):.2f}-{max(cpu):.2f}) | {statistics.median(vs_plain):.3f} | "
@@ -120,7 +120,9 @@ class _TreeOutput(nn.Module):
         return self.h(x)
 
 
-def hierarchy_strength(n: int, steps: int, eps: float = 0.1, alpha: float = 0.01) -> None:
+def hierarchy_strength(
+    n: int, steps: int, eps: float = 0.1, step_size: float = 0.01
+) -> None:
     data = mnist()
     p = LabelPartition({"round": [0, 2, 3, 5, 6, 8], "straight": [1, 4, 7, 9]}, num_labels=10)
     flat = small_cnn(10)
@@ -140,17 +142,19 @@ def hierarchy_strength(n: int, steps: int, eps: float = 0.1, alpha: float = 0.01
     rows = [
         ("none (natural accuracy)", robust(x)),
         ("torchattacks.PGD on the tree's output", robust(
-            torchattacks.PGD(tree_output, eps=eps, alpha=alpha, steps=steps)(x, y))),
-        ("PGD on the tree's output", robust(PGD(tree_output, eps, alpha, steps, seed=0)(x, y))),
-        ("PGD(h): surrogate, judged by the tree", robust(PGD(h, eps, alpha, steps, seed=0)(x, y))),
+            torchattacks.PGD(tree_output, eps=eps, alpha=step_size, steps=steps)(x, y))),
+        ("PGD on the tree's output",
+         robust(PGD(tree_output, eps, step_size, steps, seed=0)(x, y))),
+        ("PGD(h): surrogate, judged by the tree",
+         robust(PGD(h, eps, step_size, steps, seed=0)(x, y))),
     ]  # fmt: skip
-    report = evaluate_hierarchy(h, x, y, lambda m: PGD(m, eps, alpha, steps, seed=0))
+    report = evaluate_hierarchy(h, x, y, lambda m: PGD(m, eps, step_size, steps, seed=0))
     rows.append(("evaluate_hierarchy: worst case", report.adversarial_accuracy))
     rows.append(("sequential alone (node attacks, root first)", report.sequential_accuracy))
     rows.append(("joint alone (the attack PGD(h) runs)", report.joint_accuracy))
     rows.append((f"budgeted (one node: {report.budgeted_node})", report.budgeted_accuracy))
     print(f"README hierarchy on MNIST-5k, {n} test images, l-inf PGD-{steps}, eps={eps}, "
-          f"step {alpha}, threads={torch.get_num_threads()}")  # fmt: skip
+          f"step {step_size}, threads={torch.get_num_threads()}")  # fmt: skip
     print("| attack | robust accuracy |\n|---|---|")
     for name, acc in rows:
         print(f"| {name} | {100 * acc:.1f} % |")

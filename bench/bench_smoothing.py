@@ -218,7 +218,7 @@ def bench_hierarchy_and_subsets(n: int, m: int, reps: int, sigma: float) -> dict
     }
     for k, subs in subsets.items():
         cases[f"subsets_k{k}_{len(subs)}"] = lambda subs=subs: list(
-            smooth.certify_many(x, 100, n, 0.001, bs, subsets=subs, methods=("cohen",))
+            smooth.certify_many(x, 100, n, 0.001, bs, subsets=subs, bounds=("cohen",))
         )
     for fn in cases.values():
         fn()  # warm-up

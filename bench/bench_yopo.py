@@ -40,7 +40,7 @@ def main() -> None:
     ap.add_argument("--pretrain-epochs", type=int, default=2)
     ap.add_argument("--eps", type=float, default=0.1)
     ap.add_argument("--pgd-steps", type=int, default=40)
-    ap.add_argument("--pgd-alpha", type=float, default=0.01)
+    ap.add_argument("--pgd-step-size", type=float, default=0.01)
     ap.add_argument("--m", type=int, default=5)
     ap.add_argument("--n", type=int, default=10)
     ap.add_argument("--yopo-step", type=float, default=0.01)
@@ -62,7 +62,7 @@ def main() -> None:
     pre_y = data.y_train if not args.quick else y
     fit(init, pre_x, pre_y, epochs=args.pretrain_epochs, lr=args.lr, optimizer="sgd", batch_size=64,
         seed=args.seed, verbose=False)  # fmt: skip
-    pre_attack = PGD(init, args.eps, args.pgd_alpha, args.pgd_steps, seed=123)
+    pre_attack = PGD(init, args.eps, args.pgd_step_size, args.pgd_steps, seed=123)
     print(f"pretrained: clean test acc {accuracy(init, xt, yt):.3f}, PGD-{args.pgd_steps} "
           f"acc {accuracy(init, xt, yt, pre_attack):.3f}")  # fmt: skip
     pgd_model, yopo_model = copy.deepcopy(init), copy.deepcopy(init)
@@ -77,8 +77,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for epoch in range(1, args.epochs + 1):
             hist_pgd = fit_adversarial(
-                pgd_model, x, y, eps=args.eps, alpha=args.pgd_alpha, steps=args.pgd_steps,
-                epochs=epoch, checkpoint=Path(tmp, "pgd.pt"), **common,
+                pgd_model, x, y, eps=args.eps, step_size=args.pgd_step_size,
+                steps=args.pgd_steps, epochs=epoch, checkpoint=Path(tmp, "pgd.pt"), **common,
             )  # fmt: skip
             hist_yopo = fit_yopo(
                 yopo_model, x, y, m=args.m, n=args.n, eps=args.eps, step_size=args.yopo_step,
@@ -95,7 +95,7 @@ def main() -> None:
         (f"PGD-{args.pgd_steps} AT", pgd_model, hist_pgd),
         (f"YOPO-{args.m}-{args.n}", yopo_model, hist_yopo),
     ]:
-        attack = PGD(model, args.eps, args.pgd_alpha, args.pgd_steps, seed=123)
+        attack = PGD(model, args.eps, args.pgd_step_size, args.pgd_steps, seed=123)
         clean = accuracy(model, xt, yt)
         robust = accuracy(model, xt, yt, attack)
         rows.append((name, clean, robust, hist.total_seconds))

@@ -158,7 +158,7 @@ def table_ii(args, s, run, net, partition, xtr, ytr, xte, yte, device, figures) 
     run.log("YOPO-trained root, leaves and baseline")
 
     def make_attack(model):
-        return PGD(model, eps=eps, alpha=step, steps=s["steps"], seed=args.seed)
+        return PGD(model, eps=eps, step_size=step, steps=s["steps"], seed=args.seed)
 
     x, y = xte[: s["n_test"]].to(device), yte[: s["n_test"]].to(device)
     reports = {

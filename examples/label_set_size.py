@@ -87,7 +87,7 @@ def main(argv=None) -> int:
     subsets = [L for k in s["sizes"] if k > 1 for L in itertools.combinations(labels, k)]
     smooth = Smooth(model, 10, s["sigma"], seed=args.seed)
     results = smooth.certify_many(
-        x, s["n0"], s["n"], s["alpha"], s["batch"], subsets=subsets, methods=()
+        x, s["n0"], s["n"], s["alpha"], s["batch"], subsets=subsets, bounds=()
     )
     radii = {k: [] for k in s["sizes"]}
     for r, target in zip(results, y):
@@ -96,7 +96,7 @@ def main(argv=None) -> int:
                 continue
             cert = certify_counts(
                 r.subset_counts_select[j], r.subset_counts[j], s["alpha"], s["sigma"],
-                labels=L, method="cohen",
+                labels=L, bound="cohen",
             )  # fmt: skip
             radii[len(L)].append(cert.radius if cert.label == target else 0.0)
     run.log(f"certified {len(y)} inputs within {len(subsets)} label subsets each")

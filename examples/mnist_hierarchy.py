@@ -158,7 +158,7 @@ def main(argv=None) -> int:
 
     # ------------------------------------------------------------ 3. attacks
     def make_attack(model):
-        return PGD(model, eps=s["eps"], alpha=s["step"], steps=s["steps"], seed=args.seed)
+        return PGD(model, eps=s["eps"], step_size=s["step"], steps=s["steps"], seed=args.seed)
 
     x, y = xte.to(device), yte.to(device)
     reports = {

@@ -147,7 +147,7 @@ def test_smooth_counts_do_not_depend_on_the_layout(monkeypatch):
 def test_pgd_channels_last_matches_plain_and_follows_training():
     net = _rgb_net()
     x, y = torch.rand(6, 3, 6, 6), torch.tensor([0, 1, 2, 3, 0, 1])
-    kw = dict(eps=0.1, alpha=0.02, steps=5, seed=0)
+    kw = dict(eps=0.1, step_size=0.02, steps=5, seed=0)
     fast, plain = PGD(net, **kw, channels_last=True), PGD(net, **kw, channels_last=False)
     assert PGD(net, **kw).channels_last is None  # auto by default
     a, b = fast(x, y), plain(x, y)
@@ -162,11 +162,11 @@ def test_pgd_channels_last_matches_plain_and_follows_training():
 def test_pgd_auto_falls_back_for_view_models_and_rejects_bad_settings():
     net = ViewNet().eval()
     x, y = torch.rand(3, 3, 6, 6), torch.tensor([0, 1, 2])
-    auto = PGD(net, eps=0.1, alpha=0.05, steps=2, seed=0)
+    auto = PGD(net, eps=0.1, step_size=0.05, steps=2, seed=0)
     out = auto(x, y)
     assert auto.forward_ is net and out.shape == x.shape
     with pytest.raises(RuntimeError, match="view"):
-        PGD(net, eps=0.1, alpha=0.05, steps=2, channels_last=True)(x, y)
+        PGD(net, eps=0.1, step_size=0.05, steps=2, channels_last=True)(x, y)
     with pytest.raises(ValueError, match="4-D"):
         PGD(nn.Linear(3, 2), 0.1, 0.05, 2, channels_last=True)
     with pytest.raises(TypeError, match="channels_last"):

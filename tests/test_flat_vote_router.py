@@ -68,8 +68,8 @@ def test_vote_router_and_leaves_share_one_forward_pass():
     assert counted.rows == 3 * 220
 
 
-@pytest.mark.parametrize("method", ["renormalized", "margin"])
-def test_certificates_equal_an_explicit_router_on_the_same_draws(method):
+@pytest.mark.parametrize("leaf", ["renormalized", "margin"])
+def test_certificates_equal_an_explicit_router_on_the_same_draws(leaf):
     flat = _flat(1)
     shared = Hierarchy.from_flat_model(flat, PARTITION)
     explicit = Hierarchy(
@@ -78,8 +78,10 @@ def test_certificates_equal_an_explicit_router_on_the_same_draws(method):
     )
     x = list(torch.randn(6, 4))
     kw = dict(n0=30, n=400, alpha=0.01, batch_size=128, indices=range(6))
-    a = list(HierarchicalSmooth(shared, 0.5, flat=flat, method=method).certify_many(x, **kw))
-    b = list(HierarchicalSmooth(explicit, 0.5, flat=flat, method=method).certify_many(x, **kw))
+    a, b = (
+        list(HierarchicalSmooth(t, 0.5, flat=flat, leaf_certificate=leaf).certify_many(x, **kw))
+        for t in (shared, explicit)
+    )
     for ca, cb in zip(a, b):
         assert (ca.label, ca.route, ca.radius) == (cb.label, cb.route, cb.radius)
         assert [n.radius for n in ca.nodes] == [n.radius for n in cb.nodes]

@@ -66,7 +66,7 @@ def _data():
 
 
 def _pgd(model):
-    return PGD(model, EPS, alpha=0.025, steps=10, random_start=False)
+    return PGD(model, EPS, step_size=0.025, steps=10, random_start=False)
 
 
 WEAK_LOW, WEAK_HIGH, WEAK_ROOT = [4, 5, 6], [7], [8, 9]
@@ -249,7 +249,7 @@ def test_early_stop_pgd_gives_the_same_report(dict_input):
     kw = dict(perturbable=["image"]) if dict_input else {}
 
     def early(model):
-        return PGD(model, EPS, alpha=0.025, steps=10, random_start=False, early_stop=True)
+        return PGD(model, EPS, step_size=0.025, steps=10, random_start=False, early_stop=True)
 
     # node attacks: a fooled node fools the hierarchy, so stopping there loses nothing
     full = evaluate_hierarchy(h, batch, y, _pgd, joint=False, **kw)

@@ -47,7 +47,7 @@ def _tree(d: int = 6, input_range=None) -> Hierarchy:
 
 
 def _syncs_of(count_syncs, h, x, y, steps: int, **kw) -> int:
-    attack = PGD(h, eps=0.2, alpha=0.05, steps=steps, seed=0, **kw)
+    attack = PGD(h, eps=0.2, step_size=0.05, steps=steps, seed=0, **kw)
     before = count_syncs["n"]
     attack(x, y)
     return count_syncs["n"] - before
@@ -73,12 +73,12 @@ def test_the_verdict_from_the_pass_is_predicts() -> None:
 def test_pgd_on_a_hierarchy_returns_what_judging_with_predict_returns(monkeypatch) -> None:
     h = _tree()
     x, y = torch.rand(32, 6), torch.randint(0, 5, (32,))
-    fast = PGD(h, eps=0.2, alpha=0.05, steps=10, seed=0, restarts=2)(x, y)
+    fast = PGD(h, eps=0.2, step_size=0.05, steps=10, seed=0, restarts=2)(x, y)
     # the judge as it was: a second, routed pass through h.predict at every iterate
     monkeypatch.setattr(
         TreeSurrogate, "judge", lambda self, xm, scores=None: self.h.predict(self._full(xm))
     )
-    slow = PGD(h, eps=0.2, alpha=0.05, steps=10, seed=0, restarts=2)(x, y)
+    slow = PGD(h, eps=0.2, step_size=0.05, steps=10, seed=0, restarts=2)(x, y)
     assert torch.equal(fast, slow)
 
 
@@ -99,14 +99,14 @@ def test_scores_turning_non_finite_mid_attack_are_still_refused() -> None:
     h = Hierarchy(Router(nn.Linear(6, 2), p), [Leaf(_NanAbove(0.55), [0, 1]), None])
     x = torch.full((4, 6), 0.5)  # finite scores at the clean input; PGD moves x0 past 0.55
     with pytest.raises(ValueError, match=r"Leaf's model returned non-finite scores .* rows"):
-        PGD(h, eps=0.2, alpha=0.05, steps=4, random_start=False)(x, torch.tensor([0, 1, 0, 1]))
+        PGD(h, eps=0.2, step_size=0.05, steps=4, random_start=False)(x, torch.tensor([0, 1, 0, 1]))
 
 
 def test_an_iterate_outside_the_declared_range_is_still_refused() -> None:
     h = _tree(input_range=(0.0, 0.6))
     x = torch.full((4, 6), 0.55)  # in range; a step of 0.1 leaves it
     with pytest.raises(ValueError, match=r"input must lie in \[0, 0.6\] \(the declared"):
-        PGD(h, eps=0.3, alpha=0.1, steps=3, random_start=False)(x, torch.tensor([0, 1, 3, 4]))
+        PGD(h, eps=0.3, step_size=0.1, steps=3, random_start=False)(x, torch.tensor([0, 1, 3, 4]))
 
 
 def _flag(t: torch.Tensor) -> torch.Tensor:
@@ -158,8 +158,9 @@ def test_a_rule_turning_out_of_range_mid_attack_is_still_refused() -> None:
     with torch.no_grad():  # leaf "a" loses label 0 as x0 grows: PGD raises x0
         h.children[0].model.weight.zero_()
         h.children[0].model.weight[:, 0] = torch.tensor([-1.0, 1.0])
+    attack = PGD(h, eps=0.2, step_size=0.1, steps=3, random_start=False)
     with pytest.raises(ValueError, match=r"rule returned class ids \[5\] outside 0..1"):
-        PGD(h, eps=0.2, alpha=0.1, steps=3, random_start=False)(x, torch.zeros(4, dtype=torch.long))
+        attack(x, torch.zeros(4, dtype=torch.long))
 
 
 def test_a_tree_used_under_inference_mode_can_be_attacked_after() -> None:
@@ -167,4 +168,4 @@ def test_a_tree_used_under_inference_mode_can_be_attacked_after() -> None:
     x, y = torch.rand(8, 6), torch.randint(0, 5, (8,))
     with torch.inference_mode():
         h.predict(x)  # whatever the tree keeps from this call must serve autograd later
-    PGD(h, eps=0.2, alpha=0.05, steps=2, seed=0)(x, y)
+    PGD(h, eps=0.2, step_size=0.05, steps=2, seed=0)(x, y)

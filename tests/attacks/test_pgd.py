@@ -55,7 +55,7 @@ def test_linf_reaches_analytic_corner_of_linear_model(random_start):
     eps = 0.1
     # CE of class 0 grows as the margin 2 w.x shrinks: best point is x - eps*sign(w) in the box.
     expected = (x - eps * w.sign()).clamp(0, 1)
-    x_adv = PGD(net, eps, alpha=0.03, steps=20, random_start=random_start)(x, y)
+    x_adv = PGD(net, eps, step_size=0.03, steps=20, random_start=random_start)(x, y)
     torch.testing.assert_close(x_adv, expected, atol=1e-6, rtol=0)
 
 
@@ -69,7 +69,7 @@ def test_l2_reaches_analytic_point_of_linear_model(random_start):
     eps = 0.25
     # Class 1's margin is -2 w.x: the worst point moves along +w / ||w||.
     expected = x + eps * w / w.norm()
-    x_adv = PGD(net, eps, alpha=eps / 2, steps=60, norm="l2", random_start=random_start)(x, y)
+    x_adv = PGD(net, eps, step_size=eps / 2, steps=60, norm="l2", random_start=random_start)(x, y)
     # The loss is first-order exact: the attained margin is the analytic optimum.
     gain = ((x_adv - x) * w).flatten(1).sum(1)
     torch.testing.assert_close(
@@ -184,7 +184,7 @@ def test_sample_fooled_midway_stays_fooled():
 
     x = torch.full((1, 1, 2, 2), 0.5)
     y = torch.zeros(1, dtype=torch.long)
-    x_adv = PGD(Slab(), eps=0.3, alpha=0.1, steps=3, random_start=False)(x, y)
+    x_adv = PGD(Slab(), eps=0.3, step_size=0.1, steps=3, random_start=False)(x, y)
     s = float(x_adv.flatten()[0])
     assert 0.55 < s < 0.65  # the fooled iterate (0.6), not the final one (0.8)
 
@@ -192,13 +192,13 @@ def test_sample_fooled_midway_stays_fooled():
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        (dict(eps=-0.1, alpha=0.1, steps=1), "eps must be >= 0"),
-        (dict(eps=0.1, alpha=0.0, steps=1), "alpha"),
-        (dict(eps=0.1, alpha=0.1, steps=0), "steps must be >= 1"),
-        (dict(eps=0.1, alpha=0.1, steps=1, norm="l1"), "norm must be one of"),
-        (dict(eps=0.1, alpha=0.1, steps=1, restarts=0), "restarts"),
-        (dict(eps=0.1, alpha=0.1, steps=1, restarts=2, random_start=False), "random_start"),
-        (dict(eps=float("nan"), alpha=0.1, steps=1), "finite"),
+        (dict(eps=-0.1, step_size=0.1, steps=1), "eps must be >= 0"),
+        (dict(eps=0.1, step_size=0.0, steps=1), "step_size"),
+        (dict(eps=0.1, step_size=0.1, steps=0), "steps must be >= 1"),
+        (dict(eps=0.1, step_size=0.1, steps=1, norm="l1"), "norm must be one of"),
+        (dict(eps=0.1, step_size=0.1, steps=1, restarts=0), "restarts"),
+        (dict(eps=0.1, step_size=0.1, steps=1, restarts=2, random_start=False), "random_start"),
+        (dict(eps=float("nan"), step_size=0.1, steps=1), "finite"),
     ],
 )
 def test_bad_settings_raise(kwargs, match):
@@ -251,8 +251,8 @@ def digits_model():
     return net, x[1400:], y[1400:]
 
 
-@pytest.mark.parametrize("norm,eps,alpha", [("linf", 0.06, 0.015), ("l2", 0.5, 0.125)])
-def test_at_least_as_strong_as_torchattacks(digits_model, norm, eps, alpha):
+@pytest.mark.parametrize("norm,eps,step_size", [("linf", 0.06, 0.015), ("l2", 0.5, 0.125)])
+def test_at_least_as_strong_as_torchattacks(digits_model, norm, eps, step_size):
     torchattacks = pytest.importorskip("torchattacks")
     net, x, y = digits_model
     with torch.no_grad():
@@ -267,15 +267,16 @@ def test_at_least_as_strong_as_torchattacks(digits_model, norm, eps, alpha):
 
     # Deterministic start: same path, plus our best-iterate bookkeeping, so every sample
     # they break we break too.
-    ours_ok = robust(PGD(net, eps, alpha, steps, norm=norm, random_start=False)(x, y))
-    theirs_ok = robust(peer_cls(net, eps=eps, alpha=alpha, steps=steps, random_start=False)(x, y))
+    ours_ok = robust(PGD(net, eps, step_size, steps, norm=norm, random_start=False)(x, y))
+    theirs = peer_cls(net, eps=eps, alpha=step_size, steps=steps, random_start=False)
+    theirs_ok = robust(theirs(x, y))
     assert theirs_ok.float().mean() < clean.float().mean() - 0.2  # both attacks bite
     assert not (ours_ok & ~theirs_ok).any()
 
     # Random starts from different seeds: a paired sign test on the discordant samples.
-    ours_ok = robust(PGD(net, eps, alpha, steps, norm=norm, seed=1)(x, y))
+    ours_ok = robust(PGD(net, eps, step_size, steps, norm=norm, seed=1)(x, y))
     torch.manual_seed(0)
-    theirs_ok = robust(peer_cls(net, eps=eps, alpha=alpha, steps=steps)(x, y))
+    theirs_ok = robust(peer_cls(net, eps=eps, alpha=step_size, steps=steps)(x, y))
     only_ours_fail = int((ours_ok & ~theirs_ok).sum())
     discordant = only_ours_fail + int((~ours_ok & theirs_ok).sum())
     if discordant:
@@ -284,14 +285,14 @@ def test_at_least_as_strong_as_torchattacks(digits_model, norm, eps, alpha):
         assert p > 1e-3, (only_ours_fail, discordant)
 
 
-@pytest.mark.parametrize("norm,eps,alpha", [("linf", 0.08, 0.02), ("l2", 0.12, 0.03)])
+@pytest.mark.parametrize("norm,eps,step_size", [("linf", 0.08, 0.02), ("l2", 0.12, 0.03)])
 @pytest.mark.parametrize("restarts,targeted", [(1, False), (3, False), (2, True)])
-def test_early_stop_fools_the_same_samples(norm, eps, alpha, restarts, targeted):
+def test_early_stop_fools_the_same_samples(norm, eps, step_size, restarts, targeted):
     net = _tiny_net(seed=4)
     x, y = torch.rand(300, 1, 4, 4), torch.randint(0, 4, (300,))
     kw = dict(norm=norm, restarts=restarts, targeted=targeted, seed=2)
-    full = PGD(net, eps, alpha, 6, **kw)(x, y)
-    early = PGD(net, eps, alpha, 6, **kw, early_stop=True)(x, y)
+    full = PGD(net, eps, step_size, 6, **kw)(x, y)
+    early = PGD(net, eps, step_size, 6, **kw, early_stop=True)(x, y)
     with torch.no_grad():
         hit_full, hit_early = net(full).argmax(1) == y, net(early).argmax(1) == y
     success_full = hit_full if targeted else ~hit_full
@@ -321,7 +322,7 @@ def test_early_stop_returns_the_first_fooling_iterate_and_stops():
     # samples 2-3 far above it (sum 3.8: out of reach at eps 0.1)
     x = torch.tensor([0.52, 0.52, 0.95, 0.95]).repeat_interleave(4).view(4, 1, 2, 2)
     y = torch.zeros(4, dtype=torch.long)
-    attack = PGD(Counting(), eps=0.1, alpha=0.05, steps=4, random_start=False, early_stop=True)
+    attack = PGD(Counting(), eps=0.1, step_size=0.05, steps=4, random_start=False, early_stop=True)
     x_adv = attack(x, y)
     # steps 1-2 run all 4 samples (step 2's forward finds 0-1 fooled); steps 3-4 run 2
     assert calls == [4, 4, 2, 2]

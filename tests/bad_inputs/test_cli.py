@@ -103,6 +103,27 @@ def test_a_finished_outfile_is_not_recomputed(tmp_path, model_file, monkeypatch)
     assert out.read_text() == before and seen in ([], [[]])
 
 
+def test_a_sidecar_with_the_old_method_key_is_a_clear_mismatch(tmp_path, hierarchy_dir):
+    # A sidecar written before --method became --leaf-certificate: refused in one line naming
+    # the rename (not a KeyError, and not silently resumed); renaming the key resumes it.
+    out = tmp_path / "h.tsv"
+    assert _run("certify", hierarchy_dir, out, *FAST, "--max", "2", "--quiet")[0] == 0
+    sidecar = tmp_path / "h.tsv.settings.json"
+    settings = json.loads(sidecar.read_text())
+    assert settings["leaf_certificate"] == "renormalized" and "method" not in settings
+    settings["method"] = settings.pop("leaf_certificate")
+    sidecar.write_text(json.dumps(settings))
+    before = out.read_text()
+    line = refuses("certify", hierarchy_dir, out, *FAST, "--max", "3", "--quiet",
+                   match=r"computed with method renormalized, which this version")  # fmt: skip
+    assert "method -> leaf_certificate" in line and "h.tsv.settings.json" in line
+    assert out.read_text() == before
+    settings["leaf_certificate"] = settings.pop("method")
+    sidecar.write_text(json.dumps(settings))
+    assert _run("certify", hierarchy_dir, out, *FAST, "--max", "3", "--quiet")[0] == 0
+    assert out.read_text().count("\n") == 4  # header and three rows
+
+
 def test_resume_from_garbage_names_the_file_and_line(tmp_path, model_file):
     out = tmp_path / "flat.tsv"
     shard = tmp_path / "flat.tsv.shard0of1"

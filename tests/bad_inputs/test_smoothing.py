@@ -91,9 +91,14 @@ def test_drivers_check_the_whole_data_set_before_sampling(tmp_path):
         certify_dataset(Smooth(_Conv(), 4, 0.25), x.long(), y, n0=10, n=20, verbose=False)
 
 
-def test_bad_method_and_index():
-    with pytest.raises(ValueError, match=r"method must be one of \('renormalized', 'margin'\)"):
-        HierarchicalSmooth(_tree(_Conv()), 0.25, method="ratio")
+def test_bad_leaf_certificate_and_index():
+    valid = r"leaf_certificate must be one of \('renormalized', 'margin'\)"
+    with pytest.raises(ValueError, match=valid + ", got 'ratio'"):
+        HierarchicalSmooth(_tree(_Conv()), 0.25, leaf_certificate="ratio")
+    with pytest.raises(ValueError, match=valid + ", got 'cohen'"):  # the removed old name
+        HierarchicalSmooth(_tree(_Conv()), 0.25, leaf_certificate="cohen")
+    with pytest.raises(TypeError, match="unexpected keyword argument 'method'"):
+        HierarchicalSmooth(_tree(_Conv()), 0.25, method="renormalized")
     with pytest.raises(ValueError, match="noise indices must be >= 0, got -1"):
         Smooth(_Conv(), 4, 0.25).certify(IMG, 10, 20, 0.1, 16, index=-1)
     with pytest.raises(TypeError, match="index must be an int >= 0 or None, got float"):

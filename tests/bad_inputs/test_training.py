@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from hierclass.models import SmallCNN
 from hierclass.training import evaluate_accuracy, fit, fit_adversarial, fit_yopo
+from hierclass.training.yopo import yopo_step, yopo_train_step
 
 from ._battery import refused
 
@@ -181,13 +182,14 @@ def test_an_old_adversarial_checkpoint_is_refused_with_the_reason(tmp_path) -> N
     torch.save({"model": net.state_dict(), "optimizer": {}, "history": {}, "epoch": 1,
                 "config": {"method": "pgd"}}, old)  # fmt: skip
     with refused(ValueError, "older hierclass adversarial trainer", "start afresh"):
-        fit_adversarial(net, _x(), _y(), eps=0.1, alpha=0.05, steps=1, epochs=2,
+        fit_adversarial(net, _x(), _y(), eps=0.1, step_size=0.05, steps=1, epochs=2,
                         verbose=False, checkpoint=old)  # fmt: skip
 
 
 ADV_CASES = [
     ("eps nan", dict(eps=math.nan), ValueError, ["eps must be finite", "nan"]),
-    ("alpha 0", dict(alpha=0.0), ValueError, ["alpha", "> 0"]),
+    ("step_size 0", dict(step_size=0.0), ValueError, ["step_size must be > 0"]),
+    ("alpha=", dict(alpha=0.05), TypeError, ["fit_adversarial's step size is step_size="]),
     ("steps 0", dict(steps=0), ValueError, ["steps must be >= 1", "0"]),
     ("norm", dict(norm="l0"), ValueError, ["norm must be one of", "l0"]),
     ("inf input", dict(x=_with(math.inf)), ValueError, ["x must be finite"]),
@@ -210,7 +212,7 @@ ADV_CASES = [
 
 @pytest.mark.parametrize("what, kwargs, error, fragments", ADV_CASES, ids=[c[0] for c in ADV_CASES])
 def test_fit_adversarial_refuses(what, kwargs, error, fragments) -> None:
-    args = dict(x=_x(), y=_y(), eps=0.1, alpha=0.05, steps=1, epochs=1, verbose=False)
+    args = dict(x=_x(), y=_y(), eps=0.1, step_size=0.05, steps=1, epochs=1, verbose=False)
     args.update(kwargs)
     with refused(error, *fragments):
         fit_adversarial(_model(), args.pop("x"), args.pop("y"), **args)
@@ -223,8 +225,8 @@ YOPO_CASES = [
         TypeError,
         ["layer_one", "Sequential"],
     ),
-    ("two step sizes", dict(step_size=0.1), TypeError, ["alpha or step_size"]),
-    ("no step size", dict(alpha=None), TypeError, ["inner step size"]),
+    ("alpha=", dict(alpha=0.05), TypeError, ["fit_yopo's step size is step_size="]),
+    ("step_size 0", dict(step_size=0.0), ValueError, ["step_size must be > 0"]),
     ("m 0", dict(m=0), ValueError, [r"m \(full passes per batch\) must be an int >= 1", "0"]),
     ("n 0", dict(n=0), ValueError, [r"n \(inner steps\) must be >= 1", "0"]),
     ("accumulation", dict(grad_accumulation="max"), ValueError, ["grad_accumulation", "max"]),
@@ -235,11 +237,30 @@ YOPO_CASES = [
 @pytest.mark.parametrize("what, kwargs, error, fragments", YOPO_CASES,
                          ids=[c[0] for c in YOPO_CASES])  # fmt: skip
 def test_fit_yopo_refuses(what, kwargs, error, fragments) -> None:
-    args = dict(model=_model(), x=_x(), y=_y(), m=1, n=1, eps=0.1, alpha=0.05, epochs=1,
+    args = dict(model=_model(), x=_x(), y=_y(), m=1, n=1, eps=0.1, step_size=0.05, epochs=1,
                 verbose=False)  # fmt: skip
     args.update(kwargs)
     with refused(error, *fragments):
         fit_yopo(args.pop("model"), args.pop("x"), args.pop("y"), **args)
+
+
+ALPHA_CALLS = {
+    "fit_adversarial": lambda: fit_adversarial(_model(), _x(), _y(), eps=0.1, alpha=0.05, steps=1),
+    "fit_yopo": lambda: fit_yopo(_model(), _x(), _y(), m=1, n=1, eps=0.1, alpha=0.05),
+    "yopo_step": lambda: yopo_step(_model(), _x(), _y(), m=1, n=1, eps=0.1, alpha=0.05),
+    "yopo_train_step": lambda: yopo_train_step(
+        m=1, n=1, eps=0.1, alpha=0.05, norm="linf", grad_accumulation="mean"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ALPHA_CALLS))
+def test_torchattacks_alpha_is_refused_naming_step_size(name) -> None:
+    # torchattacks' name for the step size, without step_size=: one line naming the keyword,
+    # before Python's "missing argument" (alpha is smoothing's failure probability here).
+    with refused(TypeError, rf"^{name}'s step size is step_size= \(alpha is smoothing's failure "
+                 r"probability\)$"):  # fmt: skip
+        ALPHA_CALLS[name]()
 
 
 EVAL_CASES = [

@@ -62,7 +62,7 @@ def test_radius_formulas():
         (lambda: cohen_radius(0.9, -1.0), ValueError),
         (lambda: certify_counts([1, 2], [3, 4], 0.1, 0.5, labels=[]), ValueError),
         (lambda: certify_counts([1, 2], [3, 4], 0.1, 0.5, labels=[0, 2]), ValueError),
-        (lambda: certify_counts([1, 2], [3, 4], 0.1, 0.5, method="ratio"), ValueError),
+        (lambda: certify_counts([1, 2], [3, 4], 0.1, 0.5, bound="ratio"), ValueError),
     ],
 )
 def test_bad_arguments(call, err):
@@ -79,7 +79,7 @@ def test_certify_counts_rules():
     assert c.label == 1 and c.radius == math.inf
     # margin: alpha split across the |L| labels bounded
     cs, ce = np.array([1, 90, 5, 4]), np.array([10, 900, 60, 30])
-    m = certify_counts(cs, ce, 0.01, 0.5, method="margin")
+    m = certify_counts(cs, ce, 0.01, 0.5, bound="margin")
     pa = clopper_pearson_lower(900, 1000, 0.01 / 4)
     pb = max(clopper_pearson_upper(k, 1000, 0.01 / 4) for k in (10, 60, 30))
     assert m.p_lower == pytest.approx(pa) and m.p_upper == pytest.approx(pb)
@@ -97,6 +97,6 @@ def test_margin_never_shrinks_with_the_subset():
         prev = -1.0
         for k in range(len(others), 0, -1):  # nested, shrinking subsets that keep the top label
             L = [top] + others[:k]
-            r = certify_counts(sel, est, 0.01, 0.5, labels=L, method="margin").radius
+            r = certify_counts(sel, est, 0.01, 0.5, labels=L, bound="margin").radius
             assert r >= prev - 1e-12
             prev = r

@@ -182,21 +182,43 @@ def test_help_is_plain_text():
     assert "--N0" in sub.choices["certify"].format_help()
 
 
-def test_method_help_offers_two_certificates_and_old_spelling_still_reads(capsys):
-    """``--help`` names renormalized and margin only; ``cohen`` (the old name) still parses
-    as renormalized; anything else is one line naming what was expected."""
+def _certify_parser():
     import argparse
 
     from hierclass.commands import certify as certify_cmd
 
     parser = argparse.ArgumentParser()
     certify_cmd.add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["certify", "m.pt", "o.tsv", "--sigma", "0.25", "--method", "cohen"])
-    assert args.method == "renormalized"
+    return parser
+
+
+def test_leaf_certificate_help_offers_two_certificates_and_refuses_others(capsys):
+    """``--help`` names renormalized and margin; ``cohen`` (the removed old name) and anything
+    else is one line naming the valid values."""
+    from hierclass.commands import certify as certify_cmd
+    from hierclass.smoothing.hierarchy.smooth import LEAF_CERTIFICATES
+
+    assert certify_cmd.LEAF_CERTIFICATES == LEAF_CERTIFICATES  # spelled out in the CLI
+    parser = _certify_parser()
+    base = ["certify", "m.pt", "o.tsv", "--sigma", "0.25"]
+    args = parser.parse_args([*base, "--leaf-certificate", "margin"])
+    assert args.leaf_certificate == "margin"
+    assert parser.parse_args(base).leaf_certificate == "renormalized"
     with pytest.raises(SystemExit):
         parser.parse_args(["certify", "--help"])
     text = capsys.readouterr().out
-    assert "{renormalized,margin}" in text and "cohen" not in text
+    assert "--leaf-certificate {renormalized,margin}" in text and "cohen" not in text
+    for bad in ("x", "cohen"):
+        with pytest.raises(SystemExit):
+            parser.parse_args([*base, "--leaf-certificate", bad])
+        err = capsys.readouterr().err
+        assert f"expected one of renormalized, margin, got '{bad}'" in err
+
+
+def test_the_old_method_flag_is_gone(capsys):
     with pytest.raises(SystemExit):
-        parser.parse_args(["certify", "m.pt", "o.tsv", "--sigma", "0.25", "--method", "x"])
-    assert "expected renormalized or margin, got 'x'" in capsys.readouterr().err
+        _certify_parser().parse_args(
+            ["certify", "m.pt", "o.tsv", "--sigma", "0.25", "--method", "margin"]
+        )
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --method margin" in err

@@ -1,7 +1,5 @@
 """The one data-set driver: flat and hierarchy, resume rules, forwarded options."""
 
-import warnings
-
 import numpy as np
 import pytest
 import torch
@@ -67,7 +65,7 @@ def test_certify_hierarchy_forwards_every_option():
     ref = certify_hierarchy(h, x, y, flat=flat, **KW)
     fwd = certify_hierarchy(
         h, x, y, flat=flat, device="cpu", channels_last=False, amp_dtype=None,
-        flat_input_key=None, input_range=(0, 1), method="renormalized", **KW,
+        flat_input_key=None, input_range=(0, 1), leaf_certificate="renormalized", **KW,
     )  # fmt: skip
     assert fwd.hierarchy["radius"].tolist() == ref.hierarchy["radius"].tolist()
     with pytest.raises(ValueError, match=r"input_range|lie in \[0, 0.5\]"):
@@ -76,15 +74,13 @@ def test_certify_hierarchy_forwards_every_option():
     assert len(amp.hierarchy) == 5
 
 
-def test_cohen_is_the_deprecated_name_of_renormalized():
-    h, flat = _tree()
+def test_cohen_is_no_longer_a_leaf_certificate_and_method_is_no_keyword():
+    h, _ = _tree()
     x, y = _data()
-    with pytest.warns(DeprecationWarning, match="renormalized"):
-        old = certify_hierarchy(h, x, y, method="cohen", **KW)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        new = certify_hierarchy(h, x, y, method="renormalized", **KW)
-    assert old.hierarchy["radius"].tolist() == new.hierarchy["radius"].tolist()
+    with pytest.raises(ValueError, match=r"one of \('renormalized', 'margin'\), got 'cohen'"):
+        certify_hierarchy(h, x, y, leaf_certificate="cohen", **KW)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'method'"):
+        certify_hierarchy(h, x, y, method="renormalized", **KW)
 
 
 def test_table_without_a_flat_baseline(tmp_path):

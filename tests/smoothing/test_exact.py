@@ -67,22 +67,22 @@ def test_several_classes_and_subsets(labels):
         else:
             L = tuple(sorted(labels))
             certs = {m: res.subset_certificates[(m, L)] for m in ("cohen", "margin")}
-        for method, cert in certs.items():
+        for bound, cert in certs.items():
             if cert is None:
                 continue
-            if method == "cohen":  # base renormalisation: smooth argmax_{c in L} logits
+            if bound == "cohen":  # base renormalisation: smooth argmax_{c in L} logits
                 base, among = labels, labels
             else:  # restricted margin: argmax over L of the flat smoothed probabilities
                 base, among = None, labels
             c0, exact = model.exact_radius(t0, SIGMA, base_labels=base, among=among)
-            assert cert.radius <= exact + 1e-9, (method, t0)
+            assert cert.radius <= exact + 1e-9, (bound, t0)
             p = model.probs(t0, SIGMA, base)
             if cert.label != -1:
                 assert cert.label == c0
             # tightness window from the true probabilities
             L = list(range(4)) if among is None else list(among)
             top = L[int(np.argmax(p[L]))]
-            if method == "cohen":
+            if bound == "cohen":
                 floor = SIGMA * norm.ppf(
                     max(0.5, clopper_pearson_lower(_low_count(n, p[top]), n, ALPHA))
                 )
@@ -92,7 +92,7 @@ def test_several_classes_and_subsets(labels):
                 pb = max(clopper_pearson_upper(_high_count(n, p[c]), n, a) for c in L if c != top)
                 pb = min(pb, 1 - pa)
                 floor = max(0.0, SIGMA / 2 * (norm.ppf(pa) - norm.ppf(pb)))
-            assert cert.radius >= floor - 1e-9, (method, t0)
+            assert cert.radius >= floor - 1e-9, (bound, t0)
 
 
 def test_flat_margin_matches_theory_and_beats_nothing_it_should_not():

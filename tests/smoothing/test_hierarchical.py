@@ -133,8 +133,8 @@ def test_bad_hierarchy_arguments():
         HierarchicalSmooth(flat, SIGMA)
     with pytest.raises(ValueError, match="sigma"):
         HierarchicalSmooth(h, 0.0)
-    with pytest.raises(ValueError, match="method"):
-        HierarchicalSmooth(h, SIGMA, method="ratio")
+    with pytest.raises(ValueError, match="leaf_certificate must be one of"):
+        HierarchicalSmooth(h, SIGMA, leaf_certificate="ratio")
     with pytest.raises(ValueError, match="plain tensor"):
         HierarchicalSmooth(h, SIGMA, perturbed_keys=("image",)).certify(torch.rand(6), 5, 5)
     with pytest.raises(ValueError, match="outside"):

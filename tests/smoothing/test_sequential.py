@@ -20,7 +20,11 @@ from hierclass.smoothing.records.rows import certified_column
 from hierclass.smoothing.records.tsv import merge_results, read_results
 from hierclass.smoothing.runs.distributed import shard
 from hierclass.smoothing.runs.sequential import certify_radii_dataset
-from hierclass.smoothing.sequential.sessions import check_radii, radius_thresholds, sequential_setup
+from hierclass.smoothing.sequential.sessions import (
+    check_radii_to_certify,
+    radius_thresholds,
+    sequential_setup,
+)
 
 from .helpers import ProjectedLinear
 
@@ -128,7 +132,7 @@ def test_bad_arguments(linear):
     with pytest.raises(ValueError, match="at least one radius"):
         smooth.certify_radii(x, [])
     with pytest.raises(TypeError, match="sequence of floats"):
-        check_radii("0.5")
+        check_radii_to_certify("0.5")
     with pytest.raises(ValueError, match="max_n must be an int >= 1"):
         smooth.certify_radii(x, [0.5], max_n=0)
     with pytest.raises(ValueError, match="ratio must be"):

@@ -197,8 +197,8 @@ def test_bad_input_loses_nothing(tree, tmp_path):
     with pytest.raises(ValueError, match="finite"):
         certify_hierarchy_radii_dataset(hs, bad, y, RADII, out=out, **KW)
     assert not out.exists() or len(read_results(out)) == 0
-    margin = HierarchicalSmooth(h, SIGMA, flat=flat, method="margin")
-    with pytest.raises(ValueError, match="method='renormalized'"):
+    margin = HierarchicalSmooth(h, SIGMA, flat=flat, leaf_certificate="margin")
+    with pytest.raises(ValueError, match="leaf_certificate='renormalized'"):
         certify_hierarchy_radii_dataset(margin, x, y, RADII, **KW)
 
 
@@ -253,7 +253,7 @@ def test_cli_hierarchy_radii_end_to_end(saved_tree, tmp_path, capsys):
         ("0,-1", [], "--radii must be finite and >= 0"),
         ("0,nan", [], "--radii must be finite and >= 0"),
         ("0,x", [], "--radii must be comma-separated numbers"),
-        ("0,0.5", ["--method", "margin"], "--method renormalized only"),
+        ("0,0.5", ["--leaf-certificate", "margin"], "--leaf-certificate renormalized only"),
     ],
 )
 def test_cli_hierarchy_radii_bad_input_is_one_line(

@@ -79,9 +79,28 @@ def test_subsets_from_the_same_samples_equal_separate_runs():
         assert cert.label == (-1 if expect.label == -1 else L[expect.label])
         margin = res.subset_certificates[("margin", L)]
         recomputed = certify_counts(
-            res.counts_select, res.counts, 0.01, 0.5, labels=L, method="margin"
+            res.counts_select, res.counts, 0.01, 0.5, labels=L, bound="margin"
         )
         assert margin.radius == recomputed.radius
+
+
+def test_bounds_name_the_subset_certificates_and_the_old_keywords_are_gone():
+    s = Smooth(_linear(k=4), 4, sigma=0.5, seed=0)
+    x, L = torch.rand(6), (0, 2)
+    res = s.certify_detailed(x, 20, 200, 0.01, 128, index=1, subsets=[L], bounds=("margin",))
+    assert set(res.subset_certificates) == {("margin", L)}
+    assert res.subset_certificates[("margin", L)].bound == "margin"
+    assert res.certificate.bound == "cohen"
+    with pytest.raises(ValueError, match=r"bounds must be drawn from \('cohen', 'margin'\)"):
+        s.certify_detailed(x, 20, 200, 0.01, 128, subsets=[L], bounds=("renormalized",))
+    with pytest.raises(TypeError, match="unexpected keyword argument 'methods'"):
+        s.certify_detailed(x, 20, 200, 0.01, 128, subsets=[L], methods=("cohen",))
+    with pytest.raises(TypeError, match="unexpected keyword argument 'methods'"):
+        s.certify_many([x], 20, 200, 0.01, 128, subsets=[L], methods=("cohen",))
+    with pytest.raises(TypeError, match="unexpected keyword argument 'method'"):
+        certify_counts([1, 9], [10, 90], 0.01, 0.5, method="margin")
+    with pytest.raises(ValueError, match=r"bound must be one of \('cohen', 'margin'\)"):
+        certify_counts([1, 9], [10, 90], 0.01, 0.5, bound="renormalized")
 
 
 def test_all_subsets_of_size_k_ranking_and_masked_heads_agree():

@@ -33,11 +33,11 @@ def test_adversarial_training_beats_standard_training_under_attack(digits):
     x, y, xt, yt = digits
     common = dict(epochs=6, lr=0.1, batch_size=50, verbose=False, seed=0)
     robust = _mlp()
-    hist = fit_adversarial(robust, x, y, eps=0.2, alpha=0.07, steps=5, x_eval=xt, y_eval=yt,
+    hist = fit_adversarial(robust, x, y, eps=0.2, step_size=0.07, steps=5, x_eval=xt, y_eval=yt,
                            **common)  # fmt: skip
     # The control: same loop, no perturbation budget (eps=0 makes PGD the identity).
     plain = _mlp()
-    fit_adversarial(plain, x, y, eps=0.0, alpha=0.03, steps=1, **common)
+    fit_adversarial(plain, x, y, eps=0.0, step_size=0.03, steps=1, **common)
     attack_r = PGD(robust, 0.2, 0.04, 10, seed=0)
     attack_p = PGD(plain, 0.2, 0.04, 10, seed=0)
     acc_r = accuracy(robust, xt, yt, attack_r)
@@ -58,7 +58,7 @@ def test_adversarial_training_beats_standard_training_under_attack(digits):
 
 def test_history_without_eval_data_is_nan(digits):
     x, y, _, _ = digits
-    hist = fit_adversarial(_mlp(), x[:100], y[:100], eps=0.1, alpha=0.05, steps=1, epochs=1,
+    hist = fit_adversarial(_mlp(), x[:100], y[:100], eps=0.1, step_size=0.05, steps=1, epochs=1,
                            verbose=False)  # fmt: skip
     assert math.isnan(hist.clean_accuracy[0]) and math.isnan(hist.adversarial_accuracy[0])
     assert 0 <= hist.train_adversarial_accuracy[0] <= 1
@@ -82,7 +82,7 @@ class _KillAfter(nn.Module):
 def test_resume_after_kill_matches_uninterrupted_run(tmp_path, digits):
     x, y, xt, yt = digits
     x, y = x[:300], y[:300]
-    kwargs = dict(eps=0.1, alpha=0.05, steps=2, lr=0.05, batch_size=50, verbose=False, seed=3)
+    kwargs = dict(eps=0.1, step_size=0.05, steps=2, lr=0.05, batch_size=50, verbose=False, seed=3)
     straight = _mlp()
     ref = fit_adversarial(straight, x, y, epochs=3, **kwargs)
 
@@ -112,7 +112,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, digits):
 def test_checkpoint_from_other_settings_is_refused(tmp_path, digits):
     x, y, _, _ = digits
     ckpt = tmp_path / "run.pt"
-    kwargs = dict(alpha=0.05, steps=1, epochs=1, verbose=False, checkpoint=ckpt)
+    kwargs = dict(step_size=0.05, steps=1, epochs=1, verbose=False, checkpoint=ckpt)
     fit_adversarial(_mlp(), x[:50], y[:50], eps=0.1, **kwargs)
     with pytest.raises(ValueError, match="different settings"):
         fit_adversarial(_mlp(), x[:50], y[:50], eps=0.2, **kwargs)
@@ -128,21 +128,21 @@ def test_quiet_when_not_verbose(digits, capsys, monkeypatch):
     # verbose=False would still be hidden by the terminal check and this test could not fail.
     x, y, _, _ = digits
     monkeypatch.setattr(sys, "stderr", _Terminal())
-    fit_adversarial(_mlp(), x[:50], y[:50], eps=0.1, alpha=0.05, steps=1, epochs=1,
+    fit_adversarial(_mlp(), x[:50], y[:50], eps=0.1, step_size=0.05, steps=1, epochs=1,
                     verbose=False)  # fmt: skip
     assert sys.stderr.getvalue() == ""
     assert capsys.readouterr().out == ""
     # The control: the same run with the default (verbose=None) on a terminal shows a bar.
-    fit_adversarial(_mlp(), x[:50], y[:50], eps=0.1, alpha=0.05, steps=1, epochs=1)
+    fit_adversarial(_mlp(), x[:50], y[:50], eps=0.1, step_size=0.05, steps=1, epochs=1)
     assert "PGD-AT" in sys.stderr.getvalue()
 
 
 def test_bad_input_raises(digits):
     x, y, _, _ = digits
-    ok = dict(eps=0.1, alpha=0.05, steps=1, epochs=1, verbose=False)
+    ok = dict(eps=0.1, step_size=0.05, steps=1, epochs=1, verbose=False)
     for bad, match in [
         (dict(eps=-0.1), "eps must be >= 0"),
-        (dict(alpha=0.0), "alpha"),
+        (dict(step_size=0.0), "step_size"),
         (dict(steps=0), "steps must be >= 1"),
         (dict(norm="l0"), "norm must be one of"),
         (dict(epochs=0), "epochs must be an int >= 1"),

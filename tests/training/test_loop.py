@@ -57,9 +57,9 @@ def test_adversarial_trainers_leave_the_callers_rng_alone(trainer) -> None:
     expected = torch.rand(3)
     torch.manual_seed(123)
     if trainer == "pgd":
-        fit_adversarial(model, x, y, eps=0.1, alpha=0.05, steps=1, epochs=1, verbose=False)
+        fit_adversarial(model, x, y, eps=0.1, step_size=0.05, steps=1, epochs=1, verbose=False)
     else:
-        fit_yopo(model, x, y, m=1, n=1, eps=0.1, alpha=0.05, epochs=1, verbose=False)
+        fit_yopo(model, x, y, m=1, n=1, eps=0.1, step_size=0.05, epochs=1, verbose=False)
     assert torch.equal(torch.rand(3), expected)
 
 
@@ -162,8 +162,8 @@ def test_one_history_for_every_trainer() -> None:
     common = dict(epochs=1, verbose=False, eval_data=(x, y))
     histories = [
         fit(_tiny(), x, y, **common),
-        fit_adversarial(_tiny(), x, y, eps=0.1, alpha=0.05, steps=1, **common),
-        fit_yopo(_tiny(), x, y, m=1, n=1, eps=0.1, alpha=0.05, **common),
+        fit_adversarial(_tiny(), x, y, eps=0.1, step_size=0.05, steps=1, **common),
+        fit_yopo(_tiny(), x, y, m=1, n=1, eps=0.1, step_size=0.05, **common),
     ]
     for h in histories:
         assert type(h) is TrainHistory and h.epoch == [1]
@@ -176,7 +176,7 @@ def test_one_history_for_every_trainer() -> None:
 
 def test_milestones_and_their_older_spelling_agree() -> None:
     x, y = torch.rand(16, 1, 8, 8), torch.arange(16) % 2
-    kwargs = dict(eps=0.1, alpha=0.05, steps=1, epochs=4, lr=0.1, verbose=False)
+    kwargs = dict(eps=0.1, step_size=0.05, steps=1, epochs=4, lr=0.1, verbose=False)
     a = fit_adversarial(_tiny(), x, y, lr_schedule=(1, 3), **kwargs)
     b = fit_adversarial(_tiny(), x, y, lr_milestones=[3, 1], **kwargs)
     assert a.lr == b.lr == pytest.approx([0.1, 0.01, 0.01, 0.001])

@@ -1,9 +1,10 @@
 """Adversarial attacks: PGD (l-inf, l2) and attacks on hierarchies (sequential, joint, budgeted).
 
 Every attack is a callable ``attack(x, y) -> x_adv`` on inputs in [0, 1] (torchattacks'
-convention: normalisation belongs inside the model, and ``alpha`` is the step size, not
-smoothing's failure probability); any callable returning logits can be attacked, and so can a
-:class:`~hierclass.Hierarchy` (through its differentiable surrogate, judged by the real tree).
+convention: normalisation belongs inside the model; torchattacks' step size ``alpha`` is
+``step_size`` here, as ``alpha`` is smoothing's failure probability); any callable returning
+logits can be attacked, and so can a :class:`~hierclass.Hierarchy` (through its
+differentiable surrogate, judged by the real tree).
 :func:`evaluate_hierarchy` / :func:`evaluate_flat` and :func:`robustness_table` produce the
 natural / adversarial / budgeted table of the paper's §V (Tables I and II); for a hierarchy,
 :func:`evaluate_hierarchy`'s worst case is the number to report.

@@ -105,7 +105,7 @@ def check_factory(make_attack: Any) -> None:
     if not callable(make_attack):
         raise TypeError(
             "make_attack must be a callable model -> attack, e.g. "
-            "lambda model: PGD(model, eps=0.3, alpha=0.01, steps=40); got "
+            "lambda model: PGD(model, eps=0.3, step_size=0.01, steps=40); got "
             f"{type(make_attack).__name__}"
         )
 

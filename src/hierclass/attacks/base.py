@@ -15,9 +15,10 @@ asks the real tree (``h.predict``) whether a point fools it.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -34,6 +35,7 @@ from hierclass.channels_last import (
 from hierclass.inputs import IMAGE_RANGE, check_inputs
 
 Model = Callable[[torch.Tensor], torch.Tensor]
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 NORMS = ("linf", "l2")
 
@@ -48,24 +50,23 @@ def _check_real(value: Any, name: str) -> None:
         raise ValueError(f"{name} must be finite, got {value}")
 
 
-def check_budget(
+def check_attack_budget(
     eps: float,
-    alpha: float,
+    step_size: float,
     steps: int,
     norm: str,
     *,
-    alpha_name: str = "alpha (step size)",
     steps_name: str = "steps",
 ) -> None:
-    """Validate the threat-model numbers shared by PGD and YOPO.
+    """Validate the threat-model numbers shared by PGD and YOPO: radius, step size, steps, norm.
 
-    ``alpha`` is the step size, as in torchattacks (smoothing's ``alpha`` is Cohen et al.'s
-    failure probability; each keeps its own ecosystem's name).
+    (Not :func:`hierclass.smoothing.engine.prepare.check_budget`, which checks smoothing's
+    draw counts and failure probability.)
 
     Examples
     --------
-    >>> check_budget(0.3, 0.01, 40, "linf")
-    >>> check_budget(-0.1, 0.01, 40, "linf")
+    >>> check_attack_budget(0.3, 0.01, 40, "linf")
+    >>> check_attack_budget(-0.1, 0.01, 40, "linf")
     Traceback (most recent call last):
     ...
     ValueError: eps must be >= 0, got -0.1
@@ -75,13 +76,46 @@ def check_budget(
     if steps < 1:
         raise ValueError(f"{steps_name} must be >= 1, got {steps}")
     _check_real(eps, "eps")
-    _check_real(alpha, alpha_name)
+    _check_real(step_size, "step_size")
     if eps < 0:
         raise ValueError(f"eps must be >= 0, got {eps}")
-    if alpha <= 0:
-        raise ValueError(f"{alpha_name} must be > 0, got {alpha}")
+    if step_size <= 0:
+        raise ValueError(f"step_size must be > 0, got {step_size}")
     if not isinstance(norm, str) or norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+
+
+def refuses_alpha(owner: str) -> Callable[[_F], _F]:
+    """Decorate a function (or ``__init__``) whose step size is ``step_size=``: a call passing
+    ``alpha=`` gets a one-line ``TypeError`` naming ``step_size=`` (torchattacks calls the step
+    size ``alpha``; here ``alpha`` is only smoothing's failure probability).
+
+    Examples
+    --------
+    >>> @refuses_alpha("PGD")
+    ... def attack(eps, step_size, steps):
+    ...     return step_size
+    >>> attack(0.1, step_size=0.01, steps=3)
+    0.01
+    >>> attack(0.1, alpha=0.01, steps=3)
+    Traceback (most recent call last):
+    ...
+    TypeError: PGD's step size is step_size= (alpha is smoothing's failure probability)
+    """
+
+    def wrap(fn: _F) -> _F:
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if "alpha" in kwargs:
+                raise TypeError(
+                    f"{owner}'s step size is step_size= (alpha is smoothing's failure "
+                    "probability)"
+                )
+            return fn(*args, **kwargs)
+
+        return call  # type: ignore[return-value]
+
+    return wrap
 
 
 def _check_flag(value: Any, name: str) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from hierclass.attacks.base import Attack, Model, _check_flag, check_budget
+from hierclass.attacks.base import Attack, Model, _check_flag, check_attack_budget, refuses_alpha
 
 _TINY = 1e-12
 
@@ -141,11 +141,12 @@ class _Pool:
 class PGD(Attack):
     """Projected gradient descent on the cross-entropy, l-inf or l2 ball, with restarts.
 
-    Each step moves ``alpha`` along the steepest-ascent direction of the loss in the attack's
-    norm (``sign`` of the gradient for l-inf, the normalised gradient for l2) and projects
-    back onto the eps-ball around the clean input intersected with [0, 1]. The names follow
-    torchattacks: ``alpha`` is the *step size* (in :mod:`hierclass.smoothing`, ``alpha`` is
-    Cohen et al.'s failure probability; each room keeps its own ecosystem's convention).
+    Each step moves ``step_size`` along the steepest-ascent direction of the loss in the
+    attack's norm (``sign`` of the gradient for l-inf, the normalised gradient for l2) and
+    projects back onto the eps-ball around the clean input intersected with [0, 1]. The
+    positional order is torchattacks' (``PGD(model, eps, step_size, steps)``), but the step
+    size is called ``step_size``, not torchattacks' ``alpha``: in this library ``alpha`` is
+    only smoothing's failure probability, and ``alpha=`` here is refused with a message.
 
     Each sample gets the highest-loss iterate that fooled the model (every iterate is checked
     on the forward pass its gradient step runs anyway), else the final iterate; with several
@@ -166,8 +167,8 @@ class PGD(Attack):
         Maps ``x`` ``[B, ...]`` in [0, 1] to logits ``[B, K]`` (normalisation inside).
     eps : float
         Radius of the threat model's ball, >= 0 (in [0, 1] pixel units).
-    alpha : float
-        Step size, > 0 (torchattacks' name; not a probability).
+    step_size : float
+        Step size, > 0 (torchattacks' ``alpha``; not a probability).
     steps : int
         Number of gradient steps, >= 1.
     norm : {"linf", "l2"}
@@ -202,16 +203,17 @@ class PGD(Attack):
     <torch._C.Generator object at ...>
     >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
     >>> x, y = torch.rand(5, 1, 4, 4), torch.tensor([0, 1, 2, 0, 1])
-    >>> x_adv = PGD(model, eps=0.1, alpha=0.025, steps=10, seed=0)(x, y)
+    >>> x_adv = PGD(model, eps=0.1, step_size=0.025, steps=10, seed=0)(x, y)
     >>> bool((x_adv - x).abs().max() <= 0.1 + 1e-6), bool(x_adv.min() >= 0 and x_adv.max() <= 1)
     (True, True)
     """
 
+    @refuses_alpha("PGD")
     def __init__(
         self,
         model: Model,
         eps: float,
-        alpha: float,
+        step_size: float,
         steps: int,
         norm: str = "linf",
         random_start: bool = True,
@@ -224,7 +226,7 @@ class PGD(Attack):
         early_stop: bool = False,
     ) -> None:
         super().__init__(model, eval_mode=eval_mode, channels_last=channels_last)
-        check_budget(eps, alpha, steps, norm)
+        check_attack_budget(eps, step_size, steps, norm)
         if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
             raise ValueError(f"restarts must be an int >= 1, got {restarts!r}")
         if restarts > 1 and not random_start:
@@ -235,7 +237,7 @@ class PGD(Attack):
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise TypeError(f"seed must be an int or None, got {seed!r}")
         self.eps = float(eps)
-        self.alpha = float(alpha)
+        self.step_size = float(step_size)
         self.steps = steps
         self.norm = norm
         self.random_start = _check_flag(random_start, "random_start")
@@ -298,7 +300,7 @@ class PGD(Attack):
             x_adv, logits, loss = x_adv.detach(), logits.detach(), loss.detach()
             fooled = self.fooled(x_adv, logits, y, self.targeted)
             hits.offer(rows, x_adv, loss, fooled)
-            x_adv = ball.project(x_adv + self.alpha * ascent_direction(grad, self.norm))
+            x_adv = ball.project(x_adv + self.step_size * ascent_direction(grad, self.norm))
             if self.early_stop:  # drop the samples this iterate fooled (one host sync)
                 keep = (~fooled).nonzero().flatten()
                 if keep.numel() < fooled.numel():

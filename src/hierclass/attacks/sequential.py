@@ -65,7 +65,7 @@ def sequential_attack(
         Global labels.
     make_attack : callable
         ``make_attack(model) -> attack`` with ``attack(x, y) -> x_adv``; ``model`` maps the
-        node's modality to its scores. E.g. ``lambda m: PGD(m, eps, alpha, steps)``.
+        node's modality to its scores. E.g. ``lambda m: PGD(m, eps, step_size, steps)``.
     perturbable : collection of str or None
         Modalities the adversary may change (dict batches); None for a tensor batch.
     batch_size : int

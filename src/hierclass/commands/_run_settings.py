@@ -1,9 +1,10 @@
 """What a ``hierclass certify`` OUTFILE was computed with, kept beside it to guard resumes.
 
 A resumed run appends to the rows already in OUTFILE, so those rows must come from the same
-computation. ``OUTFILE.settings.json`` records sigma, N, N0, alpha, seed, the certificate
-method, the data set and a fingerprint of the model's weights; a rerun that differs in any
-of them is refused in one line instead of mixing two runs' rows in one table.
+computation. ``OUTFILE.settings.json`` records sigma, N, N0, alpha, seed, the leaf
+certificate, the data set and a fingerprint of the model's weights; a rerun that differs in
+any of them, or a sidecar recording a setting this version does not (one written before a
+setting was renamed), is refused in one line instead of mixing two runs' rows in one table.
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ def model_fingerprint(model: Any) -> str:
     return digest.hexdigest()[:16]
 
 
+#: Settings an older hierclass recorded under another name: old -> new.
+_RENAMED = {"method": "leaf_certificate"}
+
+
 def _describe(key: str, value: Any) -> str:
     return f"{key} {value}" if key != "model" else f"model weights {value}"
 
@@ -83,7 +88,8 @@ def check_run_settings(outfile: Path, settings: dict[str, Any], resume: bool, wr
     Raises
     ------
     ValueError
-        When ``outfile`` holds rows and its sidecar records other settings, or the sidecar
+        When ``outfile`` holds rows and its sidecar records other settings or a setting this
+        version does not record (e.g. ``method``, now ``leaf_certificate``), or the sidecar
         is a link or unreadable.
     """
     sidecar = settings_path(outfile)
@@ -99,6 +105,16 @@ def check_run_settings(outfile: Path, settings: dict[str, Any], resume: bool, wr
             ) from None
         if not isinstance(recorded, dict):
             recorded = {}
+        unknown = [k for k in recorded if k not in settings]
+        if unknown:
+            was = ", ".join(_describe(k, recorded[k]) for k in unknown)
+            renamed = [f"{k} -> {_RENAMED[k]}" for k in unknown if k in _RENAMED]
+            hint = f" (renamed since: {', '.join(renamed)})" if renamed else ""
+            raise ValueError(
+                f"{outfile} holds rows computed with {was}, which this version of hierclass "
+                f"does not record{hint}: rename the key in {sidecar.name} if the setting is "
+                "the same, pass --no-resume to replace the rows, or choose another OUTFILE"
+            )
         changed = [k for k in settings if k in recorded and recorded[k] != settings[k]]
         if changed:
             was = ", ".join(_describe(k, recorded[k]) for k in changed)

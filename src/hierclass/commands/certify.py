@@ -25,6 +25,10 @@ from hierclass.commands._run_settings import check_run_settings, model_fingerpri
 
 __all__ = ["check_device", "load_data", "load_model", "save_model_file"]
 
+#: The values of ``--leaf-certificate``: ``smoothing.hierarchy.smooth.LEAF_CERTIFICATES``,
+#: spelled out so that building the parser does not import smoothing (tests check they agree).
+LEAF_CERTIFICATES = ("renormalized", "margin")
+
 DESCRIPTION = """\
 Certify a model or a hierarchy with randomized smoothing (Cohen et al.).
 
@@ -65,7 +69,7 @@ certified@<r> column per radius, and hierclass analyze reads them like any other
 
 Rows are written as they are certified (Cohen's TSV columns first); the same command run
 again resumes a killed run, and finds a finished one done. OUTFILE.settings.json records
-sigma, N, N0, alpha, seed, method, data set and a fingerprint of the model's weights: a
+sigma, N, N0, alpha, seed, leaf certificate, data set and a fingerprint of the model's weights: a
 resume with other settings is refused. Under torchrun the data set is
 sharded by index across processes and merged at the end; only OUTFILE is left behind.
 """
@@ -84,13 +88,12 @@ def _count(name: str, low: int):
     return parse
 
 
-def _method(text: str) -> str:
-    """``--method``: the two certificates; ``cohen``, the old name of ``renormalized``, is
-    still read (old scripts keep working) but no longer offered in ``--help``."""
-    if text == "cohen":
-        return "renormalized"
-    if text not in ("renormalized", "margin"):
-        raise argparse.ArgumentTypeError(f"expected renormalized or margin, got {text!r}")
+def _leaf_certificate(text: str) -> str:
+    """``--leaf-certificate``: how renormalised leaves are certified."""
+    if text not in LEAF_CERTIFICATES:
+        raise argparse.ArgumentTypeError(
+            f"expected one of {', '.join(LEAF_CERTIFICATES)}, got {text!r}"
+        )
     return text
 
 
@@ -180,12 +183,13 @@ def add_parser(subparsers: Any) -> None:
         "--seed", type=_count("--seed", 0), default=0, help="base seed of the noise streams"
     )
     p.add_argument(
-        "--method",
-        type=_method,
+        "--leaf-certificate",
+        type=_leaf_certificate,
         default="renormalized",
-        metavar="{renormalized,margin}",
-        help="per-node certificate of a hierarchy: renormalized (Cohen's bound on the base "
-        "classifier restricted to the leaf's labels) or margin",
+        metavar="{" + ",".join(LEAF_CERTIFICATES) + "}",
+        help="how a hierarchy's renormalised leaves are certified: renormalized (Cohen's bound "
+        "on the base classifier restricted to the leaf's labels) or margin (the restricted "
+        "margin on the flat votes)",
     )
     p.add_argument(
         "--flat-out",
@@ -265,13 +269,15 @@ def _run_sequential(args, model, x, y, num_classes, indices, common) -> Any:
 
         columns = [sequential_columns(radii)]
         return run_sharded(job, indices, args.outfile, resume=resume, columns=columns)
-    if args.method == "margin":
+    if args.leaf_certificate == "margin":
         raise ValueError(
-            "--radii certifies hierarchies with --method renormalized only: a sequential "
-            "margin certificate would need upper bounds on every competing label"
+            "--radii certifies hierarchies with --leaf-certificate renormalized only: a "
+            "sequential margin certificate would need upper bounds on every competing label"
         )
     flat = _shared_flat_model(model)
-    hs = HierarchicalSmooth(model, args.sigma, seed=args.seed, flat=flat, method=args.method)
+    hs = HierarchicalSmooth(
+        model, args.sigma, seed=args.seed, flat=flat, leaf_certificate=args.leaf_certificate
+    )
 
     def hjob(ids, path, extra=()):
         flat_out = extra[0] if extra else None
@@ -385,7 +391,7 @@ def _settings(args, model: Any) -> dict[str, Any]:
         "N0": args.n0,
         "alpha": args.alpha,
         "seed": args.seed,
-        "method": args.method,
+        "leaf_certificate": args.leaf_certificate,
         "radii": args.radii,
         "dataset": args.dataset,
         "split": args.split,
@@ -435,7 +441,7 @@ def run(args: argparse.Namespace) -> int:
                 sigma=args.sigma,
                 seed=args.seed,
                 flat=flat,
-                method=args.method,
+                leaf_certificate=args.leaf_certificate,
                 indices=ids,
                 out=path,
                 flat_out=extra[0] if extra else None,

@@ -14,9 +14,9 @@ from hierclass._utils.progress import progress
 from hierclass.partition import LabelPartition
 from hierclass.smoothing.analysis.tables import average_certified_radius
 
-# A leaf is certified as the base classifier restricted to its class (base renormalisation),
-# which the smoothing room calls by this method name.
-LEAF_METHOD = "cohen"
+# A leaf is certified as the base classifier restricted to its class (base renormalisation):
+# Cohen's bound on the restricted votes, the bound smoothing calls "cohen".
+LEAF_BOUND = "cohen"
 
 
 @dataclass
@@ -66,7 +66,7 @@ def certify_once(
         batch_size,
         indices=range(x.shape[0]),
         subsets=list(subsets) or None,
-        methods=(LEAF_METHOD,),
+        bounds=(LEAF_BOUND,),
     )
     size = x.shape[0]
     radii = SampleRadii(
@@ -81,7 +81,7 @@ def certify_once(
             radii.flat[i] = min(res.radius, cap)
             radii.flat_ok[i] = True
         for cls in subsets:
-            cert = res.subset_certificates[(LEAF_METHOD, cls)]
+            cert = res.subset_certificates[(LEAF_BOUND, cls)]
             if cert.label == int(y[i]):
                 radii.leaf[cls][i] = min(cert.radius, cap)
                 radii.leaf_ok[cls][i] = True

@@ -8,8 +8,9 @@ and :class:`~hierclass.training.TrainHistory` as :func:`~hierclass.training.fit`
 Any node is trained on its own labels: pass coarse labels to train a router, local labels
 (the leaf's data) to train a leaf, or all labels for a flat baseline.
 
-Names follow torchattacks, as :mod:`hierclass.attacks` does: ``eps`` is the radius,
-``alpha`` the step size, ``steps`` the number of steps.
+Names follow :mod:`hierclass.attacks`: ``eps`` is the radius, ``step_size`` the step size
+(torchattacks' ``alpha``; here ``alpha`` is only smoothing's failure probability), ``steps`` the
+number of steps.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hierclass.attacks.base import check_budget
+from hierclass.attacks.base import check_attack_budget, refuses_alpha
 from hierclass.attacks.pgd import PGD
 from hierclass.inputs import IMAGE_RANGE
 
@@ -76,13 +77,14 @@ def schedule_of(lr_schedule: Schedule, lr_milestones: Sequence[int]) -> Schedule
     return tuple(lr_milestones)
 
 
+@refuses_alpha("fit_adversarial")
 def fit_adversarial(
     model: nn.Module,
     x: Data,
     y: torch.Tensor | None = None,
     *,
     eps: float,
-    alpha: float,
+    step_size: float,
     steps: int,
     norm: str = "linf",
     epochs: int = 10,
@@ -105,7 +107,7 @@ def fit_adversarial(
 ) -> TrainHistory:
     """PGD adversarial training (Madry et al. 2018): train on PGD-``steps`` examples.
 
-    Each batch is replaced by PGD examples (random start, ``steps`` steps of size ``alpha``
+    Each batch is replaced by PGD examples (random start, ``steps`` steps of size ``step_size``
     in the ``eps``-ball, generated with the model in eval mode so batch-norm statistics are
     not updated by the attack), then the model takes one optimiser step on their
     cross-entropy. Cost per batch: ``steps + 1`` forward/backward passes.
@@ -122,7 +124,7 @@ def fit_adversarial(
     eps
         The training attack's radius, step size (torchattacks' ``alpha``), number of steps
         and norm.
-    alpha
+    step_size
         The training attack's radius, step size (torchattacks' ``alpha``), number of steps
         and norm.
     steps
@@ -163,7 +165,7 @@ def fit_adversarial(
         Held-out data evaluated after every epoch, clean and under ``eval_attack``
         (``x_eval=``/``y_eval=`` is the older spelling).
     eval_attack : callable or None
-        Defaults to the training PGD (same eps, alpha, steps, norm) against ``model``.
+        Defaults to the training PGD (same eps, step_size, steps, norm) against ``model``.
     input_key
         As in :func:`~hierclass.training.fit`.
     device
@@ -178,7 +180,7 @@ def fit_adversarial(
     Raises
     ------
     ValueError
-        eps < 0, alpha <= 0, steps < 1, an unknown norm, inputs outside [0, 1] or
+        eps < 0, step_size <= 0, steps < 1, an unknown norm, inputs outside [0, 1] or
         non-finite, bad shapes, or a checkpoint from a run with other settings.
 
     Examples
@@ -187,21 +189,21 @@ def fit_adversarial(
     <torch._C.Generator object at ...>
     >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
     >>> x = torch.rand(32, 1, 2, 2); y = (x.flatten(1).sum(1) > 2).long()
-    >>> hist = fit_adversarial(net, x, y, eps=0.05, alpha=0.02, steps=3, epochs=2,
+    >>> hist = fit_adversarial(net, x, y, eps=0.05, step_size=0.02, steps=3, epochs=2,
     ...                        batch_size=16, verbose=False, eval_data=(x, y))
     >>> hist.epoch, len(hist.adversarial_accuracy)
     ([1, 2], 2)
     """
-    check_budget(eps, alpha, steps, norm)
+    check_attack_budget(eps, step_size, steps, norm)
     eval_data = eval_pair(eval_data, x_eval, y_eval)
     run = prepare(model, x, y, epochs=epochs, lr=lr, batch_size=batch_size,
                   optimizer=optimizer, momentum=momentum, weight_decay=weight_decay,
                   lr_schedule=schedule_of(lr_schedule, lr_milestones), seed=seed,
                   verbose=verbose, eval_data=eval_data, input_key=input_key,
                   input_range=IMAGE_RANGE, device=device)  # fmt: skip
-    attack = PGD(model, eps, alpha, steps, norm=norm, random_start=True)
-    config = {**run.config, "method": "pgd", "eps": float(eps), "alpha": float(alpha),
-              "steps": steps, "norm": norm}  # fmt: skip
+    attack = PGD(model, eps, step_size, steps, norm=norm, random_start=True)
+    config = {**run.config, "method": "pgd", "eps": float(eps),
+              "step_size": float(step_size), "steps": steps, "norm": norm}  # fmt: skip
     return run_epochs(model, run.x, run.y, pgd_step(attack), config=config,
                       checkpoint=checkpoint, eval_data=run.eval_data,
                       eval_attack=attack if eval_attack is None else eval_attack,

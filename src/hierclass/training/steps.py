@@ -77,7 +77,7 @@ def pgd_step(attack: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Tr
     --------
     >>> from hierclass.attacks import PGD
     >>> net = torch.nn.Linear(3, 2)
-    >>> step = pgd_step(PGD(net, eps=0.1, alpha=0.05, steps=2))
+    >>> step = pgd_step(PGD(net, eps=0.1, step_size=0.05, steps=2))
     >>> loss, correct = step(net, torch.rand(4, 3), torch.tensor([0, 1, 0, 1]), None)
     >>> bool(loss > 0)
     True

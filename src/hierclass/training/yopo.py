@@ -10,7 +10,7 @@ Hamiltonian ``H(eta) = <p, f0(x + eta)>``. So for each batch YOPO-m-n runs
   gradient of every layer *after* the first into ``.grad`` and freezes ``p_j``;
 * after each pass, ``n`` cheap ascent steps on ``H`` that only run ``f0``::
 
-      eta <- Proj_{eps-ball, [0,1]}(eta + alpha * sign(grad_eta <p_j, f0(x + eta)>))
+      eta <- Proj_{eps-ball, [0,1]}(eta + step_size * sign(grad_eta <p_j, f0(x + eta)>))
 
   (l-inf; l2 uses the normalised gradient), giving ``eta_{j+1}``;
 * the first layer's weight gradient, the paper's Hamiltonian choice: the full pass's
@@ -26,10 +26,9 @@ so ``lr`` means what it means for ordinary training) or summed as in the paper's
 batch-norm inside ``layer_one`` would see every inner step (the library's models keep
 batch-norm out of ``layer_one``).
 
-Names: one per concept in this room, torchattacks' as in the rest of ``training`` and in
-``attacks``: ``eps`` the radius, ``alpha`` the (inner) step size; the YOPO paper's
-``step_size`` is accepted in its place. (Smoothing's ``alpha`` is Cohen et al.'s failure
-probability, in its own room.)
+Names: one per concept, as in the rest of ``training`` and in ``attacks``: ``eps`` the
+radius, ``step_size`` the (inner) step size (the YOPO paper's name; torchattacks' ``alpha``,
+which is refused here because ``alpha`` is smoothing's failure probability).
 """
 
 from __future__ import annotations
@@ -43,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hierclass._utils.checks import positive_int
-from hierclass.attacks.base import check_budget
+from hierclass.attacks.base import check_attack_budget, refuses_alpha
 from hierclass.attacks.pgd import PGD, ascent_direction, project, random_start
 from hierclass.inputs import IMAGE_RANGE
 
@@ -74,7 +73,7 @@ class YOPOStep(NamedTuple):
     --------
     >>> from hierclass.models import SmallCNN
     >>> out = yopo_step(SmallCNN(2, image_size=4, channels=(2, 2, 2)), torch.rand(3, 1, 4, 4),
-    ...                 torch.tensor([0, 1, 0]), m=1, n=1, eps=0.1, alpha=0.1)
+    ...                 torch.tensor([0, 1, 0]), m=1, n=1, eps=0.1, step_size=0.1)
     >>> type(out).__name__, out.logits.shape
     ('YOPOStep', torch.Size([3, 2]))
     """
@@ -109,6 +108,7 @@ def check_layer_one_split(model: object) -> tuple[nn.Module, nn.Module]:
     return model.layer_one, model.rest  # type: ignore[attr-defined]
 
 
+@refuses_alpha("yopo_step")
 def yopo_step(
     model: nn.Module,
     x: torch.Tensor,
@@ -117,8 +117,7 @@ def yopo_step(
     m: int,
     n: int,
     eps: float,
-    alpha: float | None = None,
-    step_size: float | None = None,
+    step_size: float,
     norm: str = "linf",
     eta: torch.Tensor | None = None,
     loss_fn: LossFn = F.cross_entropy,
@@ -140,17 +139,14 @@ def yopo_step(
     n : int
         Full passes and inner first-layer steps per pass (YOPO-m-n), both >= 1.
     eps
-        Radius of the perturbation ball, inner step size, ``"linf"`` or ``"l2"``. The step
-        size is ``alpha`` in this room, as in :func:`fit_yopo` and torchattacks;
-        ``step_size=`` (the YOPO paper's name) is accepted instead.
-    alpha
-        Radius of the perturbation ball, inner step size, ``"linf"`` or ``"l2"``. The step
-        size is ``alpha`` in this room, as in :func:`fit_yopo` and torchattacks;
-        ``step_size=`` (the YOPO paper's name) is accepted instead.
+        Radius of the perturbation ball, inner step size, ``"linf"`` or ``"l2"`` (the step
+        size is ``step_size``, as in :func:`fit_yopo` and :class:`~hierclass.attacks.PGD`).
+    step_size
+        Radius of the perturbation ball, inner step size, ``"linf"`` or ``"l2"`` (the step
+        size is ``step_size``, as in :func:`fit_yopo` and :class:`~hierclass.attacks.PGD`).
     norm
-        Radius of the perturbation ball, inner step size, ``"linf"`` or ``"l2"``. The step
-        size is ``alpha`` in this room, as in :func:`fit_yopo` and torchattacks;
-        ``step_size=`` (the YOPO paper's name) is accepted instead.
+        Radius of the perturbation ball, inner step size, ``"linf"`` or ``"l2"`` (the step
+        size is ``step_size``, as in :func:`fit_yopo` and :class:`~hierclass.attacks.PGD`).
     eta : Tensor or None
         Starting perturbation ``eta_0`` (projected onto the ball); default uniform random.
     loss_fn : callable
@@ -169,15 +165,14 @@ def yopo_step(
     >>> from hierclass.models import SmallCNN
     >>> net = SmallCNN(3, image_size=8)
     >>> out = yopo_step(net, torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 2, 0]),
-    ...                 m=2, n=3, eps=0.1, alpha=0.02)
+    ...                 m=2, n=3, eps=0.1, step_size=0.02)
     >>> len(out.etas), bool(out.etas[-1].abs().max() <= 0.1 + 1e-6)
     (3, True)
     >>> all(p.grad is not None for p in net.parameters())
     True
     """
     layer_one, rest = check_layer_one_split(model)
-    alpha, alpha_name = _step_size(alpha, step_size)
-    check_budget(eps, alpha, n, norm, alpha_name=alpha_name, steps_name="n (inner steps)")
+    check_attack_budget(eps, step_size, n, norm, steps_name="n (inner steps)")
     positive_int(m, "m (full passes per batch)")
     if grad_accumulation not in ("mean", "sum"):
         raise ValueError(f"grad_accumulation must be 'mean' or 'sum', got {grad_accumulation!r}")
@@ -210,7 +205,7 @@ def yopo_step(
             hamiltonian = (layer_one(x_adv) * p).sum()
             (grad,) = torch.autograd.grad(hamiltonian, x_adv)
             x_adv = project(
-                x_adv.detach() + alpha * ascent_direction(grad, norm), x, eps, norm, lo, hi
+                x_adv.detach() + step_size * ascent_direction(grad, norm), x, eps, norm, lo, hi
             )
         # Layer one's weights: d/dtheta0 <weight * p_j, f0(x + eta_{j+1})>, accumulated.
         (layer_one(x_adv) * p).sum().backward()
@@ -218,17 +213,9 @@ def yopo_step(
     return YOPOStep(x_adv=x_adv, etas=etas, loss=loss_total / m, logits=logits.detach())
 
 
-def _step_size(alpha: float | None, step_size: float | None) -> tuple[float, str]:
-    """The inner step size and the name it was given (``alpha``, or YOPO's ``step_size``)."""
-    if alpha is None and step_size is None:
-        raise TypeError("give the inner step size as alpha= (or YOPO's name, step_size=)")
-    if alpha is not None and step_size is not None:
-        raise TypeError("give alpha or step_size (the same inner step size), not both")
-    return (alpha, "alpha (step size)") if alpha is not None else (step_size, "step_size")
-
-
+@refuses_alpha("yopo_train_step")
 def yopo_train_step(
-    m: int, n: int, eps: float, alpha: float, norm: str, grad_accumulation: str
+    m: int, n: int, eps: float, step_size: float, norm: str, grad_accumulation: str
 ) -> TrainStep:
     """The loop's step for YOPO-m-n (:func:`yopo_step` on every batch; random ``eta_0``
     from torch's global RNG, which the loop seeds per epoch).
@@ -236,7 +223,7 @@ def yopo_train_step(
     Examples
     --------
     >>> from hierclass.models import SmallCNN
-    >>> step = yopo_train_step(m=1, n=2, eps=0.1, alpha=0.05, norm="linf",
+    >>> step = yopo_train_step(m=1, n=2, eps=0.1, step_size=0.05, norm="linf",
     ...                        grad_accumulation="mean")
     >>> loss, correct = step(SmallCNN(2, image_size=4, channels=(2, 2, 2)),
     ...                      torch.rand(3, 1, 4, 4), torch.tensor([0, 1, 0]), None)
@@ -245,13 +232,14 @@ def yopo_train_step(
     """
 
     def step(net: nn.Module, xb: torch.Tensor, yb: torch.Tensor, generator: Any):
-        out = yopo_step(net, xb, yb, m=m, n=n, eps=eps, alpha=alpha, norm=norm,
+        out = yopo_step(net, xb, yb, m=m, n=n, eps=eps, step_size=step_size, norm=norm,
                         grad_accumulation=grad_accumulation)  # fmt: skip
         return out.loss * yb.shape[0], (out.logits.argmax(1) == yb).sum()
 
     return step
 
 
+@refuses_alpha("fit_yopo")
 def fit_yopo(
     model: nn.Module,
     x: Data,
@@ -260,8 +248,7 @@ def fit_yopo(
     m: int = 5,
     n: int = 10,
     eps: float,
-    alpha: float | None = None,
-    step_size: float | None = None,
+    step_size: float,
     norm: str = "linf",
     epochs: int = 10,
     lr: float = 0.05,
@@ -288,9 +275,9 @@ def fit_yopo(
     passes of the first layer only (YOPO-5-10 approximates PGD-40 at about 5 full passes).
 
     Names: ``m`` and ``n`` are the paper's (YOPO-m-n): full passes per batch and inner
-    first-layer steps per pass (not smoothing's Monte-Carlo ``n``); ``eps`` and ``alpha``
-    (the inner step size) are the attack room's names, as in
-    :func:`~hierclass.training.fit_adversarial`; ``step_size`` is accepted for ``alpha``.
+    first-layer steps per pass (not smoothing's Monte-Carlo ``n``); ``eps`` and
+    ``step_size`` (the inner step size) are the attack room's names, as in
+    :func:`~hierclass.training.fit_adversarial`.
 
     Parameters
     ----------
@@ -306,7 +293,7 @@ def fit_yopo(
         YOPO-m-n: full passes per batch and inner first-layer steps per pass.
     eps
         Perturbation radius, inner step size and norm.
-    alpha
+    step_size
         Perturbation radius, inner step size and norm.
     norm
         Perturbation radius, inner step size and norm.
@@ -345,7 +332,7 @@ def fit_yopo(
     device
         As in :func:`~hierclass.training.fit_adversarial`.
     eval_attack : callable or None
-        Defaults to PGD with ``m * n`` steps of ``alpha`` in the same ball.
+        Defaults to PGD with ``m * n`` steps of ``step_size`` in the same ball.
 
     Returns
     -------
@@ -356,7 +343,7 @@ def fit_yopo(
     TypeError
         The model has no ``layer_one``/``rest`` split.
     ValueError
-        eps < 0, alpha <= 0, m or n < 1, an unknown norm, inputs outside [0, 1].
+        eps < 0, step_size <= 0, m or n < 1, an unknown norm, inputs outside [0, 1].
 
     Examples
     --------
@@ -365,14 +352,13 @@ def fit_yopo(
     <torch._C.Generator object at ...>
     >>> net = SmallCNN(2, image_size=8, channels=(4, 4, 4))
     >>> x = torch.rand(16, 1, 8, 8); y = (x.mean((1, 2, 3)) > 0.5).long()
-    >>> hist = fit_yopo(net, x, y, m=2, n=2, eps=0.05, alpha=0.02, epochs=1,
+    >>> hist = fit_yopo(net, x, y, m=2, n=2, eps=0.05, step_size=0.02, epochs=1,
     ...                 batch_size=8, verbose=False)
     >>> hist.config["method"], hist.epoch
     ('yopo', [1])
     """
     check_layer_one_split(model)
-    alpha, alpha_name = _step_size(alpha, step_size)
-    check_budget(eps, alpha, n, norm, alpha_name=alpha_name, steps_name="n (inner steps)")
+    check_attack_budget(eps, step_size, n, norm, steps_name="n (inner steps)")
     positive_int(m, "m (full passes per batch)")
     if grad_accumulation not in ("mean", "sum"):
         raise ValueError(f"grad_accumulation must be 'mean' or 'sum', got {grad_accumulation!r}")
@@ -382,11 +368,11 @@ def fit_yopo(
                   verbose=verbose, eval_data=eval_pair(eval_data, x_eval, y_eval),
                   input_key=input_key, input_range=IMAGE_RANGE, device=device)  # fmt: skip
     if eval_attack is None:
-        eval_attack = PGD(model, eps, alpha, m * n, norm=norm)
+        eval_attack = PGD(model, eps, step_size, m * n, norm=norm)
     config = {**run.config, "method": "yopo", "m": m, "n": n, "eps": float(eps),
-              "alpha": float(alpha), "norm": norm,
+              "step_size": float(step_size), "norm": norm,
               "grad_accumulation": grad_accumulation}  # fmt: skip
-    step = yopo_train_step(m, n, float(eps), float(alpha), norm, grad_accumulation)
+    step = yopo_train_step(m, n, float(eps), float(step_size), norm, grad_accumulation)
     return run_epochs(model, run.x, run.y, step, config=config, checkpoint=checkpoint,
                       eval_data=run.eval_data, eval_attack=eval_attack,
                       desc=f"YOPO-{m}-{n}", **run.loop)  # fmt: skip

@@ -46,18 +46,19 @@ from hierclass.smoothing.certificates.bounds import (  # the kernels: arguments 
 
 __all__ = [
     "ABSTAIN",
-    "METHODS",
+    "BOUNDS",
     "Certificate",
-    "check_method",
+    "check_bound",
     "certify_counts",
     "certify_counts_checked",
 ]
 
 #: The label a smoothed classifier returns when it abstains (as ``Smooth.ABSTAIN``).
 ABSTAIN = -1
-#: Certificate kinds: ``"cohen"`` (Cohen's bound on the base classifier restricted to ``L``,
-#: i.e. base renormalisation) and ``"margin"`` (restricted margin on the flat counts).
-METHODS = ("cohen", "margin")
+#: The bounds a certificate is computed with: ``"cohen"`` (Cohen's one-sided bound on the
+#: selected label of the base classifier restricted to ``L``, i.e. base renormalisation) and
+#: ``"margin"`` (the restricted margin on the flat counts).
+BOUNDS = ("cohen", "margin")
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,8 @@ class Certificate:
         Lower confidence bound on the top label's probability (nan if not estimated).
     p_upper : float
         Upper bound used for the runner-up (``"margin"``; nan for ``"cohen"``).
-    method : str
-        ``"cohen"`` or ``"margin"``.
+    bound : str
+        The bound it was computed with, ``"cohen"`` or ``"margin"``.
     labels : tuple of int or None
         The label subset certified within (None: all labels).
     alpha : float
@@ -88,7 +89,7 @@ class Certificate:
     Certificates come from :func:`certify_counts` (or from ``Smooth.certify_detailed``):
 
     >>> c = certify_counts([0, 99, 1], [5, 990, 5], alpha=0.001, sigma=0.25)
-    >>> c.label, c.abstained, c.radius > 0, c.method
+    >>> c.label, c.abstained, c.radius > 0, c.bound
     (1, False, True, 'cohen')
     >>> tie = certify_counts([50, 50, 0], [500, 500, 0], alpha=0.001, sigma=0.25)
     >>> tie.label == ABSTAIN, tie.abstained, tie.radius
@@ -99,7 +100,7 @@ class Certificate:
     radius: float
     p_lower: float
     p_upper: float
-    method: str
+    bound: str
     labels: tuple[int, ...] | None
     alpha: float
     sigma: float
@@ -133,7 +134,7 @@ def certify_counts(
     sigma: float,
     *,
     labels: Sequence[int] | None = None,
-    method: str = "cohen",
+    bound: str = "cohen",
 ) -> Certificate:
     """Certify from count vectors (selection counts from ``n0`` draws, estimation from ``n``).
 
@@ -149,11 +150,12 @@ def certify_counts(
         Noise level of the smoothing.
     labels : sequence of int, optional
         Certify within this label subset ``L`` (default: all labels).
-        With ``method="cohen"`` the counts must be those of the base classifier restricted to
+        With ``bound="cohen"`` the counts must be those of the base classifier restricted to
         ``L`` (``argmax_{c in L}`` of the logits, as ``Smooth`` records per subset); with
-        ``method="margin"`` they are the flat classifier's counts.
-    method : {"cohen", "margin"}
-        See the module docstring for why each is sound.
+        ``bound="margin"`` they are the flat classifier's counts.
+    bound : {"cohen", "margin"}
+        The bound on the counts: Cohen's one-sided bound on the selected label, or the
+        restricted margin. See the module docstring for why each is sound.
 
     Returns
     -------
@@ -165,34 +167,34 @@ def certify_counts(
     >>> c = certify_counts([2, 95, 3], [10, 980, 10], alpha=0.001, sigma=0.5)
     >>> c.label, round(c.radius, 3)
     (1, 0.889)
-    >>> m = certify_counts([2, 95, 3], [10, 980, 10], 0.001, 0.5, method="margin")
+    >>> m = certify_counts([2, 95, 3], [10, 980, 10], 0.001, 0.5, bound="margin")
     >>> m.radius > c.radius
     True
     """
     alpha = check_alpha(alpha)
     sigma = check_sigma(sigma)
-    check_method(method)
-    return certify_counts_checked(counts_select, counts, alpha, sigma, labels, method)
+    check_bound(bound)
+    return certify_counts_checked(counts_select, counts, alpha, sigma, labels, bound)
 
 
-def check_method(method: str) -> str:
-    """Validate a certificate kind (one of :data:`METHODS`).
+def check_bound(bound: str) -> str:
+    """Validate a bound (one of :data:`BOUNDS`).
 
     Examples
     --------
-    >>> check_method("margin")
+    >>> check_bound("margin")
     'margin'
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    return method
+    if bound not in BOUNDS:
+        raise ValueError(f"bound must be one of {BOUNDS}, got {bound!r}")
+    return bound
 
 
 def certify_counts_checked(
     counts_select: Sequence[int], counts: Sequence[int], alpha: float, sigma: float,
-    labels: Sequence[int] | None, method: str,
+    labels: Sequence[int] | None, bound: str,
 ) -> Certificate:  # fmt: skip
-    """:func:`certify_counts` for callers that validated ``alpha``, ``sigma`` and ``method``.
+    """:func:`certify_counts` for callers that validated ``alpha``, ``sigma`` and ``bound``.
 
     A loop over inputs, label subsets or a path's nodes checks those once at its boundary and
     calls this; the counts and ``labels``, which differ per call, are still checked here.
@@ -207,7 +209,7 @@ def certify_counts_checked(
     subset = None if labels is None else tuple(int(v) for v in lab)
 
     def cert(label: int, radius: float, p_a: float, p_b: float) -> Certificate:
-        return Certificate(label, radius, p_a, p_b, method, subset, alpha, sigma, cs, ce)
+        return Certificate(label, radius, p_a, p_b, bound, subset, alpha, sigma, cs, ce)
 
     if lab.size == 1:  # the restricted classifier is constant: nothing can change it
         return cert(int(lab[0]), math.inf, 1.0, 0.0)
@@ -218,7 +220,7 @@ def certify_counts_checked(
         raise ValueError("counts_select must hold at least one selection draw (n0 >= 1)")
     # ties: the smallest label, like numpy's argmax over the full vector
     c_a = int(lab[np.argmax(cs[lab])])
-    if method == "cohen":
+    if bound == "cohen":
         p_a = float(_cp_lower(ce[c_a], np.int64(n), alpha))
         if p_a < 0.5:
             return cert(ABSTAIN, 0.0, p_a, math.nan)

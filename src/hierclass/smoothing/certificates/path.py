@@ -45,7 +45,7 @@ from hierclass.smoothing.certificates.counts import (
     ABSTAIN,
     Certificate,
     certify_counts_checked,
-    check_method,
+    check_bound,
 )
 
 __all__ = [
@@ -98,8 +98,9 @@ class NodeVotes:
         node's outputs, or global labels when ``bins`` is given.
     bins : tuple of int, optional
         For votes over global labels (a renormalised leaf): the bin of each output.
-    method : {"cohen", "margin"}
-        Node certificate (see :func:`~hierclass.smoothing.certificates.counts.certify_counts`).
+    bound : {"cohen", "margin"}
+        The bound on the node's counts (see
+        :func:`~hierclass.smoothing.certificates.counts.certify_counts`).
     choice : int, optional
         The output chosen (clean and constant nodes).
     names : tuple of str, optional
@@ -118,7 +119,7 @@ class NodeVotes:
     counts_select: np.ndarray | None = None
     counts: np.ndarray | None = None
     bins: tuple[int, ...] | None = None
-    method: str = "cohen"
+    bound: str = "cohen"
     choice: int | None = None
     names: tuple[str, ...] | None = None
     router: bool | None = None
@@ -270,10 +271,10 @@ def _node_certificate(v: NodeVotes, alpha_node: float, sigma: float) -> NodeCert
         return NodeCertificate(v.path, v.kind, int(v.choice or 0), math.inf)
     cs, ce = np.asarray(v.counts_select), np.asarray(v.counts)
     if v.bins is None:
-        cert = certify_counts_checked(cs, ce, alpha_node, sigma, None, v.method)
+        cert = certify_counts_checked(cs, ce, alpha_node, sigma, None, v.bound)
         choice = cert.label
     else:
-        cert = certify_counts_checked(cs, ce, alpha_node, sigma, labels=v.bins, method=v.method)
+        cert = certify_counts_checked(cs, ce, alpha_node, sigma, v.bins, v.bound)
         choice = ABSTAIN if cert.label == ABSTAIN else list(v.bins).index(cert.label)
     return NodeCertificate(v.path, v.kind, choice, cert.radius, cert, cs, ce)
 
@@ -324,7 +325,7 @@ def certify_path(
     for v in votes:
         if v.kind not in NODE_KINDS:
             raise ValueError(f"node kind must be one of {NODE_KINDS}, got {v.kind!r}")
-        check_method(v.method)
+        check_bound(v.bound)
     k = sum(1 for v in votes if v.kind == "smoothed")
     alpha_node = alpha / max(1, k)
     nodes: list[NodeCertificate] = []

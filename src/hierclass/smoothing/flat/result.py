@@ -40,7 +40,8 @@ class SmoothResult:
     subset_counts : ndarray of int, shape [num_subsets, num_classes]
         Votes of the base classifier restricted to each subset (``argmax_{c in L}``).
     subset_certificates : dict
-        ``(method, subset) -> Certificate`` for the requested methods.
+        ``(bound, subset) -> Certificate`` for the requested bounds (``"cohen"``,
+        ``"margin"``).
     seconds : float
         Wall time spent sampling this input (its share of the batches its draws rode in).
 
@@ -84,13 +85,13 @@ def smooth_result(
     sigma: float,
     subsets: tuple[tuple[int, ...], ...] = (),
     head: Any = None,
-    methods: Sequence[str] = ("cohen", "margin"),
+    bounds: Sequence[str] = ("cohen", "margin"),
 ) -> SmoothResult:
     """The :class:`SmoothResult` of a sampled task (``task.counts``: selection, estimation).
 
     ``head`` (a :class:`~hierclass.smoothing.certificates.subsets.SubsetHead`) decodes the
     restricted votes when ``subsets`` are given. ``alpha``, ``sigma``, ``subsets`` and
-    ``methods`` are the caller's, validated once per run (``Smooth.certify_many``), not per
+    ``bounds`` are the caller's, validated once per run (``Smooth.certify_many``), not per
     input.
 
     Examples
@@ -110,12 +111,12 @@ def smooth_result(
         res.subsets = subsets
         res.subset_counts_select, res.subset_counts = s_sel, s_est
         for j, L in enumerate(subsets):
-            if "cohen" in methods:
+            if "cohen" in bounds:
                 res.subset_certificates[("cohen", L)] = certify_counts_checked(
-                    s_sel[j], s_est[j], alpha, sigma, labels=L, method="cohen"
+                    s_sel[j], s_est[j], alpha, sigma, L, "cohen"
                 )
-            if "margin" in methods:
+            if "margin" in bounds:
                 res.subset_certificates[("margin", L)] = certify_counts_checked(
-                    sel[0], est[0], alpha, sigma, labels=L, method="margin"
+                    sel[0], est[0], alpha, sigma, L, "margin"
                 )
     return res

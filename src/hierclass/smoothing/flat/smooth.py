@@ -18,7 +18,7 @@ from hierclass._utils.modules import model_device
 from hierclass.channels_last import check_channels_last
 from hierclass.inputs import InputRange, check_input_range
 from hierclass.smoothing.certificates.bounds import check_alpha, check_sigma, top_two_pvalue
-from hierclass.smoothing.certificates.counts import ABSTAIN, METHODS
+from hierclass.smoothing.certificates.counts import ABSTAIN, BOUNDS
 from hierclass.smoothing.certificates.subsets import SubsetHead, check_subsets
 from hierclass.smoothing.engine.flat_engine import flat_engine
 from hierclass.smoothing.engine.precision import check_amp_dtype, warn_slow_amp
@@ -312,7 +312,7 @@ class Smooth:
         *,
         index: int | None = None,
         subsets: Iterable[Sequence[int]] | None = None,
-        methods: Sequence[str] = ("cohen", "margin"),
+        bounds: Sequence[str] = ("cohen", "margin"),
     ) -> SmoothResult:
         """Certify ``x`` flat and within each label subset, from one set of samples.
 
@@ -333,8 +333,9 @@ class Smooth:
         subsets : iterable of sequences of int, optional
             Label subsets ``L`` to certify within (e.g. the classes of a partition, or
             :func:`~hierclass.smoothing.certificates.subsets.subsets_of_size`).
-        methods : sequence of {"cohen", "margin"}
-            Which subset certificates to compute (see
+        bounds : sequence of {"cohen", "margin"}
+            The bounds of the subset certificates to compute: Cohen's on the restricted votes
+            (base renormalisation) and the restricted margin (see
             :mod:`hierclass.smoothing.certificates.counts` for why each is sound).
 
         Returns
@@ -357,7 +358,7 @@ class Smooth:
             batch_size,
             indices=[noise_index(index)],
             subsets=subsets,
-            methods=methods,
+            bounds=bounds,
         )
         return res
 
@@ -371,7 +372,7 @@ class Smooth:
         *,
         indices: Iterable[int] | None = None,
         subsets: Iterable[Sequence[int]] | None = None,
-        methods: Sequence[str] = ("cohen", "margin"),
+        bounds: Sequence[str] = ("cohen", "margin"),
     ) -> Iterator[SmoothResult]:
         """Certify a stream of inputs, packing several per forward pass when ``n`` is small.
 
@@ -384,9 +385,9 @@ class Smooth:
         ``torch.compile`` and keeps it only when it repays its compilation (the plan is printed).
         """
         n0, n, alpha = check_budget(n0, n, alpha)
-        for m in methods:
-            if m not in METHODS:
-                raise ValueError(f"methods must be drawn from {METHODS}, got {m!r}")
+        for m in bounds:
+            if m not in BOUNDS:
+                raise ValueError(f"bounds must be drawn from {BOUNDS}, got {m!r}")
         subs = () if subsets is None else check_subsets(subsets, self.num_classes)
         head = SubsetHead(subs, self.num_classes, self.device) if subs else None
         # A long run of known length may repay torch.compile (batch_size="auto" decides).
@@ -402,7 +403,7 @@ class Smooth:
 
         def results():
             for task in engine.run(tasks):
-                yield smooth_result(task, alpha, self.sigma, subs, head, methods)
+                yield smooth_result(task, alpha, self.sigma, subs, head, bounds)
 
         return results()
 

@@ -254,8 +254,8 @@ class SamplingPlan:
                              router=not role.is_leaf)  # fmt: skip
         cs, ce = self.node_counts(role, sel), self.node_counts(role, est)
         bins = tuple(int(v) for v in node.labels) if role.renorm else None
-        method = "margin" if (role.renorm and self.margin) else "cohen"
-        return NodeVotes(role.path, "smoothed", outputs, cs, ce, bins, method, None, names,
+        bound = "margin" if (role.renorm and self.margin) else "cohen"
+        return NodeVotes(role.path, "smoothed", outputs, cs, ce, bins, bound, None, names,
                          router=not role.is_leaf)  # fmt: skip
 
     # ------------------------------------------------------------------ the path

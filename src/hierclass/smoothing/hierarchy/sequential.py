@@ -252,8 +252,8 @@ def certify_hierarchy_radii_many(
     estimation draws then run, look by look, only the models on that path (and the flat
     baseline's, while it is undecided), and every smoothed node on it runs its confidence
     sequence at ``alpha / k`` (see the module docstring). Results come out as inputs are
-    decided. Nodes certified with ``method="margin"`` are not supported (a margin confidence
-    sequence would bound every competing label).
+    decided. Renormalised leaves certified with ``leaf_certificate="margin"`` are not
+    supported (a margin confidence sequence would bound every competing label).
 
     Examples
     --------
@@ -275,8 +275,9 @@ def certify_hierarchy_radii_many(
     setup = sequential_setup(hsmooth.sigma, radii, n0, max_n, alpha, first, ratio)
     if hsmooth.plan.margin:
         raise ValueError(
-            "sequential hierarchy certification supports method='renormalized' nodes; this "
-            "HierarchicalSmooth certifies renormalised leaves with method='margin'"
+            "sequential hierarchy certification supports leaf_certificate='renormalized' only; "
+            "this HierarchicalSmooth certifies renormalised leaves with "
+            "leaf_certificate='margin'"
         )
     if not hsmooth.groups:
         raise ValueError(

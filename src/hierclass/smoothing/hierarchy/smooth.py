@@ -27,7 +27,6 @@ Sampling, step by step:
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any
@@ -69,33 +68,31 @@ from hierclass.smoothing.hierarchy.plan import (
     select_modality,
 )
 
-__all__ = ["HIERARCHY_METHODS", "HierarchicalSmooth", "check_hierarchy_method"]
+__all__ = ["LEAF_CERTIFICATES", "HierarchicalSmooth", "check_leaf_certificate"]
 
-#: Certificates of renormalised leaves: ``"renormalized"`` (base renormalisation: Cohen's
+#: How renormalised leaves are certified: ``"renormalized"`` (base renormalisation: Cohen's
 #: bound on ``argmax_{c in L}`` of the flat logits) or ``"margin"`` (restricted margin on
 #: the flat votes). Other nodes always get Cohen's bound on their own argmax.
-HIERARCHY_METHODS = ("renormalized", "margin")
+LEAF_CERTIFICATES = ("renormalized", "margin")
 
 
-def check_hierarchy_method(method: str) -> str:
-    """Validate ``method``; the old name ``"cohen"`` still works, with a warning.
+def check_leaf_certificate(leaf_certificate: str) -> str:
+    """Validate ``leaf_certificate``, one of :data:`LEAF_CERTIFICATES`.
 
     Examples
     --------
-    >>> check_hierarchy_method("margin")
+    >>> check_leaf_certificate("margin")
     'margin'
+    >>> check_leaf_certificate("cohen")
+    Traceback (most recent call last):
+    ...
+    ValueError: leaf_certificate must be one of ('renormalized', 'margin'), got 'cohen'
     """
-    if method == "cohen":
-        warnings.warn(
-            'method="cohen" is now called method="renormalized" (base renormalisation of the '
-            "leaves); the old name will be removed",
-            DeprecationWarning,
-            stacklevel=3,
+    if leaf_certificate not in LEAF_CERTIFICATES:
+        raise ValueError(
+            f"leaf_certificate must be one of {LEAF_CERTIFICATES}, got {leaf_certificate!r}"
         )
-        return "renormalized"
-    if method not in HIERARCHY_METHODS:
-        raise ValueError(f"method must be one of {HIERARCHY_METHODS}, got {method!r}")
-    return method
+    return leaf_certificate
 
 
 class HierarchicalSmooth:
@@ -119,12 +116,11 @@ class HierarchicalSmooth:
         The threat model for dict inputs: modalities the adversary (and the noise) touches.
         Nodes reading other modalities get an infinite radius. Default: every
         floating-point modality. Must be ``None`` for tensor inputs.
-    method : {"renormalized", "margin"}, default "renormalized"
+    leaf_certificate : {"renormalized", "margin"}, default "renormalized"
         Certificate of a :class:`~hierclass.nodes.RenormalizedLeaf`: base renormalisation
         (Cohen's bound on ``argmax_{c in L}`` of the flat logits) or the restricted margin on
         the flat model's votes (see :mod:`hierclass.smoothing.certificates.counts`). Every other
-        node gets Cohen's bound on its own argmax. ``"cohen"`` is the deprecated name of
-        ``"renormalized"``.
+        node gets Cohen's bound on its own argmax.
     flat : callable, optional
         A flat baseline classifier ``[B, ...] -> [B, num_labels]`` certified on the same
         noisy draws (free when it is the renormalised leaves' flat model).
@@ -169,7 +165,7 @@ class HierarchicalSmooth:
         *,
         seed: int = 0,
         perturbed_keys: Sequence[str] | None = None,
-        method: str = "renormalized",
+        leaf_certificate: str = "renormalized",
         flat: Any = None,
         flat_input_key: str | None = None,
         device: str | torch.device | None = None,
@@ -179,7 +175,7 @@ class HierarchicalSmooth:
     ) -> None:
         if not isinstance(hierarchy, Hierarchy):
             raise TypeError(f"hierarchy must be a Hierarchy, got {type(hierarchy).__name__}")
-        method = check_hierarchy_method(method)
+        leaf_certificate = check_leaf_certificate(leaf_certificate)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be an int >= 0, got {seed!r}")
         if flat is not None and not callable(flat):
@@ -188,7 +184,7 @@ class HierarchicalSmooth:
         self.sigma = check_sigma(sigma)
         self.seed = int(seed)
         self.perturbed_keys = None if perturbed_keys is None else tuple(perturbed_keys)
-        self.method = method
+        self.leaf_certificate = leaf_certificate
         self.flat = flat
         self.amp_dtype = check_amp_dtype(amp_dtype)
         models = [node for _, node in hierarchy.nodes()] + ([] if flat is None else [flat])
@@ -205,7 +201,7 @@ class HierarchicalSmooth:
         self.plan = SamplingPlan(
             hierarchy,
             self.perturbed_keys,
-            method == "margin",
+            leaf_certificate == "margin",
             flat,
             flat_input_key,
             self.device,

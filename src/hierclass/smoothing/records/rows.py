@@ -23,7 +23,7 @@ from hierclass.smoothing.records.tsv import (
     format_counts,
     upper_bound_field,
 )
-from hierclass.smoothing.sequential.decisions import check_radii
+from hierclass.smoothing.sequential.decisions import check_radii_to_certify
 
 __all__ = [
     "HIERARCHY_COLUMNS",
@@ -162,7 +162,7 @@ def _certified_cells(radii: Sequence[float], certified: Sequence[bool]) -> dict[
 
 
 def _certified_columns(radii: Sequence[float]) -> tuple[str, ...]:
-    r = check_radii(radii)
+    r = check_radii_to_certify(radii)
     names = tuple(certified_column(v) for v in r)
     if len(set(names)) != len(names):
         raise ValueError(f"radii {r.tolist()} are too close to name their columns apart")

@@ -135,7 +135,7 @@ def _certify_flat(
     output = Output(out, FLAT_COLUMNS, lambda r, lab, t: flat_row(r, lab, t, partition))
 
     def certify(inputs: Any, ids: list[int]) -> Any:
-        return smooth.certify_many(inputs, *draws, indices=ids, subsets=subsets, methods=("cohen",))
+        return smooth.certify_many(inputs, *draws, indices=ids, subsets=subsets, bounds=("cohen",))
 
     return run([output], certify, num_labels=smooth.num_classes)
 
@@ -169,7 +169,7 @@ def certify_hierarchy(
     perturbed_keys: Sequence[str] | None = None,
     flat: Any = None,
     flat_input_key: str | None = None,
-    method: str = "renormalized",
+    leaf_certificate: str = "renormalized",
     device: str | torch.device | None = None,
     amp_dtype: torch.dtype | None = None,
     channels_last: bool | None = None,
@@ -212,7 +212,7 @@ def certify_hierarchy(
         As in :class:`~hierclass.smoothing.hierarchy.smooth.HierarchicalSmooth`.
     flat_input_key
         As in :class:`~hierclass.smoothing.hierarchy.smooth.HierarchicalSmooth`.
-    method
+    leaf_certificate
         As in :class:`~hierclass.smoothing.hierarchy.smooth.HierarchicalSmooth`.
     device
         As in :class:`~hierclass.smoothing.hierarchy.smooth.HierarchicalSmooth`.
@@ -256,9 +256,9 @@ def certify_hierarchy(
     | class | n | baseline CR | hierarchy CR | baseline CA | hierarchy CA |
     """
     hs = HierarchicalSmooth(
-        hierarchy, sigma, seed=seed, perturbed_keys=perturbed_keys, method=method, flat=flat,
-        flat_input_key=flat_input_key, device=device, amp_dtype=amp_dtype,
-        channels_last=channels_last, input_range=input_range,
+        hierarchy, sigma, seed=seed, perturbed_keys=perturbed_keys,
+        leaf_certificate=leaf_certificate, flat=flat, flat_input_key=flat_input_key,
+        device=device, amp_dtype=amp_dtype, channels_last=channels_last, input_range=input_range,
     )  # fmt: skip
     return certify_dataset(
         hs, x, y, n0=n0, n=n, alpha=alpha, batch_size=batch_size, indices=indices, out=out,

@@ -174,7 +174,7 @@ def certify_hierarchy_radii_dataset(
     Parameters
     ----------
     hsmooth : HierarchicalSmooth
-        The smoothed hierarchy (``method="renormalized"``).
+        The smoothed hierarchy (``leaf_certificate="renormalized"``).
     x : Tensor [N, ...] or dict of Tensors
         The data set, inside its range (checked once, before sampling).
     y : Tensor [N]

@@ -35,7 +35,7 @@ __all__ = [
     "Decisions",
     "SequentialSetup",
     "abstains",
-    "check_radii",
+    "check_radii_to_certify",
     "decide",
     "largest_certified",
     "radius_thresholds",
@@ -60,18 +60,22 @@ CERTIFIED, UNDECIDED, REFUTED = 1, 0, -1
 FINAL_SHARE = 0.2
 
 
-def check_radii(radii: Any) -> np.ndarray:
-    """Validate radii: a non-empty sequence of distinct finite floats >= 0.
+def check_radii_to_certify(radii: Any) -> np.ndarray:
+    """Validate the radii a sequential test decides: a non-empty sequence of distinct finite
+    floats >= 0, returned flat.
+
+    (The radii a curve is read at, checked in :mod:`hierclass.smoothing.analysis.tables`, may
+    be any shape, repeat, or be ``inf``.)
 
     Examples
     --------
-    >>> check_radii([0, 0.25, 0.5]).tolist()
+    >>> check_radii_to_certify([0, 0.25, 0.5]).tolist()
     [0.0, 0.25, 0.5]
-    >>> check_radii([0.5, -1])
+    >>> check_radii_to_certify([0.5, -1])
     Traceback (most recent call last):
     ...
     ValueError: radii must be finite and >= 0, got [0.5, -1.0]
-    >>> check_radii(None)
+    >>> check_radii_to_certify(None)
     Traceback (most recent call last):
     ...
     TypeError: radii must be a sequence of floats, got NoneType
@@ -367,7 +371,7 @@ def sequential_setup(
     n0 = check_count("n0", n0)
     max_n = check_count("max_n", max_n)
     alpha = check_alpha(alpha)
-    r = check_radii(radii)
+    r = check_radii_to_certify(radii)
     thresholds = radius_thresholds(r, sigma)
     looks = geometric_looks(max_n, first=first, ratio=ratio)
     exact = (_sequence(alpha).all_correct_n(t, max_n) for t in thresholds)
