@@ -16,7 +16,11 @@ from typing import Any
 import numpy as np
 
 from hierclass.smoothing.analysis.hierarchy_metrics import level_certified_fraction
-from hierclass.smoothing.analysis.tables import _check_radii, class_summary, comparison_table
+from hierclass.smoothing.analysis.tables import (
+    check_radii_to_evaluate,
+    class_summary,
+    comparison_table,
+)
 from hierclass.smoothing.records.tsv import ResultTable
 
 __all__ = ["HierarchyResults", "level_certified_accuracy", "levels_table"]
@@ -98,7 +102,7 @@ def levels_table(results: ResultTable, radii: Any = (0.0,)) -> str:
     | 0 | 1 | 100.00% | 100.00% | 0.900 |
     | label | 1 | 100.00% | 0.00% | 0.200 |
     """
-    radii = [float(r) for r in np.atleast_1d(_check_radii(radii))]
+    radii = [float(r) for r in np.atleast_1d(check_radii_to_evaluate(radii))]
     per = [level_certified_accuracy(results, r) for r in radii]
     head = "| level | n | " + " | ".join(f"CA r={r}" for r in radii) + " | CR (certified correct) |"
     lines = [head, "|---|" + "---|" * (len(radii) + 2)]

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from hierclass.smoothing.analysis.tables import _check_radii, certified_accuracy
+from hierclass.smoothing.analysis.tables import certified_accuracy, check_radii_to_evaluate
 from hierclass.smoothing.records.tsv import ResultTable
 
 __all__ = ["certified_information_gain", "information_gain_table"]
@@ -84,7 +84,7 @@ def certified_information_gain(results: ResultTable, radii: Any = 0.0) -> Any:
     True
     """
     scalar = np.ndim(radii) == 0
-    r = np.atleast_1d(_check_radii(radii))
+    r = np.atleast_1d(check_radii_to_evaluate(radii))
     if "level_radii" not in results:
         out = np.atleast_1d(certified_accuracy(results, r))
     elif len(results) == 0:

@@ -23,6 +23,7 @@ __all__ = [
     "average_certified_radius",
     "certified_accuracy",
     "certified_accuracy_curve",
+    "check_radii_to_evaluate",
     "check_results",
     "class_summary",
     "compare_radii",
@@ -117,12 +118,21 @@ def _arrays(table_or_radius: Any, correct: Any = None) -> tuple[np.ndarray, np.n
     return r, c
 
 
-def _check_radii_to_evaluate(radii: Any) -> np.ndarray:
+def check_radii_to_evaluate(radii: Any) -> np.ndarray:
     """The radii a curve is read at: any shape, >= 0, not NaN (``inf`` and repeats allowed);
     ``None`` in them is refused, not read as NaN.
 
     Not :func:`~hierclass.smoothing.sequential.decisions.check_radii_to_certify`, which checks
     the radii a sequential test decides (a non-empty list of distinct finite radii).
+
+    Examples
+    --------
+    >>> check_radii_to_evaluate([0.5, 0.0, float("inf")]).tolist()
+    [0.5, 0.0, inf]
+    >>> check_radii_to_evaluate(None)
+    Traceback (most recent call last):
+    ...
+    TypeError: radii must be a number or a sequence of numbers, got None
     """
     if radii is None or isinstance(radii, str | bytes):
         raise TypeError(f"radii must be a number or a sequence of numbers, got {radii!r}")
@@ -158,7 +168,7 @@ def certified_accuracy(results: Any, radii: Any = 0.0, correct: Any = None) -> A
     array([0.75, 0.5 ])
     """
     r, c = _arrays(results, correct)
-    rs = _check_radii_to_evaluate(radii)
+    rs = check_radii_to_evaluate(radii)
     if r.size == 0:
         raise ValueError("no results to summarise")
     acc = ((r[None, :] >= rs.reshape(-1, 1)) & c[None, :]).mean(1)
