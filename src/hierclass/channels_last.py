@@ -65,16 +65,16 @@ def check_channels_last(channels_last: Any, *models: Any) -> bool | None:
     return channels_last
 
 
-class _Method(nn.Module):
-    """Exposes ``getattr(model, method)`` as ``forward`` so functional_call can wrap it."""
+class _EntryPoint(nn.Module):
+    """Exposes ``getattr(model, entry)`` as ``forward`` so functional_call can wrap it."""
 
-    def __init__(self, model: nn.Module, method: str) -> None:
+    def __init__(self, model: nn.Module, entry: str) -> None:
         super().__init__()
         self.model = model
-        self.method = method
+        self.entry = entry
 
     def forward(self, x: Any) -> Any:
-        return getattr(self.model, self.method)(x)
+        return getattr(self.model, self.entry)(x)
 
 
 class ChannelsLastForward:
@@ -84,8 +84,8 @@ class ChannelsLastForward:
     ----------
     model : nn.Module
         Any module; only its 4-D floating-point parameters and buffers are re-laid out.
-    method : str, default "forward"
-        Which method to call (e.g. ``"scores"`` for a hierarchy node).
+    entry : str, default "forward"
+        The name of the model's method to run (e.g. ``"scores"`` for a hierarchy node).
 
     Examples
     --------
@@ -101,13 +101,13 @@ class ChannelsLastForward:
     True
     """
 
-    def __init__(self, model: nn.Module, method: str = "forward") -> None:
+    def __init__(self, model: nn.Module, entry: str = "forward") -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"ChannelsLastForward needs an nn.Module, got {type(model).__name__}")
-        if not callable(getattr(model, method, None)):
-            raise ValueError(f"{type(model).__name__} has no method {method!r}")
+        if not callable(getattr(model, entry, None)):
+            raise ValueError(f"{type(model).__name__} has no method {entry!r}")
         self.model = model
-        self._wrapped = _Method(model, method)
+        self._wrapped = _EntryPoint(model, entry)
         # name -> (tensor, version, data_ptr, channels-last copy)
         self._copies: dict[str, tuple[torch.Tensor, int, int, torch.Tensor]] = {}
 

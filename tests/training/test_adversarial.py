@@ -53,7 +53,7 @@ def test_adversarial_training_beats_standard_training_under_attack(digits):
     assert all(a <= c for a, c in zip(hist.adversarial_accuracy, hist.clean_accuracy))
     assert hist.adversarial_accuracy[-1] > hist.adversarial_accuracy[0]
     assert len(hist.seconds) == 6 and hist.total_seconds > 0
-    assert hist.config["method"] == "pgd" and hist.config["steps"] == 5
+    assert hist.config["training"] == "pgd" and hist.config["steps"] == 5
 
 
 def test_history_without_eval_data_is_nan(digits):

@@ -202,7 +202,7 @@ def fit_adversarial(
                   verbose=verbose, eval_data=eval_data, input_key=input_key,
                   input_range=IMAGE_RANGE, device=device)  # fmt: skip
     attack = PGD(model, eps, step_size, steps, norm=norm, random_start=True)
-    config = {**run.config, "method": "pgd", "eps": float(eps),
+    config = {**run.config, "training": "pgd", "eps": float(eps),
               "step_size": float(step_size), "steps": steps, "norm": norm}  # fmt: skip
     return run_epochs(model, run.x, run.y, pgd_step(attack), config=config,
                       checkpoint=checkpoint, eval_data=run.eval_data,

@@ -257,7 +257,7 @@ def run_epochs(
     ...     loss.backward()
     ...     return loss.detach(), (logits.argmax(1) == yb).sum()
     >>> x = torch.rand(8, 2); y = (x[:, 0] > x[:, 1]).long()
-    >>> hist = run_epochs(net, x, y, step, config={"method": "plain"}, epochs=2,
+    >>> hist = run_epochs(net, x, y, step, config={"training": "plain"}, epochs=2,
     ...                   batch_size=4, lr=0.1, verbose=False)
     >>> hist.epoch
     [1, 2]

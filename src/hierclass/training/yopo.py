@@ -354,7 +354,7 @@ def fit_yopo(
     >>> x = torch.rand(16, 1, 8, 8); y = (x.mean((1, 2, 3)) > 0.5).long()
     >>> hist = fit_yopo(net, x, y, m=2, n=2, eps=0.05, step_size=0.02, epochs=1,
     ...                 batch_size=8, verbose=False)
-    >>> hist.config["method"], hist.epoch
+    >>> hist.config["training"], hist.epoch
     ('yopo', [1])
     """
     check_layer_one_split(model)
@@ -369,7 +369,7 @@ def fit_yopo(
                   input_key=input_key, input_range=IMAGE_RANGE, device=device)  # fmt: skip
     if eval_attack is None:
         eval_attack = PGD(model, eps, step_size, m * n, norm=norm)
-    config = {**run.config, "method": "yopo", "m": m, "n": n, "eps": float(eps),
+    config = {**run.config, "training": "yopo", "m": m, "n": n, "eps": float(eps),
               "step_size": float(step_size), "norm": norm,
               "grad_accumulation": grad_accumulation}  # fmt: skip
     step = yopo_train_step(m, n, float(eps), float(step_size), norm, grad_accumulation)
