@@ -82,7 +82,7 @@ def private_reaches(path: Path) -> list[str]:
 
 @pytest.mark.parametrize("path", smoothing_files(), ids=lambda p: str(p.relative_to(SMOOTHING)))
 def test_no_module_reaches_into_another_objects_private_state(path: Path):
-    """Certifiers use the smoothers' public protocol (prepare, engine, noise_seed), not
+    """Certifiers use the smoothers' public protocol (prepare, engine) and Smooth.noise_seed, not
     their private methods."""
     assert private_reaches(path) == []
 

@@ -127,7 +127,10 @@ def test_sequential_hierarchy_and_fixed_n_agree_on_the_path():
     hs = HierarchicalSmooth(h, 0.25, perturbed_keys=("image",), seed=5)
     x = {"meta": torch.tensor([-1.0]), "image": torch.rand(6)}
     (seq,) = certify_hierarchy_radii_many(hs, [x], [0.0, 0.1], max_n=2000, indices=[0])
-    assert seq.route == (1,) and seq.nodes[0][1] == "clean" and seq.num_smoothed == 1
+    fixed = hs.certify(x, n0=100, n=2000, alpha=0.001, index=0)  # the same selection draws
+    assert seq.route == fixed.route == (1,) and seq.num_smoothed == fixed.num_smoothed == 1
+    assert seq.nodes[0][1] == fixed.nodes[0].kind == "clean"
+    assert seq.nodes[-1][2] == fixed.nodes[-1].choice  # the leaf picked the same output
 
 
 def _count_alpha_checks(monkeypatch) -> list:

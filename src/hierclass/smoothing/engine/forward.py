@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from hierclass.batch import batch_size as batch_rows  # rows of a tensor or dict batch
 from hierclass.smoothing.engine.batch_size import BatchPlan, resolve_plan
 from hierclass.smoothing.engine.precision import with_autocast
 from hierclass.smoothing.engine.prepare import BatchSize
@@ -24,17 +25,6 @@ from hierclass.smoothing.engine.prepare import BatchSize
 __all__ = ["checked_scores", "resolve_forward"]
 
 Forward = Callable[[Any], Any]
-
-
-def batch_rows(batch: Any) -> int:
-    """Rows of a batch: a tensor's first dimension, or a dict of modalities' first one.
-
-    Examples
-    --------
-    >>> batch_rows(torch.zeros(3, 2)), batch_rows({"a": torch.zeros(5, 1)})
-    (3, 5)
-    """
-    return batch.shape[0] if isinstance(batch, torch.Tensor) else len(next(iter(batch.values())))
 
 
 def checked_scores(

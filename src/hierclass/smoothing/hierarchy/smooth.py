@@ -26,8 +26,9 @@ Sampling, step by step:
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any
 
@@ -269,9 +270,9 @@ class HierarchicalSmooth:
             device=self.device,
             amp_dtype=self.amp_dtype,
         )
-        layout = plan.channels_last
+        forwards = {g.gid: self._forward(g, plan.channels_last) for g in self.groups}
         engine = CountEngine(
-            lambda batch, segments: self._evaluate(engine, batch, segments, layout),
+            lambda batch, segments: self._evaluate(engine, batch, segments, forwards),
             self.plan.head_sizes,
             sigma=self.sigma,
             seed=self.seed,
@@ -282,21 +283,24 @@ class HierarchicalSmooth:
         engine.nonfinite_what = "a model of the hierarchy"
         return engine
 
-    def noise_seed(self) -> int:
-        """The base seed of the noise streams (a hierarchy's seed is always fixed)."""
-        return self.seed
-
     # ------------------------------------------------------------------ sampling
-    def _scores(self, g: Group, xm: torch.Tensor, channels_last: bool) -> torch.Tensor:
-        """One group's checked scores on a batch of its modality, in the run's precision."""
-        forward = lambda b: g.call(b, channels_last)  # noqa: E731 - one call site
+    def _forward(self, g: Group, channels_last: bool) -> Callable[[Any], torch.Tensor]:
+        """One group's checked scores on a batch of its modality, in the run's precision.
+
+        Built once per engine, so a batch pays only the model's forward pass.
+        """
+        forward = functools.partial(g.call, channels_last=channels_last)
         if self.amp_dtype is not None:
             forward = with_autocast(forward, self.device, self.amp_dtype)
         what = f"model {type(g.model).__name__}"
-        return checked_scores(forward, xm, g.num_outputs, what, "its number of outputs")
+        return functools.partial(
+            checked_scores, forward, width=g.num_outputs, what=what,
+            width_from="its number of outputs",
+        )  # fmt: skip
 
-    def _evaluate(self, engine: CountEngine, batch: Any, segments: list, layout: bool) -> list:
+    def _evaluate(self, engine: CountEngine, batch: Any, segments: list, forwards: dict) -> list:
         out: list = [None] * len(self.plan.head_sizes)
+        draws = [m for _, m in segments]
         for g in self.groups:
             needs = [g.gid in task.payload.groups for task, _ in segments]
             a, b = self.plan.head_slices[g.gid]
@@ -309,10 +313,11 @@ class HierarchicalSmooth:
             xm = select_modality(batch, g.input_key)
             rows = None
             if not all(needs):
-                mask = torch.tensor(np.repeat(needs, [m for _, m in segments]), device=self.device)
-                rows = mask.nonzero().flatten()
+                # the rows are known on the host: no device-side nonzero (a sync on a GPU)
+                picked = np.flatnonzero(np.repeat(needs, draws))
+                rows = torch.from_numpy(picked).to(self.device)
                 xm = xm[rows]
-            logits = self._scores(g, xm, layout)
+            logits = forwards[g.gid](xm)
             if g.finite_scores:
                 engine.flag_nonfinite(logits)
             out[a] = (logits.argmax(1), rows)
